@@ -1,0 +1,86 @@
+"""Relative covariance factors: theta <-> Lambda.
+
+Each random-effects term ``k`` with ``p_k`` columns has a lower-triangular
+``p_k x p_k`` factor ``lambda_k`` with ``Cov(b_k[level]) = sigma^2 lambda_k lambda_k'``.
+``theta`` stacks the lower triangles column by column (lme4's order:
+``(1,1), (2,1), ..., (p,1), (2,2), ...``); diagonal entries are bounded below by 0.
+The full ``Lambda`` is block diagonal with ``lambda_k`` repeated once per level.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["ThetaLayout"]
+
+
+@dataclass(frozen=True)
+class ThetaLayout:
+    """Where each term's entries live in theta.
+
+    Parameters
+    ----------
+    sizes : p_k for each term, in fitted term order.
+    """
+    sizes: tuple[int, ...]
+
+    @property
+    def n_theta(self) -> int:
+        return sum(p * (p + 1) // 2 for p in self.sizes)
+
+    def slices(self) -> list[slice]:
+        out, start = [], 0
+        for p in self.sizes:
+            m = p * (p + 1) // 2
+            out.append(slice(start, start + m))
+            start += m
+        return out
+
+    @staticmethod
+    def tril_indices(p: int) -> tuple[np.ndarray, np.ndarray]:
+        """Row and column indices of the lower triangle in column-major order."""
+        rows, cols = [], []
+        for j in range(p):
+            for i in range(j, p):
+                rows.append(i)
+                cols.append(j)
+        return np.array(rows, dtype=int), np.array(cols, dtype=int)
+
+    def lower_bounds(self) -> np.ndarray:
+        lb = []
+        for p in self.sizes:
+            r, c = self.tril_indices(p)
+            lb.extend(np.where(r == c, 0.0, -np.inf))
+        return np.array(lb)
+
+    def initial(self) -> np.ndarray:
+        """lme4's start: identity factors (1 on the diagonal, 0 off it)."""
+        lb = self.lower_bounds()
+        return np.where(lb == 0.0, 1.0, 0.0)
+
+    def lambdas(self, theta: np.ndarray) -> list[np.ndarray]:
+        """The ``p_k x p_k`` lower-triangular factors for ``theta``."""
+        out = []
+        for p, sl in zip(self.sizes, self.slices()):
+            lam = np.zeros((p, p))
+            r, c = self.tril_indices(p)
+            lam[r, c] = theta[sl]
+            out.append(lam)
+        return out
+
+    def theta_from_lambdas(self, lambdas: list[np.ndarray]) -> np.ndarray:
+        parts = []
+        for p, lam in zip(self.sizes, lambdas):
+            r, c = self.tril_indices(p)
+            parts.append(lam[r, c])
+        return np.concatenate(parts) if parts else np.zeros(0)
+
+    def names(self, groups: list[str], cnames: list[tuple[str, ...]]) -> list[str]:
+        """lme4's theta names: ``Subject.(Intercept)``, ``Subject.Days.(Intercept)``, ``Subject.Days``."""
+        out = []
+        for p, g, cn in zip(self.sizes, groups, cnames):
+            r, c = self.tril_indices(p)
+            for i, j in zip(r, c):
+                out.append(f"{g}.{cn[i]}" if i == j else f"{g}.{cn[i]}.{cn[j]}")
+        return out

@@ -1,0 +1,298 @@
+"""Penalized least squares workspace for linear mixed models (Bates et al. 2015, JSS 67(1)).
+
+Model: ``y = X beta + Z b + e`` with ``b = Lambda_theta u``, ``u ~ N(0, sigma^2 I)``,
+``e ~ N(0, sigma^2 W^{-1})``.  With ``F = [X y]`` and everything pre-multiplied by
+``W^{1/2}``, the blocked cross-product
+
+    A = [Z F]' [Z F]   (formed once, never again touching the n rows)
+
+is factored for each theta as the lower-triangular
+
+    L L' = [ Lambda' Z'Z Lambda + I   Lambda' Z'F ]
+           [ F'Z Lambda               F'F         ]
+
+in three block rows, as in MixedModels.jl:
+
+* block 0, the first random term (the one with most levels): ``L00`` is block
+  diagonal (``l_0`` blocks of ``p_0 x p_0``; a vector when ``p_0 = 1``) and never fills in;
+* block r, all later terms: ``Lrr`` is dense (crossed factors fill it in);
+* block F: ``LFF`` of size ``(p+1)``; its last diagonal entry squared is the
+  penalized residual sum of squares ``r^2``, its leading ``p x p`` block ``R_X``.
+
+The profiled deviances are (``n`` rows, ``p`` fixed effects, ``nu = n`` for ML and
+``n - p`` for REML)::
+
+    ML:   log|L_Z|^2 + n  (1 + log(2 pi r^2 / n))         - sum(log w)
+    REML: log|L_Z|^2 + log|R_X|^2 + (n-p)(1 + log(2 pi r^2 / (n-p))) - sum(log w)
+"""
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.linalg import solve_triangular
+from scipy.linalg.lapack import dpotrf
+
+from .covariance import ThetaLayout
+
+__all__ = ["PLSWorkspace", "FAILED_OBJECTIVE", "random_effects_matrix"]
+
+#: Value returned when a factorization fails inside the optimizer: large but finite,
+#: so that BOBYQA's quadratic model is not destroyed by an infinity.
+FAILED_OBJECTIVE = 1e15
+
+
+def random_effects_matrix(codes: np.ndarray, Xk: np.ndarray, nlevels: int) -> sp.csr_matrix:
+    """Sparse ``Z_k`` (n x nlevels*p): row i holds ``Xk[i]`` in the columns of its level.
+
+    Rows with code ``-1`` (levels unseen in fitting) are all zero.
+    """
+    n, p = Xk.shape
+    ok = codes >= 0
+    rows = np.repeat(np.flatnonzero(ok), p)
+    cols = (codes[ok][:, None] * p + np.arange(p)[None, :]).ravel()
+    data = Xk[ok].ravel()
+    return sp.csr_matrix((data, (rows, cols)), shape=(n, nlevels * p))
+
+
+def _chol(M: np.ndarray) -> np.ndarray | None:
+    """Lower Cholesky factor via LAPACK dpotrf, or None if M is not positive definite."""
+    if M.shape[0] == 0:
+        return M
+    c, info = dpotrf(M, lower=1, clean=1, overwrite_a=1)
+    return c if info == 0 else None
+
+
+class PLSWorkspace:
+    """Blocked PLS factorization for one LMM; mutable, updated in place for each theta.
+
+    Parameters
+    ----------
+    X : (n, p) fixed-effects matrix.
+    y : (n,) response (the offset already subtracted).
+    blocks : list of ``(codes (n,), Xk (n, p_k), n_levels)``; block 0 should be the
+        term with most levels.
+    weights : (n,) prior weights or None.
+    reml : REML (True) or ML (False) criterion.
+    """
+
+    def __init__(self, X, y, blocks, weights=None, reml=True):
+        X = np.asarray(X, float)
+        y = np.asarray(y, float)
+        self.n, self.p = X.shape
+        self.reml = reml
+        self.sizes = tuple(int(b[1].shape[1]) for b in blocks)
+        self.nlevels = tuple(int(b[2]) for b in blocks)
+        self.layout = ThetaLayout(self.sizes)
+        sw = None if weights is None else np.sqrt(np.asarray(weights, float))
+        self.log_weights = 0.0 if weights is None else float(np.sum(np.log(weights[weights > 0])))
+        scale = (lambda M: M) if sw is None else (lambda M: M * (sw[:, None] if M.ndim == 2 else sw))
+        F = scale(np.column_stack([X, y]))
+        Zs = [random_effects_matrix(c, scale(np.asarray(Xk, float)), l) for c, Xk, l in blocks]
+        codes0, X0, l0 = blocks[0]
+        p0 = self.sizes[0]
+        X0w = scale(np.asarray(X0, float))
+        self.A00 = np.empty((l0, p0, p0))
+        for a in range(p0):
+            for b in range(a, p0):
+                self.A00[:, a, b] = self.A00[:, b, a] = np.bincount(codes0, X0w[:, a] * X0w[:, b], minlength=l0)
+        self.AF0 = np.asarray((Zs[0].T @ F).T)
+        self.AFF = F.T @ F
+        self.q0 = l0 * p0
+        self.has_rest = len(blocks) > 1
+        if self.has_rest:
+            Zr = sp.hstack(Zs[1:], format="csr")
+            self.qr = Zr.shape[1]
+            self.Ar0 = (Zr.T @ Zs[0]).tocsr()
+            self.Ar0.sort_indices()
+            self.Arr = (Zr.T @ Zr).toarray()
+            self.AFr = np.asarray((Zr.T @ F).T)
+            self._rest_scalar = all(p == 1 for p in self.sizes[1:])
+            rows = np.repeat(np.arange(self.qr), np.diff(self.Ar0.indptr))
+            self._ar0_rows, self._ar0_cols = rows, self.Ar0.indices.copy()
+        else:
+            self.qr = 0
+        self.theta = None
+        self.objective_value = None
+
+    # ------------------------------------------------------------------ update
+    def _lambda_rest(self, lams) -> tuple[np.ndarray | None, sp.spmatrix | None]:
+        """Lambda for the rest block: a vector when all terms are scalar, else sparse block diagonal."""
+        if self._rest_scalar:
+            return np.concatenate([np.full(l, lam[0, 0]) for lam, l in zip(lams[1:], self.nlevels[1:])]), None
+        mats = [sp.kron(sp.identity(l, format="csr"), sp.csr_matrix(lam))
+                for lam, l in zip(lams[1:], self.nlevels[1:])]
+        return None, sp.block_diag(mats, format="csr")
+
+    def update(self, theta) -> "PLSWorkspace":
+        """Update the factor L for ``theta`` (in place) and compute the objective."""
+        theta = np.asarray(theta, float)
+        self.theta = theta.copy()
+        lams = self.layout.lambdas(theta)
+        lam0 = lams[0]
+        p0 = self.sizes[0]
+        if p0 == 1:
+            l = lam0[0, 0]
+            self.L00 = np.sqrt(l * l * self.A00[:, 0, 0] + 1.0)
+            self.d0 = l / self.L00
+            logdet = 2.0 * np.sum(np.log(self.L00))
+            LF0 = self.AF0 * self.d0[None, :]
+        else:
+            C = np.einsum("ji,gjk,kl->gil", lam0, self.A00, lam0)
+            C[:, np.arange(p0), np.arange(p0)] += 1.0
+            try:
+                self.L00 = np.linalg.cholesky(C)
+            except np.linalg.LinAlgError:
+                return self._fail()
+            logdet = 2.0 * np.sum(np.log(np.diagonal(self.L00, axis1=1, axis2=2)))
+            # D_g = lam0 L00_g^{-T}
+            Linv = np.linalg.inv(self.L00)
+            self.D0 = np.einsum("ij,gkj->gik", lam0, Linv)
+            LF0 = np.einsum("fgi,gij->fgj", self.AF0.reshape(self.p + 1, -1, p0), self.D0).reshape(self.p + 1, -1)
+        self.LF0 = LF0
+        if self.has_rest:
+            out = self._update_rest(lams, LF0)
+            if out is None:
+                return self._fail()
+            logdet_r, LFr = out
+            logdet += logdet_r
+            MFF = self.AFF - LF0 @ LF0.T - LFr @ LFr.T
+        else:
+            MFF = self.AFF - LF0 @ LF0.T
+        LFF = _chol(MFF)
+        if LFF is None:
+            return self._fail()
+        self.LFF = LFF
+        self.logdet_Z = logdet
+        diag = np.diag(LFF)
+        self.pwrss = float(diag[-1] ** 2)
+        self.logdet_X = 2.0 * float(np.sum(np.log(diag[:-1])))
+        self.objective_value = self._objective()
+        return self
+
+    def _update_rest(self, lams, LF0):
+        p0 = self.sizes[0]
+        lam_r, Lam_r = self._lambda_rest(lams)
+        # Lr0 = Lambda_r' Ar0 D0
+        if p0 == 1 and lam_r is not None:
+            data = self.Ar0.data * lam_r[self._ar0_rows] * self.d0[self._ar0_cols]
+            Lr0 = sp.csr_matrix((data, self.Ar0.indices, self.Ar0.indptr), shape=self.Ar0.shape)
+        else:
+            D0 = sp.diags(self.d0) if p0 == 1 else sp.bsr_matrix(
+                (self.D0, np.arange(self.nlevels[0]), np.arange(self.nlevels[0] + 1)),
+                shape=(self.q0, self.q0)).tocsr()
+            left = sp.diags(lam_r) if lam_r is not None else Lam_r.T.tocsr()
+            Lr0 = (left @ self.Ar0 @ D0).tocsr()
+        self.Lr0 = Lr0
+        if lam_r is not None:
+            M = self.Arr * np.outer(lam_r, lam_r)
+            AFrL = self.AFr * lam_r[None, :]
+        else:
+            LT = Lam_r.T.tocsr()
+            M = np.asarray(LT @ np.asarray(LT @ self.Arr).T)
+            AFrL = np.asarray((LT @ self.AFr.T).T)
+        M -= (Lr0 @ Lr0.T).toarray()
+        M[np.diag_indices_from(M)] += 1.0
+        Lrr = _chol(M)
+        if Lrr is None:
+            return None
+        self.Lrr = Lrr
+        Y = AFrL - np.asarray(Lr0 @ LF0.T).T
+        LFr = solve_triangular(Lrr, Y.T, lower=True, check_finite=False).T
+        self.LFr = LFr
+        return 2.0 * float(np.sum(np.log(np.diag(Lrr)))), LFr
+
+    def _fail(self) -> "PLSWorkspace":
+        self.objective_value = FAILED_OBJECTIVE
+        return self
+
+    def _objective(self) -> float:
+        if self.pwrss <= 0:
+            return FAILED_OBJECTIVE
+        nu = self.n - self.p if self.reml else self.n
+        val = self.logdet_Z + nu * (1.0 + np.log(2.0 * np.pi * self.pwrss / nu)) - self.log_weights
+        if self.reml:
+            val += self.logdet_X
+        return float(val) if np.isfinite(val) else FAILED_OBJECTIVE
+
+    def objective(self, theta) -> float:
+        """The profiled deviance (REML criterion or -2 log-likelihood) at ``theta``."""
+        return self.update(theta).objective_value
+
+    # -------------------------------------------------------------- solutions
+    @property
+    def sigma2(self) -> float:
+        return self.pwrss / (self.n - self.p if self.reml else self.n)
+
+    def beta(self) -> np.ndarray:
+        """Fixed effects: solve ``R_X' beta = l_yX``."""
+        p = self.p
+        return solve_triangular(self.LFF[:p, :p], self.LFF[p, :p], lower=True, trans="T", check_finite=False)
+
+    def u(self) -> np.ndarray:
+        """Spherical random effects (conditional modes of u), stacked over terms."""
+        p = self.p
+        beta = self.beta()
+        c0 = self.LF0[p] - beta @ self.LF0[:p]
+        if self.has_rest:
+            cr = self.LFr[p] - beta @ self.LFr[:p]
+            ur = solve_triangular(self.Lrr, cr, lower=True, trans="T", check_finite=False)
+            c0 = c0 - self.Lr0.T @ ur
+        else:
+            ur = np.zeros(0)
+        p0 = self.sizes[0]
+        if p0 == 1:
+            u0 = c0 / self.L00
+        else:
+            u0 = np.linalg.solve(np.transpose(self.L00, (0, 2, 1)), c0.reshape(-1, p0)[..., None])[..., 0].ravel()
+        return np.concatenate([u0, ur])
+
+    def b_blocks(self) -> list[np.ndarray]:
+        """Random effects ``b = Lambda u`` per term, each as (n_levels, p_k)."""
+        u = self.u()
+        out, start = [], 0
+        for lam, p, l in zip(self.layout.lambdas(self.theta), self.sizes, self.nlevels):
+            uk = u[start:start + p * l].reshape(l, p)
+            out.append(uk @ lam.T)
+            start += p * l
+        return out
+
+    def vcov_beta(self) -> np.ndarray:
+        """``sigma^2 (R_X R_X')^{-1}``."""
+        p = self.p
+        Rinv = solve_triangular(self.LFF[:p, :p], np.eye(p), lower=True, check_finite=False)
+        return self.sigma2 * (Rinv.T @ Rinv)
+
+    def cond_var_blocks(self, chunk: int = 2048) -> list[np.ndarray]:
+        """Conditional covariance of b per term and level, (n_levels, p_k, p_k).
+
+        ``Var(b | y) = sigma^2 Lambda (L_Z L_Z')^{-1} Lambda'`` (as lme4's condVar),
+        using the block inverse of ``L_Z = [[L00, 0], [Lr0, Lrr]]``: for a level g of
+        term 0 the block of ``(L_Z L_Z')^{-1}`` is ``L00_g^{-T} (I + W_g' W_g) L00_g^{-1}``
+        with ``W = Lrr^{-1} Lr0`` (computed in column chunks); for later terms it is
+        the block of ``Lrr^{-T} Lrr^{-1}``.
+        """
+        lams = self.layout.lambdas(self.theta)
+        p0, l0 = self.sizes[0], self.nlevels[0]
+        G = np.zeros((l0, p0, p0))
+        if self.has_rest:
+            for s in range(0, self.q0, chunk):
+                e = min(s + chunk, self.q0)
+                W = solve_triangular(self.Lrr, self.Lr0[:, s:e].toarray(), lower=True, check_finite=False)
+                Wg = W.reshape(self.qr, -1, p0)
+                G[s // p0:e // p0] = np.einsum("rgi,rgj->gij", Wg, Wg)
+        G[:, np.arange(p0), np.arange(p0)] += 1.0
+        if p0 == 1:
+            S0 = G / (self.L00 ** 2)[:, None, None]
+        else:
+            Li = np.linalg.inv(self.L00)
+            S0 = np.einsum("gki,gkl,glj->gij", Li, G, Li)
+        out = [S0]
+        if self.has_rest:
+            Linv = solve_triangular(self.Lrr, np.eye(self.qr), lower=True, check_finite=False)
+            start = 0
+            for p, l in zip(self.sizes[1:], self.nlevels[1:]):
+                cols = Linv[:, start:start + p * l].reshape(self.qr, l, p)
+                out.append(np.einsum("rgi,rgj->gij", cols, cols))
+                start += p * l
+        s2 = self.sigma2
+        return [s2 * np.einsum("ij,gjk,lk->gil", lam, S, lam) for lam, S in zip(lams, out)]

@@ -1,0 +1,137 @@
+"""Model matrices for a term list, with R's treatment contrasts and column names.
+
+formulaic does the contrast coding (R's full-rank rule: a factor is coded by
+contrasts when the term without it is in the model, by indicators otherwise) over
+atoms that we evaluated ourselves and pass under synthetic names (``_mfx0``...).
+Its column names are then mapped back to R's: ``_mfx0[T.B]:_mfx1`` ->
+``recipeB:temp``, ``Intercept`` -> ``(Intercept)``.
+"""
+from __future__ import annotations
+
+import re
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from ..formula.terms import TermList
+
+__all__ = ["TermMatrixSpec", "build_term_matrix", "drop_aliased_columns"]
+
+_PIECE = re.compile(r"^(_mfx\d+)(?:\[(?:T\.)?(.*)\])?$")
+
+
+@dataclass(frozen=True)
+class TermMatrixSpec:
+    """What is needed to rebuild a term list's matrix on new data."""
+    termlist: TermList
+    synthetic: dict          # atom label -> synthetic column name
+    formulaic_spec: object   # formulaic ModelSpec (None when there are no columns)
+    names: tuple[str, ...]   # R column names, after dropping aliased columns
+    keep: tuple[int, ...]    # indices of formulaic's columns that were kept
+
+    def matrix(self, atom_values: dict, n: int) -> np.ndarray:
+        if self.formulaic_spec is None:
+            return np.ones((n, 1)) if self.termlist.intercept else np.zeros((n, 0))
+        frame = _frame(self.synthetic, atom_values, n)
+        mm = self.formulaic_spec.get_model_matrix(frame)
+        return np.asarray(mm, dtype=float)[:, list(self.keep)]
+
+
+def _frame(synthetic: dict, atom_values: dict, n: int) -> pd.DataFrame:
+    return pd.DataFrame({syn: atom_values[label] for label, syn in synthetic.items()},
+                        index=pd.RangeIndex(n))
+
+
+def _rename(col: str, back: dict) -> str:
+    if col == "Intercept":
+        return "(Intercept)"
+    out = []
+    for piece in col.split(":"):
+        m = _PIECE.match(piece)
+        if m is None:
+            out.append(piece)
+            continue
+        label = back[m.group(1)]
+        out.append(label + (m.group(2) if m.group(2) is not None else ""))
+    return ":".join(out)
+
+
+def build_term_matrix(termlist: TermList, atom_values: dict, n: int) -> tuple[np.ndarray, TermMatrixSpec]:
+    """Build the model matrix of ``termlist`` from evaluated atoms.
+
+    Parameters
+    ----------
+    termlist : expanded terms (atom labels).
+    atom_values : atom label -> float vector of length n or Categorical.
+    n : number of rows.
+
+    Returns
+    -------
+    (matrix of shape (n, p), spec) with R column names in ``spec.names``.
+    """
+    used = [a for t in termlist.terms for a in t]
+    synthetic = {}
+    for a in used:
+        if a not in synthetic:
+            synthetic[a] = f"_mfx{len(synthetic)}"
+    if not termlist.terms:
+        mat = np.ones((n, 1)) if termlist.intercept else np.zeros((n, 0))
+        names = ("(Intercept)",) if termlist.intercept else ()
+        return mat, TermMatrixSpec(termlist, synthetic, None, names, tuple(range(len(names))))
+    from formulaic import model_matrix  # imported lazily: the import costs ~0.2 s
+
+    rhs = " + ".join(":".join(synthetic[a] for a in t) for t in termlist.terms)
+    rhs = ("1 + " if termlist.intercept else "0 + ") + rhs
+    frame = _frame(synthetic, atom_values, n)
+    mm = model_matrix(rhs, frame, na_action="raise")
+    back = {v: k for k, v in synthetic.items()}
+    names = [_rename(c, back) for c in mm.columns]
+    mat = np.asarray(mm, dtype=float)
+    keep = tuple(range(mat.shape[1]))
+    return mat, TermMatrixSpec(termlist, synthetic, mm.model_spec, tuple(names), keep)
+
+
+def drop_aliased_columns(X: np.ndarray, spec: TermMatrixSpec, what: str = "fixed-effect",
+                         tol: float = 1e-7) -> tuple[np.ndarray, TermMatrixSpec]:
+    """Drop columns of X that are linear combinations of earlier columns, as lme4 does.
+
+    A column is aliased when its squared residual after projecting on the kept
+    earlier columns is below ``tol`` times its squared norm (a sequential Cholesky
+    of X'X with the earliest columns preferred, like R's pivoting QR).  Warns with
+    the names of the dropped columns.
+    """
+    p = X.shape[1]
+    if p == 0:
+        return X, spec
+    XtX = X.T @ X
+    kept: list[int] = []
+    L = np.zeros((p, p))
+    for j in range(p):
+        d = XtX[j, j]
+        if kept:
+            row = np.linalg.solve(L[np.ix_(range(len(kept)), range(len(kept)))],
+                                  XtX[kept, j])
+            resid = d - row @ row
+        else:
+            row = np.zeros(0)
+            resid = d
+        if d <= 0 or resid <= tol * d:
+            continue
+        k = len(kept)
+        L[k, :k] = row
+        L[k, k] = np.sqrt(resid)
+        kept.append(j)
+    if len(kept) == p:
+        return X, spec
+    dropped = [spec.names[j] for j in range(p) if j not in kept]
+    warnings.warn(f"{what} model matrix is rank deficient so dropping {len(dropped)} column(s): "
+                  f"{', '.join(dropped)}", RankDeficiencyWarning, stacklevel=4)
+    new = TermMatrixSpec(spec.termlist, spec.synthetic, spec.formulaic_spec,
+                         tuple(spec.names[j] for j in kept), tuple(spec.keep[j] for j in kept))
+    return X[:, kept], new
+
+
+class RankDeficiencyWarning(UserWarning):
+    """Aliased fixed-effect columns were dropped."""

@@ -1,0 +1,113 @@
+"""Random-effect blocks: grouping factors and the left-hand-side model matrices.
+
+Term ``k`` with grouping factor ``g`` (``l_k`` levels) and left-hand side
+``X_k`` (``n x p_k``) contributes ``q_k = l_k p_k`` columns to ``Z``; column
+``j p_k + c`` of ``Z_k`` holds ``X_k[i, c]`` in the rows of level ``j``, so the
+random effects of one level are contiguous, as in lme4.  Z itself is never
+formed here: a block is stored as its level codes and ``X_k``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from ..formula.terms import RandomTerm
+from .evaluate import DesignError, to_factor
+from .matrices import TermMatrixSpec
+
+__all__ = ["ReBlock", "grouping_factor", "map_levels"]
+
+
+@dataclass(frozen=True)
+class ReBlock:
+    """One random-effects term on data.
+
+    Attributes
+    ----------
+    term : the expanded formula term.
+    levels : labels of the grouping factor's levels (lme4's order), length ``l``.
+    codes : int array (n,), level of each row (``-1`` for a level unseen in fitting,
+        only for new data).
+    X : float array (n, p), the term's left-hand-side model matrix.
+    cnames : column names of ``X`` (``(Intercept)``, ``Days``).
+    lhs_spec : how to rebuild ``X`` on new data.
+    """
+    term: RandomTerm
+    levels: tuple[str, ...]
+    codes: np.ndarray
+    X: np.ndarray
+    cnames: tuple[str, ...]
+    lhs_spec: TermMatrixSpec
+
+    @property
+    def group_label(self) -> str:
+        return self.term.group_label
+
+    @property
+    def nlevels(self) -> int:
+        return len(self.levels)
+
+    @property
+    def p(self) -> int:
+        return self.X.shape[1]
+
+    @property
+    def q(self) -> int:
+        return self.nlevels * self.p
+
+
+def grouping_factor(group: tuple[str, ...], data: pd.DataFrame) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Codes and level labels of a grouping factor (an interaction for several variables).
+
+    Interaction levels are the observed combinations, ordered with the first
+    variable varying slowest, labelled ``"a:A"`` as R's ``a:b`` on factors.
+    """
+    factors = [to_factor(data[g], g) for g in group]
+    if len(factors) == 1:
+        cat = factors[0]
+        return cat.codes.astype(np.int64), tuple(cat.categories)
+    combined = np.zeros(len(data), dtype=np.int64)
+    for f in factors:
+        combined = combined * len(f.categories) + f.codes
+    uniq, codes = np.unique(combined, return_inverse=True)
+    labels = []
+    for u in uniq:
+        parts = []
+        for f in reversed(factors):
+            k = len(f.categories)
+            parts.append(str(f.categories[u % k]))
+            u //= k
+        labels.append(":".join(reversed(parts)))
+    return codes.astype(np.int64), tuple(labels)
+
+
+def map_levels(group: tuple[str, ...], data: pd.DataFrame, levels: tuple[str, ...]) -> np.ndarray:
+    """Codes of new data's grouping values among fitted levels; ``-1`` where unseen."""
+    pieces = []
+    for g in group:
+        col = data[g]
+        if isinstance(col.dtype, pd.CategoricalDtype):
+            col = col.astype(object)
+        pieces.append(to_factor(col.to_numpy(), g).astype(str) if col.dtype.kind in "iufb"
+                      else np.asarray([str(v) for v in col], dtype=object))
+    labels = pieces[0].astype(object) if len(pieces) == 1 else \
+        np.asarray([":".join(t) for t in zip(*pieces)], dtype=object)
+    index = {lab: i for i, lab in enumerate(levels)}
+    return np.fromiter((index.get(lab, -1) for lab in labels), dtype=np.int64, count=len(labels))
+
+
+def check_levels(blocks: list[ReBlock], n: int, lmm: bool) -> None:
+    """lme4's sanity checks on grouping factors (errors say what to do)."""
+    for b in blocks:
+        if b.nlevels < 2:
+            raise DesignError(f"grouping factor {b.group_label!r} has only {b.nlevels} level in the data; "
+                              "a random effect needs at least 2 groups (remove the term or check the column)")
+        if lmm and b.nlevels >= n:
+            raise DesignError(f"grouping factor {b.group_label!r} has {b.nlevels} levels for {n} observations: "
+                              "each group is a single row, so its random effect cannot be told apart from the "
+                              "residual. Remove the term or use a coarser grouping.")
+        if lmm and b.q >= n:
+            raise DesignError(f"the term ({b.term.text}) has {b.q} random effects for {n} observations; "
+                              "the model is unidentifiable. Simplify the term (e.g. (1 | group)).")

@@ -1,0 +1,286 @@
+"""Wilkinson-Rogers term algebra and lme4's random-term expansion.
+
+The fixed part expands as R's ``terms()`` does: ``a*b = a + b + a:b``,
+``a/b = a + a:b``, ``(a+b)^2 = a + b + a:b``, ``a %in% b = a:b``, ``- x``
+removes, ``0 +`` / ``- 1`` drop the intercept.  Terms are ordered by degree
+(stable), and the factors inside a term by their first appearance in the
+formula, which fixes R's column names (``recipeB:temp``).
+
+Random terms follow lme4: ``(x || g)`` becomes ``(1 | g) + (0 + x | g)``;
+the grouping expression ``a/b`` becomes the two groupings ``a`` and ``b:a``;
+``a:b`` is the interaction of the two factors.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .ast import Bar, BinOp, Call, Name, Node, Number, Paren, UnaryOp, deparse, names_in
+from .parser import FormulaSyntaxError, parse
+
+__all__ = ["TermList", "RandomTerm", "ModelFormula", "parse_formula"]
+
+Term = tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class TermList:
+    """An expanded right-hand side: intercept flag and ordered terms (tuples of atom labels)."""
+    intercept: bool
+    terms: tuple[Term, ...]
+
+    def labels(self) -> list[str]:
+        return (["(Intercept)"] if self.intercept else []) + [":".join(t) for t in self.terms]
+
+
+@dataclass(frozen=True)
+class RandomTerm:
+    """One ``(lhs | group)`` term after lme4's expansion.
+
+    ``group`` holds the grouping variables (more than one for an interaction
+    ``a:b``); ``group_label`` is lme4's name for the grouping factor.
+    """
+    lhs: TermList
+    group: tuple[str, ...]
+    text: str
+
+    @property
+    def group_label(self) -> str:
+        return ":".join(self.group)
+
+
+@dataclass(frozen=True)
+class ModelFormula:
+    """The parsed, expanded formula: text only, no data.
+
+    Attributes
+    ----------
+    text : the formula as written.
+    response : syntax tree of the left-hand side (``None`` for one-sided formulas).
+    fixed : fixed-effects terms.
+    random : random-effects terms, in the order written (lme4 reorders them later
+        by decreasing number of levels, which needs data).
+    offsets : syntax trees of ``offset(...)`` arguments.
+    atoms : every atom label used in ``fixed`` or a random ``lhs``, mapped to its tree.
+    variables : every data column the formula refers to.
+    """
+    text: str
+    response: Node | None
+    fixed: TermList
+    random: tuple[RandomTerm, ...]
+    offsets: tuple[Node, ...]
+    atoms: dict = field(hash=False)
+    variables: tuple[str, ...]
+
+    @property
+    def response_label(self) -> str | None:
+        return None if self.response is None else deparse(self.response)
+
+
+@dataclass
+class _Exp:
+    terms: list[frozenset]
+    intercept: bool | None = None
+    removed: list[frozenset] = field(default_factory=list)
+
+
+def _unique(seq):
+    out = []
+    for s in seq:
+        if s not in out:
+            out.append(s)
+    return out
+
+
+def _cross(left: list[frozenset], right: list[frozenset]) -> list[frozenset]:
+    return _unique([a | b for a in left for b in right])
+
+
+class _Expander:
+    """Expands a right-hand side into terms, collecting atoms and their first-appearance order."""
+
+    def __init__(self, text: str):
+        self.text = text
+        self.atoms: dict[str, Node] = {}
+        self.order: dict[str, int] = {}
+
+    def atom(self, node: Node) -> _Exp:
+        label = deparse(node)
+        if label not in self.order:
+            self.order[label] = len(self.order)
+            self.atoms[label] = node
+        return _Exp([frozenset([label])])
+
+    def expand(self, node: Node) -> _Exp:
+        if isinstance(node, Number):
+            if node.value == 1:
+                return _Exp([], True)
+            if node.value == 0:
+                return _Exp([], False)
+            raise FormulaSyntaxError(f"a bare number {node.text} is not a term (only 0 or 1 may stand alone)",
+                                     self.text, node.start)
+        if isinstance(node, Paren):
+            if isinstance(node.inner, Bar):
+                raise FormulaSyntaxError("a random-effects term must be added to the formula with '+'",
+                                         self.text, node.start)
+            return self.expand(node.inner)
+        if isinstance(node, Bar):
+            raise FormulaSyntaxError("random-effects terms need parentheses: write (lhs | group)",
+                                     self.text, node.start)
+        if isinstance(node, UnaryOp):
+            inner = self.expand(node.operand)
+            if node.op == "+":
+                return inner
+            flipped = None if inner.intercept is None else not inner.intercept
+            return _Exp([], flipped, inner.terms)
+        if isinstance(node, BinOp):
+            return self.binop(node)
+        return self.atom(node)
+
+    def binop(self, node: BinOp) -> _Exp:
+        op = node.op
+        if op == "^":
+            base = self.expand(node.left)
+            if not isinstance(node.right, Number) or not float(node.right.value).is_integer() \
+                    or node.right.value < 1:
+                raise FormulaSyntaxError("the power of a term must be a positive whole number, as in (a + b)^2",
+                                         self.text, node.right.start)
+            out = list(base.terms)
+            for _ in range(int(node.right.value) - 1):
+                out = _unique(out + _cross(out, base.terms))
+            return _Exp(out, base.intercept)
+        left = self.expand(node.left)
+        right = self.expand(node.right)
+        if op == "+":
+            removed = left.removed + right.removed
+            terms = [t for t in _unique(left.terms + right.terms) if t not in removed]
+            icpt = right.intercept if right.intercept is not None else left.intercept
+            return _Exp(terms, icpt, removed)
+        if op == "-":
+            terms = [t for t in left.terms if t not in right.terms]
+            icpt = left.intercept
+            if right.intercept is not None:
+                icpt = not right.intercept
+            return _Exp(terms, icpt, left.removed + right.terms)
+        if op == "*":
+            return _Exp(_unique(left.terms + right.terms + _cross(left.terms, right.terms)),
+                        right.intercept if right.intercept is not None else left.intercept)
+        if op in (":", "%in%"):
+            return _Exp(_cross(left.terms, right.terms))
+        if op == "/":
+            if not left.terms:
+                return _Exp(right.terms)
+            whole = frozenset().union(*left.terms)
+            return _Exp(_unique(left.terms + _cross([whole], right.terms)), left.intercept)
+        # comparison operators and anything else at the formula level make one atom
+        return self.atom(node)
+
+    def finish(self, exp: _Exp, default_intercept: bool = True) -> TermList:
+        icpt = default_intercept if exp.intercept is None else exp.intercept
+        ordered = [tuple(sorted(t, key=self.order.__getitem__)) for t in exp.terms]
+        ordered = sorted(ordered, key=len)  # stable: R orders terms by degree
+        return TermList(icpt, tuple(ordered))
+
+
+def _split_sum(node: Node) -> list[tuple[str, Node]]:
+    """Flatten a top-level chain of ``+``/``-`` into signed pieces."""
+    if isinstance(node, BinOp) and node.op in ("+", "-"):
+        left = _split_sum(node.left)
+        right = _split_sum(node.right)
+        if node.op == "-":
+            right = [("-" if s == "+" else "+", n) for s, n in right]
+        return left + right
+    return [("+", node)]
+
+
+def _unwrap_bar(node: Node, text: str) -> Bar | None:
+    if isinstance(node, Bar):
+        raise FormulaSyntaxError("random-effects terms need parentheses: write (lhs | group)", text, node.start)
+    while isinstance(node, Paren):
+        node = node.inner
+    return node if isinstance(node, Bar) else None
+
+
+def _group_terms(node: Node, text: str) -> list[tuple[str, ...]]:
+    """Expand a grouping expression: ``a`` ; ``a:b`` ; ``a/b`` -> ``a``, ``b:a``."""
+    if isinstance(node, Paren):
+        return _group_terms(node.inner, text)
+    if isinstance(node, Name):
+        return [(node.id,)]
+    if isinstance(node, BinOp) and node.op == ":":
+        return [a + b for a in _group_terms(node.left, text) for b in _group_terms(node.right, text)]
+    if isinstance(node, BinOp) and node.op == "/":
+        left = _group_terms(node.left, text)
+        names = tuple(dict.fromkeys(n for t in left for n in t))
+        return left + [r + names for r in _group_terms(node.right, text)]
+    if isinstance(node, BinOp) and node.op == "+":
+        return _group_terms(node.left, text) + _group_terms(node.right, text)
+    raise FormulaSyntaxError("a grouping factor must be a column name or an interaction/nesting of "
+                             "column names (g, a:b, a/b)", text, node.start)
+
+
+def _random_terms(bar: Bar, expander: _Expander, text: str) -> list[RandomTerm]:
+    lhs = expander.finish(expander.expand(bar.lhs))
+    groups = _group_terms(bar.group, text)
+    if not lhs.intercept and not lhs.terms:
+        raise FormulaSyntaxError("this random-effects term has nothing on the left of '|'", text, bar.start)
+    pieces = [lhs]
+    if bar.double:  # lme4's ||: one term per column group, no correlations
+        pieces = ([TermList(True, ())] if lhs.intercept else []) + [TermList(False, (t,)) for t in lhs.terms]
+    out = []
+    for g in groups:
+        for p in pieces:
+            lhs_text = " + ".join(p.labels()).replace("(Intercept)", "1") if p.intercept \
+                else "0 + " + " + ".join(p.labels())
+            out.append(RandomTerm(p, g, f"{lhs_text} | {':'.join(g)}"))
+    return out
+
+
+def parse_formula(text: str) -> ModelFormula:
+    """Parse and expand an lme4 formula.
+
+    Examples
+    --------
+    >>> f = parse_formula("Reaction ~ Days + (Days | Subject)")
+    >>> f.fixed.labels(), [r.group_label for r in f.random]
+    (['(Intercept)', 'Days'], ['Subject'])
+    """
+    response, rhs = parse(text)
+    expander = _Expander(text)
+    fixed_nodes: list[tuple[str, Node]] = []
+    random: list[RandomTerm] = []
+    offsets: list[Node] = []
+    for sign, piece in _split_sum(rhs):
+        bar = _unwrap_bar(piece, text)
+        if bar is not None:
+            if sign == "-":
+                raise FormulaSyntaxError("a random-effects term cannot be subtracted", text, piece.start)
+            random.extend(_random_terms(bar, expander, text))
+        elif isinstance(piece, Call) and piece.func == "offset":
+            if len(piece.args) != 1:
+                raise FormulaSyntaxError("offset() takes exactly one argument", text, piece.start)
+            offsets.append(piece.args[0].value)
+        else:
+            fixed_nodes.append((sign, piece))
+    # re-expand the fixed pieces with a fresh atom order so fixed atoms come first
+    fexp = _Expander(text)
+    acc = _Exp([])
+    for sign, node in fixed_nodes:
+        part = fexp.expand(node)
+        if sign == "+":
+            acc = _Exp([t for t in _unique(acc.terms + part.terms) if t not in part.removed],
+                       part.intercept if part.intercept is not None else acc.intercept,
+                       acc.removed + part.removed)
+        else:
+            acc = _Exp([t for t in acc.terms if t not in part.terms],
+                       acc.intercept if part.intercept is None else not part.intercept,
+                       acc.removed + part.terms)
+    fixed = fexp.finish(acc)
+    atoms = dict(fexp.atoms)
+    atoms.update({k: v for k, v in expander.atoms.items() if k not in atoms})
+    variables: list[str] = []
+    for node in ([response] if response is not None else []) + [rhs]:
+        for name in names_in(node):
+            if name not in variables:
+                variables.append(name)
+    return ModelFormula(text=text, response=response, fixed=fixed, random=tuple(random),
+                        offsets=tuple(offsets), atoms=atoms, variables=tuple(variables))

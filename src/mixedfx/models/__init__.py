@@ -1,0 +1,4 @@
+"""Model stage: fit the deviance function of a Design (LMM now; GLMM composes a workspace and a family)."""
+from .lmm import ConvergenceWarning, LmmFit, SingularFitWarning, fit_lmm, make_workspace
+
+__all__ = ["ConvergenceWarning", "LmmFit", "SingularFitWarning", "fit_lmm", "make_workspace"]
