@@ -1,0 +1,14 @@
+"""mixedfx: linear and generalized linear mixed-effects models with lme4's formulas and answers, fast.
+
+>>> import mixedfx as mfx
+>>> m = mfx.lmer("Reaction ~ Days + (Days | Subject)", mfx.datasets.load("sleepstudy"))
+"""
+from . import datasets
+from .api import lmer
+from .design import DesignError, MissingDataWarning, RankDeficiencyWarning
+from .formula import FormulaSyntaxError
+from .models import ConvergenceWarning, SingularFitWarning
+
+__version__ = "0.1.0"
+__all__ = ["lmer", "datasets", "DesignError", "FormulaSyntaxError", "MissingDataWarning",
+           "RankDeficiencyWarning", "ConvergenceWarning", "SingularFitWarning", "__version__"]

@@ -33,6 +33,7 @@ from scipy.linalg import solve_triangular
 from scipy.linalg.lapack import dpotrf
 
 from .covariance import ThetaLayout
+from .schur import SchurPlan
 
 __all__ = ["PLSWorkspace", "FAILED_OBJECTIVE", "random_effects_matrix"]
 
@@ -54,11 +55,16 @@ def random_effects_matrix(codes: np.ndarray, Xk: np.ndarray, nlevels: int) -> sp
     return sp.csr_matrix((data, (rows, cols)), shape=(n, nlevels * p))
 
 
-def _chol(M: np.ndarray) -> np.ndarray | None:
-    """Lower Cholesky factor via LAPACK dpotrf, or None if M is not positive definite."""
+def _chol(M: np.ndarray, clean: bool = True) -> np.ndarray | None:
+    """Lower Cholesky factor via LAPACK dpotrf, in place for a Fortran-ordered M.
+
+    Reads only the lower triangle; with ``clean=False`` the upper triangle of the
+    result is left as it was (callers then use only the lower triangle).
+    Returns None when M is not positive definite.
+    """
     if M.shape[0] == 0:
         return M
-    c, info = dpotrf(M, lower=1, clean=1, overwrite_a=1)
+    c, info = dpotrf(M, lower=1, clean=int(clean), overwrite_a=1)
     return c if info == 0 else None
 
 
@@ -109,6 +115,8 @@ class PLSWorkspace:
             self._rest_scalar = all(p == 1 for p in self.sizes[1:])
             rows = np.repeat(np.arange(self.qr), np.diff(self.Ar0.indptr))
             self._ar0_rows, self._ar0_cols = rows, self.Ar0.indices.copy()
+            self.schur = SchurPlan(self.Ar0, p0, self.Arr)
+            self._M = np.zeros((self.qr, self.qr), order="F")
         else:
             self.qr = 0
         self.theta = None
@@ -183,16 +191,21 @@ class PLSWorkspace:
             left = sp.diags(lam_r) if lam_r is not None else Lam_r.T.tocsr()
             Lr0 = (left @ self.Ar0 @ D0).tocsr()
         self.Lr0 = Lr0
+        # M = Lambda_r' (Arr - Ar0 D0 D0' Ar0') Lambda_r + I, lower triangle
+        S = self.d0 ** 2 if p0 == 1 else np.einsum("gij,gkj->gik", self.D0, self.D0)
+        M = self._M
         if lam_r is not None:
-            M = self.Arr * np.outer(lam_r, lam_r)
+            self.schur.assemble_scaled(M, S, lam_r)
             AFrL = self.AFr * lam_r[None, :]
         else:
+            G = self.Arr.copy()
+            self.schur.subtract_from(G, S)
+            G = np.tril(G) + np.tril(G, -1).T
             LT = Lam_r.T.tocsr()
-            M = np.asarray(LT @ np.asarray(LT @ self.Arr).T)
+            M[:] = np.asarray(LT @ np.asarray(LT @ G).T)
+            M[np.diag_indices_from(M)] += 1.0
             AFrL = np.asarray((LT @ self.AFr.T).T)
-        M -= (Lr0 @ Lr0.T).toarray()
-        M[np.diag_indices_from(M)] += 1.0
-        Lrr = _chol(M)
+        Lrr = _chol(M, clean=False)
         if Lrr is None:
             return None
         self.Lrr = Lrr

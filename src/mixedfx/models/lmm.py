@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..core.optimize import OptResult, bobyqa
+from ..core.start import moment_start
 from ..core.workspace import PLSWorkspace
 from ..design import Design
 
@@ -84,25 +85,43 @@ def _threads(limit):
         return contextlib.nullcontext()
 
 
-def fit_lmm(design: Design, reml: bool = True, start=None, maxeval: int = 100_000,
-            blas_threads: int | None = 1, warn: bool = True) -> LmmFit:
+def _blas_threads(ws: PLSWorkspace, requested):
+    """BLAS threads for the fit: 1 for small dense blocks (threading overhead dominates),
+    all cores for a large dense block (the Cholesky of a 1000 x 1000 block is ~1.6x faster on 2)."""
+    if requested != "auto":
+        return requested
+    import os
+    return 1 if ws.qr < 400 else max(1, min(os.cpu_count() or 1, 8))
+
+
+def fit_lmm(design: Design, reml: bool = True, start="moments", maxeval: int = 100_000,
+            blas_threads="auto", warn: bool = True) -> LmmFit:
     """Optimize the profiled REML/ML criterion over theta and freeze the solution.
 
     Parameters
     ----------
     design : output of :func:`mixedfx.design.build_design`.
     reml : optimize the REML criterion (default) or the ML deviance.
-    start : initial theta (default: lme4's, 1 on diagonals and 0 elsewhere).
-    blas_threads : cap on BLAS threads while fitting (None: no cap).
+    start : initial theta; ``"moments"`` (default) for ANOVA-type moment estimates
+        (:func:`mixedfx.core.start.moment_start`), ``"lme4"`` for lme4's start.
+    blas_threads : cap on BLAS threads while fitting (``"auto"``: 1 for small dense
+        blocks, all cores for large ones; None: no cap).
     """
     t0 = time.perf_counter()
     ws = make_workspace(design, reml)
     layout = ws.layout
     lower = layout.lower_bounds()
-    x0 = layout.initial() if start is None else np.asarray(start, float)
+    if isinstance(start, str) and start == "moments":
+        y = design.y if design.offset is None else design.y - design.offset
+        x0 = moment_start(design.X, y, [(b.codes, b.X, b.nlevels) for b in design.blocks], layout,
+                          design.weights)
+    elif start is None or (isinstance(start, str) and start == "lme4"):
+        x0 = layout.initial()
+    else:
+        x0 = np.asarray(start, float)
     if len(x0) != layout.n_theta:
         raise ValueError(f"start has {len(x0)} values; this model has {layout.n_theta} theta parameters")
-    with _threads(blas_threads):
+    with _threads(_blas_threads(ws, blas_threads)):
         opt = bobyqa(ws.objective, x0, lower, maxeval=maxeval)
         theta = opt.x
         ws.update(theta)

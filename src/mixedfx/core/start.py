@@ -1,0 +1,57 @@
+"""Starting values for theta from cheap moment estimates.
+
+lme4 starts every fit at ``theta = 1`` on the diagonal.  A start nearer the optimum
+saves BOBYQA evaluations on large problems: for every term whose first column is an
+intercept, the one-way ANOVA estimator on the OLS residuals ``e`` gives
+
+    tau^2 = max((MSB - MSW) / n0, 0),   n0 = (n - sum_g n_g^2 / n) / (l - 1),
+
+and the start is ``theta = sqrt(tau^2 / sigma^2)`` clipped to ``[0.1, 5]`` (so the
+start is never on the boundary), with ``sigma^2 = MSW`` of the term with most levels.
+Other entries keep lme4's start (1 on the diagonal, 0 off it).  The optimum does not
+depend on the start for the unimodal profiled deviances of usual LMMs; only the
+number of evaluations does.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .covariance import ThetaLayout
+
+__all__ = ["moment_start"]
+
+
+def _is_intercept(col: np.ndarray) -> bool:
+    return col.size > 0 and np.all(col == col[0]) and col[0] != 0
+
+
+def moment_start(X: np.ndarray, y: np.ndarray, blocks, layout: ThetaLayout, weights=None) -> np.ndarray:
+    """Moment-based theta start (see module docstring); falls back to lme4's start per entry."""
+    theta = layout.initial()
+    n = len(y)
+    sw = np.ones(n) if weights is None else np.sqrt(np.asarray(weights, float))
+    if X.shape[1]:
+        beta = np.linalg.lstsq(X * sw[:, None], y * sw, rcond=None)[0]
+        e = y - X @ beta
+    else:
+        e = y - np.mean(y)
+    estimates = []
+    for k, (codes, Xk, nlev) in enumerate(blocks):
+        if Xk.shape[1] == 0 or not _is_intercept(Xk[:, 0]) or nlev < 2 or nlev >= n:
+            estimates.append(None)
+            continue
+        ng = np.bincount(codes, minlength=nlev).astype(float)
+        sums = np.bincount(codes, e, minlength=nlev)
+        means = np.divide(sums, ng, out=np.zeros(nlev), where=ng > 0)
+        msw = np.sum((e - means[codes]) ** 2) / (n - nlev)
+        msb = np.sum(ng * (means - e.mean()) ** 2) / (nlev - 1)
+        n0 = (n - np.sum(ng ** 2) / n) / (nlev - 1)
+        estimates.append((max((msb - msw) / n0, 0.0), msw))
+    known = [est for est in estimates if est is not None]
+    if not known:
+        return theta
+    sigma2 = min(msw for _, msw in known)
+    for sl, est in zip(layout.slices(), estimates):
+        if est is not None and sigma2 > 0:
+            theta[sl.start] = float(np.clip(np.sqrt(est[0] / sigma2), 0.1, 5.0))
+    return theta

@@ -1,0 +1,270 @@
+"""The fitted linear mixed model as users see it: a frozen result with lme4's accessors."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+import pandas as pd
+
+from ..models.lmm import LmmFit
+from .predict import predict_eta
+from .summary import Summary
+from .tables import ranef_frame, varcorr_frame
+
+__all__ = ["LinearMixedModelResult"]
+
+
+@dataclass(frozen=True, eq=False)
+class LinearMixedModelResult:
+    """A fitted LMM (returned by :func:`mixedfx.lmer`).
+
+    Model: ``y = X beta + Z b + e``, ``b ~ N(0, sigma^2 Lambda Lambda')``,
+    ``e ~ N(0, sigma^2 W^{-1})``.  Accessors follow lme4's names (``fixef``,
+    ``ranef``, ``varcorr``, ``vcov``, ``coef``, ``predict``...).
+    """
+    fit: LmmFit
+    formula: str
+    data_name: str | None = None
+
+    # ---------------------------------------------------------------- basics
+    @property
+    def reml(self) -> bool:
+        return self.fit.reml
+
+    @property
+    def nobs(self) -> int:
+        return self.fit.design.n
+
+    @property
+    def n_dropped(self) -> int:
+        """Rows dropped for missing values before fitting."""
+        return self.fit.design.n_dropped
+
+    @property
+    def ngroups(self) -> dict:
+        """Number of levels per grouping factor (lme4's ``ngrps``)."""
+        out = {}
+        for b in self.fit.design.blocks:
+            out.setdefault(b.group_label, b.nlevels)
+        return out
+
+    @property
+    def is_singular(self) -> bool:
+        return self.fit.is_singular
+
+    @property
+    def converged(self) -> bool:
+        return self.fit.opt.converged
+
+    @property
+    def sigma(self) -> float:
+        return self.fit.sigma
+
+    @cached_property
+    def theta(self) -> pd.Series:
+        """Relative covariance parameters with lme4's names (``Subject.(Intercept)``...)."""
+        ws = self.fit.workspace
+        blocks = self.fit.design.blocks
+        names = ws.layout.names([b.group_label for b in blocks], [b.cnames for b in blocks])
+        return pd.Series(self.fit.theta, index=names, name="theta")
+
+    @cached_property
+    def fixef(self) -> pd.Series:
+        return pd.Series(self.fit.beta, index=list(self.fit.design.xnames), name="fixef")
+
+    def vcov(self) -> pd.DataFrame:
+        """Covariance matrix of the fixed effects, ``sigma^2 (R_X R_X')^{-1}``."""
+        names = list(self.fit.design.xnames)
+        return pd.DataFrame(self.fit.vcov, index=names, columns=names)
+
+    @cached_property
+    def se(self) -> pd.Series:
+        return pd.Series(np.sqrt(np.diag(self.fit.vcov)), index=list(self.fit.design.xnames), name="se")
+
+    # ------------------------------------------------------- variance components
+    def _term_covariances(self) -> list[np.ndarray]:
+        lams = self.fit.workspace.layout.lambdas(self.fit.theta)
+        return [self.sigma ** 2 * lam @ lam.T for lam in lams]
+
+    @cached_property
+    def varcorr(self) -> pd.DataFrame:
+        """``as.data.frame(VarCorr(fit))``: columns ``grp, var1, var2, vcov, sdcor``."""
+        blocks = self.fit.design.blocks
+        return varcorr_frame([b.group_label for b in blocks], [b.cnames for b in blocks],
+                             self._term_covariances(), self.sigma)
+
+    def ranef(self, cond_var: bool = True, long: bool = True):
+        """Conditional modes of the random effects (BLUPs).
+
+        ``long=True``: R's ``as.data.frame(ranef(fit, condVar=TRUE))`` with columns
+        ``grpvar, term, grp, condval, condsd``.  ``long=False``: a dict mapping each
+        grouping factor to a DataFrame (levels x terms), as R's ``ranef(fit)``.
+        """
+        blocks = self.fit.design.blocks
+        groups = [b.group_label for b in blocks]
+        frame = ranef_frame(groups, [b.cnames for b in blocks], [b.levels for b in blocks],
+                            list(self.fit.b), list(self.fit.cond_var) if cond_var else None)
+        if long:
+            return frame
+        out = {}
+        for g, sub in frame.groupby("grpvar", sort=False):
+            out[g] = sub.pivot(index="grp", columns="term", values="condval").reindex(
+                index=list(dict.fromkeys(sub["grp"])), columns=list(dict.fromkeys(sub["term"])))
+        return out
+
+    def coef(self) -> dict:
+        """Per grouping factor, fixed effects plus that group's random effects (R's ``coef``)."""
+        out = {}
+        fe = self.fixef
+        for g, re in self.ranef(cond_var=False, long=False).items():
+            table = pd.DataFrame(np.tile(fe.to_numpy(), (len(re), 1)), index=re.index, columns=fe.index)
+            for term in re.columns:
+                if term in table.columns:
+                    table[term] = table[term] + re[term].to_numpy()
+                else:
+                    table[term] = re[term].to_numpy()
+            out[g] = table
+        return out
+
+    # ----------------------------------------------------------- likelihoods
+    @property
+    def objective(self) -> float:
+        """The optimized criterion: REML criterion (REML fits) or deviance (ML fits)."""
+        return self.fit.objective
+
+    @property
+    def reml_criterion(self) -> float | None:
+        return self.fit.objective if self.reml else None
+
+    @property
+    def deviance(self) -> float:
+        """-2 log-likelihood (ML); for REML fits evaluated at the REML estimates,
+        as lme4's ``deviance(fit, REML = FALSE)``."""
+        return self.fit.objective if not self.reml else self.fit.deviance_ml
+
+    @property
+    def loglik(self) -> float:
+        """Log-likelihood (REML log-likelihood for REML fits, as lme4's ``logLik``)."""
+        return -0.5 * self.fit.objective
+
+    @property
+    def df(self) -> int:
+        """Number of parameters: fixed effects, theta and sigma."""
+        return len(self.fit.beta) + len(self.fit.theta) + 1
+
+    @property
+    def aic(self) -> float:
+        return -2 * self.loglik + 2 * self.df
+
+    @property
+    def bic(self) -> float:
+        return -2 * self.loglik + np.log(self.nobs) * self.df
+
+    # ----------------------------------------------------- fitted and residuals
+    def fitted(self) -> np.ndarray:
+        """Conditional fitted values ``X beta + Z b (+ offset)``."""
+        return predict_eta(self.fit)
+
+    def residuals(self, type: str = "response") -> np.ndarray:
+        """``"response"``: y - fitted; ``"pearson"``: sqrt(w) (y - fitted) (lme4's definition)."""
+        r = self.fit.design.y - self.fitted()
+        if type == "response":
+            return r
+        if type == "pearson":
+            w = self.fit.design.weights
+            return r if w is None else r * np.sqrt(w)
+        raise ValueError(f"type must be 'response' or 'pearson', got {type!r}")
+
+    def predict(self, newdata: pd.DataFrame | None = None, re_form=None,
+                allow_new_levels: bool = False) -> np.ndarray:
+        """Predictions for the fitted rows or ``newdata``.
+
+        Parameters
+        ----------
+        newdata : DataFrame with the model's predictor and grouping columns (None: fitted rows).
+        re_form : None (all random effects), ``"~0"`` (none: population level), or a
+            formula naming random terms, e.g. ``"~ (1 | Subject)"``.
+        allow_new_levels : predict unseen groups with random effects of zero instead of raising.
+        """
+        return predict_eta(self.fit, newdata, re_form, allow_new_levels)
+
+    # ------------------------------------------------------------- reporting
+    def coef_table(self) -> pd.DataFrame:
+        est, se = self.fixef, self.se
+        return pd.DataFrame({"Estimate": est, "Std. Error": se, "t value": est / se})
+
+    def summary(self) -> Summary:
+        """lme4-style summary (``print`` it; renders as HTML in notebooks)."""
+        title = ("Linear mixed model fit by REML ['lmerMod']" if self.reml
+                 else "Linear mixed model fit by maximum likelihood  ['lmerMod']")
+        crit = (f"REML criterion at convergence: {self.objective:.1f}" if self.reml
+                else f"Deviance: {self.objective:.1f}")
+        info = None
+        if not self.reml:
+            info = pd.DataFrame([[self.aic, self.bic, self.loglik, self.deviance, self.nobs - self.df]],
+                                columns=["AIC", "BIC", "logLik", "deviance", "df.resid"], index=[""])
+        res = self.residuals("pearson") / self.sigma
+        q = np.quantile(res, [0, 0.25, 0.5, 0.75, 1])
+        sr = pd.Series(q, index=["Min", "1Q", "Median", "3Q", "Max"])
+        V = self.fit.vcov
+        corr = None
+        if V.shape[0] > 1:
+            sd = np.sqrt(np.diag(V))
+            names = list(self.fit.design.xnames)
+            abbrev = [_abbreviate(n) for n in names]
+            corr = pd.DataFrame(V / np.outer(sd, sd), index=names, columns=abbrev)
+        notes = []
+        if self.n_dropped:
+            notes.append(f"({self.n_dropped} observation(s) deleted due to missingness)")
+        if self.is_singular:
+            notes.append("boundary (singular) fit: a variance component is (nearly) zero or a correlation is +/-1")
+        for m in self.fit.opt.messages:
+            notes.append(f"convergence: {m}")
+        return Summary(title, self.formula, self.data_name, crit, info, sr, self.varcorr, self.nobs,
+                       self.ngroups, self.coef_table(), corr, tuple(notes))
+
+    def __repr__(self) -> str:
+        kind = "REML" if self.reml else "ML"
+        return (f"<LinearMixedModelResult {self.formula!r} ({kind}), nobs={self.nobs}, "
+                f"objective={self.objective:.4f}{', singular' if self.is_singular else ''}>")
+
+    def _repr_html_(self) -> str:
+        return self.summary()._repr_html_()
+
+    def to_dict(self) -> dict:
+        """Plain-Python summary of the fit (JSON-serializable)."""
+        return {
+            "formula": self.formula, "reml": self.reml, "nobs": self.nobs, "n_dropped": self.n_dropped,
+            "ngroups": self.ngroups, "fixef": self.fixef.to_dict(), "se": self.se.to_dict(),
+            "vcov": self.fit.vcov.tolist(), "theta": self.theta.to_dict(), "sigma": self.sigma,
+            "varcorr": self.varcorr.to_dict(orient="records"),
+            "loglik": self.loglik, "aic": self.aic, "bic": self.bic, "deviance": self.deviance,
+            "reml_criterion": self.reml_criterion, "objective": self.objective, "df": self.df,
+            "is_singular": self.is_singular, "converged": self.converged,
+            "optimizer": {"evaluations": self.fit.opt.nfev, "status": self.fit.opt.status,
+                          "messages": list(self.fit.opt.messages)},
+            "fit_seconds": self.fit.seconds,
+        }
+
+    def to_json(self, **kwargs) -> str:
+        return json.dumps(self.to_dict(), default=_json_default, **kwargs)
+
+
+def _json_default(o):
+    if isinstance(o, (np.floating, np.integer)):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    raise TypeError(f"not JSON serializable: {type(o).__name__}")
+
+
+def _abbreviate(name: str, width: int = 6) -> str:
+    """Short column labels like R's abbreviate (``(Intercept)`` -> ``(Intr)``)."""
+    if len(name) <= width:
+        return name
+    if name == "(Intercept)":
+        return "(Intr)"
+    keep = name[0] + "".join(c for c in name[1:] if c.lower() not in "aeiou")
+    return keep[:width]

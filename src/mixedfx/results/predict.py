@@ -1,0 +1,96 @@
+"""Predictions on the linear-predictor scale for fitted or new data.
+
+``eta = X beta + offset + sum_{k in re_form} Z_k b_k``: ``re_form=None`` uses every
+random term, ``"~0"`` (or ``"NA"``) none (the population-level, marginal prediction),
+and a formula such as ``"~ (1 | Subject)"`` the terms it names.  Rows of new data at
+levels not seen in fitting get zero random effects when ``allow_new_levels=True`` and
+raise an error otherwise.  Rows with missing predictor values predict NaN.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ..design.evaluate import DesignError
+from ..formula.ast import names_in
+from ..formula.terms import parse_formula
+from ..models.lmm import LmmFit
+
+__all__ = ["select_terms", "predict_eta"]
+
+
+def select_terms(fit: LmmFit, re_form) -> list[int]:
+    """Indices of the fitted random terms that ``re_form`` keeps."""
+    K = len(fit.design.blocks)
+    if re_form is None:
+        return list(range(K))
+    if re_form is False or (isinstance(re_form, float) and np.isnan(re_form)):
+        return []
+    text = str(re_form).strip()
+    if text.replace(" ", "") in ("~0", "NA", "~NA", "0", "~-1"):
+        return []
+    if not text.startswith("~"):
+        text = "~" + text
+    wanted = parse_formula("y " + text).random if "|" in text else ()
+    if not wanted:
+        raise ValueError(f"re_form={re_form!r}: give None (all random effects), '~0' (none), "
+                         "or random terms of the model such as '~ (1 | Subject)'")
+    chosen = []
+    for term in wanted:
+        hits = [k for k, b in enumerate(fit.design.blocks)
+                if b.term.group == term.group and b.term.lhs == term.lhs]
+        if not hits:
+            have = ", ".join(f"({b.term.text})" for b in fit.design.blocks)
+            raise ValueError(f"re_form term ({term.text}) is not a random term of the model; the model has {have}")
+        chosen.extend(h for h in hits if h not in chosen)
+    return sorted(chosen)
+
+
+def _complete_rows(fit: LmmFit, data: pd.DataFrame, terms: list[int]) -> np.ndarray:
+    """Rows with every variable needed for the prediction present."""
+    spec = fit.design.spec
+    nodes = [spec.formula.atoms[a] for t in spec.fixed.termlist.terms for a in t] + list(spec.formula.offsets)
+    names = {n for node in nodes for n in names_in(node)}
+    for k in terms:
+        group, _, lhs = spec.random[k]
+        names.update(group)
+        names.update(n for t in lhs.termlist.terms for a in t for n in names_in(spec.formula.atoms[a]))
+    cols = [c for c in names if c in data.columns]
+    return data[cols].notna().all(axis=1).to_numpy() if cols else np.ones(len(data), bool)
+
+
+def predict_eta(fit: LmmFit, newdata: pd.DataFrame | None = None, re_form=None,
+                allow_new_levels: bool = False) -> np.ndarray:
+    """Linear predictor for the fitted rows (``newdata=None``) or for ``newdata``."""
+    terms = select_terms(fit, re_form)
+    d = fit.design
+    if newdata is None:
+        eta = d.X @ fit.beta + (0.0 if d.offset is None else d.offset)
+        for k in terms:
+            blk = d.blocks[k]
+            eta = eta + np.einsum("ij,ij->i", blk.X, fit.b[k][blk.codes])
+        return eta
+    if not isinstance(newdata, pd.DataFrame):
+        raise TypeError(f"newdata must be a pandas DataFrame, got {type(newdata).__name__}")
+    out = np.full(len(newdata), np.nan)
+    ok = _complete_rows(fit, newdata, terms)
+    data = newdata.loc[ok]
+    if len(data) == 0:
+        return out
+    spec = d.spec
+    eta = spec.fixed_matrix(data) @ fit.beta
+    if spec.formula.offsets:
+        eta = eta + spec.offset(data)
+    for k, (codes, Xk) in zip(terms, spec.random_parts(data, which=set(terms))):
+        unseen = codes < 0
+        if unseen.any() and not allow_new_levels:
+            group = d.blocks[k].group_label
+            vals = data.loc[unseen, list(d.blocks[k].term.group)].astype(str).agg(":".join, axis=1)
+            raise DesignError(f"newdata has level(s) of {group!r} not in the fitted data: "
+                              f"{', '.join(map(repr, sorted(set(vals))[:5]))}. Pass allow_new_levels=True to "
+                              "predict them at the population level (random effects of zero)")
+        bk = np.zeros((len(codes), fit.b[k].shape[1]))
+        bk[~unseen] = fit.b[k][codes[~unseen]]
+        eta = eta + np.einsum("ij,ij->i", Xk, bk)
+    out[ok] = eta
+    return out

@@ -1,0 +1,66 @@
+"""Tables in R's layout: ``as.data.frame(VarCorr(fit))`` and ``as.data.frame(ranef(fit, condVar=TRUE))``."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["varcorr_frame", "ranef_frame", "group_names"]
+
+
+def group_names(labels: list[str]) -> list[str]:
+    """R's names for the VarCorr list: repeated groups get ``.1``, ``.2`` (``make.unique``)."""
+    seen: dict[str, int] = {}
+    out = []
+    for lab in labels:
+        if lab in seen:
+            seen[lab] += 1
+            out.append(f"{lab}.{seen[lab]}")
+        else:
+            seen[lab] = 0
+            out.append(lab)
+    return out
+
+
+def varcorr_frame(groups: list[str], cnames: list[tuple[str, ...]], covs: list[np.ndarray],
+                  sigma: float | None) -> pd.DataFrame:
+    """Rows ``grp, var1, var2, vcov, sdcor``: per term the variances, then covariances
+    (lower triangle, column by column, with correlations in ``sdcor``), then ``Residual``.
+    ``var2`` (and ``var1`` for the residual) is ``""`` where absent, as in the reference JSON.
+    """
+    rows = []
+    for grp, cn, S in zip(group_names(groups), cnames, covs):
+        sd = np.sqrt(np.diag(S))
+        for i, name in enumerate(cn):
+            rows.append((grp, name, "", S[i, i], sd[i]))
+        p = len(cn)
+        for j in range(p):
+            for i in range(j + 1, p):
+                corr = S[i, j] / (sd[i] * sd[j]) if sd[i] > 0 and sd[j] > 0 else np.nan
+                rows.append((grp, cn[j], cn[i], S[i, j], corr))
+    if sigma is not None:
+        rows.append(("Residual", "", "", sigma ** 2, sigma))
+    return pd.DataFrame(rows, columns=["grp", "var1", "var2", "vcov", "sdcor"])
+
+
+def ranef_frame(groups: list[str], cnames: list[tuple[str, ...]], levels: list[tuple[str, ...]],
+                b: list[np.ndarray], cond_var: list[np.ndarray] | None) -> pd.DataFrame:
+    """Long table ``grpvar, term, grp, condval[, condsd]``.
+
+    Terms sharing a grouping factor are listed under it together (as R's ranef
+    merges them); rows are ordered by grouping factor (first appearance in term
+    order), then term column, then level.
+    """
+    order: dict[str, list[int]] = {}
+    for k, g in enumerate(groups):
+        order.setdefault(g, []).append(k)
+    parts = []
+    for g, ks in order.items():
+        for k in ks:
+            nl = len(levels[k])
+            for c, term in enumerate(cnames[k]):
+                d = {"grpvar": np.repeat(g, nl), "term": np.repeat(term, nl),
+                     "grp": np.asarray(levels[k], dtype=object), "condval": b[k][:, c]}
+                if cond_var is not None:
+                    d["condsd"] = np.sqrt(np.maximum(cond_var[k][:, c, c], 0.0))
+                parts.append(pd.DataFrame(d))
+    return pd.concat(parts, ignore_index=True)
