@@ -81,14 +81,18 @@ def predict_eta(fit: LmmFit, newdata: pd.DataFrame | None = None, re_form=None,
     eta = spec.fixed_matrix(data) @ fit.beta
     if spec.formula.offsets:
         eta = eta + spec.offset(data)
-    for k, (codes, Xk) in zip(terms, spec.random_parts(data, which=set(terms))):
+    parts = list(zip(terms, spec.random_parts(data, which=set(terms))))
+    unknown = []
+    for k, (codes, _) in parts:
+        if (codes < 0).any():
+            cols = list(d.blocks[k].term.group)
+            vals = data.loc[codes < 0, cols].astype(str).agg(":".join, axis=1)
+            unknown.append(f"{d.blocks[k].group_label!r}: {', '.join(map(repr, sorted(set(vals))[:5]))}")
+    if unknown and not allow_new_levels:
+        raise DesignError(f"newdata has levels not in the fitted data ({'; '.join(unknown)}). Pass "
+                          "allow_new_levels=True to predict them at the population level (random effects of zero)")
+    for k, (codes, Xk) in parts:
         unseen = codes < 0
-        if unseen.any() and not allow_new_levels:
-            group = d.blocks[k].group_label
-            vals = data.loc[unseen, list(d.blocks[k].term.group)].astype(str).agg(":".join, axis=1)
-            raise DesignError(f"newdata has level(s) of {group!r} not in the fitted data: "
-                              f"{', '.join(map(repr, sorted(set(vals))[:5]))}. Pass allow_new_levels=True to "
-                              "predict them at the population level (random effects of zero)")
         bk = np.zeros((len(codes), fit.b[k].shape[1]))
         bk[~unseen] = fit.b[k][codes[~unseen]]
         eta = eta + np.einsum("ij,ij->i", Xk, bk)

@@ -1,0 +1,67 @@
+"""Shared fixtures: lme4 reference results (../shared/reference) and a session cache of fits."""
+from __future__ import annotations
+
+import glob
+import json
+import os
+import warnings
+
+import pandas as pd
+import pytest
+
+import mixedfx as mfx
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SHARED = os.environ.get("MIXEDFX_SHARED", os.path.join(HERE, "..", "..", "shared"))
+REFERENCE_DIR = os.path.join(SHARED, "reference")
+
+
+def _reference_files():
+    files = sorted(glob.glob(os.path.join(REFERENCE_DIR, "*.json")))
+    if not files:
+        raise RuntimeError(f"no lme4 reference JSON found in {REFERENCE_DIR}; set MIXEDFX_SHARED to the shared/ folder")
+    return files
+
+
+def load_reference(ref_id: str) -> dict:
+    with open(os.path.join(REFERENCE_DIR, ref_id + ".json")) as f:
+        return json.load(f)
+
+
+def reference_ids(fun: str) -> list[str]:
+    out = []
+    for path in _reference_files():
+        with open(path) as f:
+            d = json.load(f)
+        if d["fun"] == fun:
+            out.append(d["id"])
+    return out
+
+
+def is_reml(ref: dict) -> bool:
+    args = ref["args"] if isinstance(ref["args"], dict) else {}
+    return args.get("REML", True) is not False
+
+
+def reference_data(ref: dict) -> pd.DataFrame:
+    """The bundled dataset, with factor columns checked against the reference's levels."""
+    df = mfx.datasets.load(ref["data"])
+    for col, levels in ref["factor_levels"].items():
+        assert list(df[col].cat.categories) == levels, f"{ref['data']}.{col} levels differ from R's"
+    return df
+
+
+_FITS: dict = {}
+
+
+@pytest.fixture(scope="session")
+def lmm_fit():
+    """Return (result, reference) for a reference id; fits are cached for the session."""
+    def get(ref_id: str):
+        if ref_id not in _FITS:
+            ref = load_reference(ref_id)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                _FITS[ref_id] = mfx.lmer(ref["formula"], reference_data(ref), reml=is_reml(ref))
+        return _FITS[ref_id], load_reference(ref_id)
+    return get
