@@ -5,10 +5,10 @@
 """
 from . import datasets
 from .api import lmer
-from .design import DesignError, MissingDataWarning, RankDeficiencyWarning
+from .design import DesignError, IdentifiabilityWarning, MissingDataWarning, RankDeficiencyWarning
 from .formula import FormulaSyntaxError
 from .models import ConvergenceWarning, SingularFitWarning
 
 __version__ = "0.1.0"
 __all__ = ["lmer", "datasets", "DesignError", "FormulaSyntaxError", "MissingDataWarning",
-           "RankDeficiencyWarning", "ConvergenceWarning", "SingularFitWarning", "__version__"]
+           "RankDeficiencyWarning", "IdentifiabilityWarning", "ConvergenceWarning", "SingularFitWarning", "__version__"]

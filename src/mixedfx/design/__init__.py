@@ -2,7 +2,7 @@
 from .design import Design, DesignSpec, MissingDataWarning, build_design
 from .evaluate import DesignError
 from .matrices import RankDeficiencyWarning
-from .random import ReBlock
+from .random import IdentifiabilityWarning, ReBlock
 
-__all__ = ["Design", "DesignSpec", "DesignError", "MissingDataWarning", "RankDeficiencyWarning",
+__all__ = ["Design", "DesignSpec", "DesignError", "IdentifiabilityWarning", "MissingDataWarning", "RankDeficiencyWarning",
            "ReBlock", "build_design"]

@@ -11,7 +11,7 @@ from ..formula.terms import ModelFormula, parse_formula
 from ..formula.ast import deparse
 from .evaluate import AtomState, DesignError, check_columns, evaluate_atom
 from .matrices import TermMatrixSpec, build_term_matrix, drop_aliased_columns
-from .random import ReBlock, check_levels, grouping_factor, map_levels
+from .random import ReBlock, check_identifiability, check_levels, grouping_factor, map_levels
 
 __all__ = ["Design", "DesignSpec", "build_design", "MissingDataWarning"]
 
@@ -126,7 +126,7 @@ def build_design(formula: str | ModelFormula, data: pd.DataFrame, weights=None, 
     w_arr, w_col = _vector_arg(weights, data, "weights")
     o_arr, o_col = _vector_arg(offset, data, "offset")
     cols = [v for v in f.variables if v in data.columns] + [c for c in (w_col, o_col) if c]
-    ok = data[cols].notna().all(axis=1).to_numpy()
+    ok = data[cols].notna().all(axis=1).to_numpy().copy()
     for arr in (w_arr, o_arr):
         if arr is not None:
             ok &= ~np.isnan(arr)
@@ -155,6 +155,7 @@ def build_design(formula: str | ModelFormula, data: pd.DataFrame, weights=None, 
         blocks.append(ReBlock(term, levels, codes, Xk, lspec.names, lspec))
     blocks.sort(key=lambda b: -b.nlevels)   # lme4's order: decreasing number of levels, stable
     check_levels(blocks, n, lmm)
+    check_identifiability(blocks)
     weights_v = w_arr if w_col is None else data[w_col].to_numpy(dtype=float)
     if weights_v is not None:
         _check_weights(weights_v)

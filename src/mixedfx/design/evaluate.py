@@ -97,13 +97,13 @@ def to_factor(values, name: str, levels: list[str] | None = None) -> pd.Categori
             uniq = sorted(set(strings))
         if levels is None:
             levels = uniq
-    cat = pd.Categorical(strings, categories=levels)
-    bad = (cat.codes < 0)
+    codes = pd.Index(levels, dtype=object).get_indexer(np.asarray(strings, dtype=object))
+    bad = codes < 0
     if bad.any():
         unknown = sorted(set(np.asarray(strings, dtype=object)[bad]))[:5]
         raise DesignError(f"column {name!r} has level(s) not seen when the model was fitted: "
                           f"{', '.join(map(repr, unknown))}")
-    return cat
+    return pd.Categorical.from_codes(codes, categories=pd.Index(levels, dtype=object))
 
 
 def _is_numeric(v) -> bool:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import warnings
+
 import numpy as np
 import pandas as pd
 
@@ -17,7 +19,11 @@ from ..formula.terms import RandomTerm
 from .evaluate import DesignError, to_factor
 from .matrices import TermMatrixSpec
 
-__all__ = ["ReBlock", "grouping_factor", "map_levels"]
+__all__ = ["ReBlock", "grouping_factor", "map_levels", "IdentifiabilityWarning", "check_identifiability"]
+
+
+class IdentifiabilityWarning(UserWarning):
+    """A random-effects term's variance components are weakly or not identified."""
 
 
 @dataclass(frozen=True)
@@ -111,3 +117,34 @@ def check_levels(blocks: list[ReBlock], n: int, lmm: bool) -> None:
         if lmm and b.q >= n:
             raise DesignError(f"the term ({b.term.text}) has {b.q} random effects for {n} observations; "
                               "the model is unidentifiable. Simplify the term (e.g. (1 | group)).")
+
+
+def check_identifiability(blocks: list[ReBlock], tol: float = 1e-10) -> None:
+    """Warn when a term's left-hand-side columns are linearly dependent within every level.
+
+    Then (as for ``(x | g)`` with ``x`` constant within each group) the random slope is
+    confounded with the random intercept inside each group; its variance is identified
+    only through differences between groups, or not at all when the columns are
+    dependent over the whole data.
+    """
+    for b in blocks:
+        if b.p < 2:
+            continue
+        gram = np.zeros((b.nlevels, b.p, b.p))
+        for i in range(b.p):
+            for j in range(i, b.p):
+                gram[:, i, j] = gram[:, j, i] = np.bincount(b.codes, b.X[:, i] * b.X[:, j], minlength=b.nlevels)
+        eig = np.linalg.eigvalsh(gram)
+        deficient = eig[:, 0] <= tol * np.maximum(eig[:, -1], 1e-300)
+        if not deficient.all():
+            continue
+        whole = np.linalg.eigvalsh(b.X.T @ b.X)
+        if whole[0] <= tol * whole[-1]:
+            how = ("its columns are linearly dependent over the whole data, so its variance components "
+                   "are not identifiable")
+        else:
+            how = ("its columns are linearly dependent within every level of the grouping factor (a covariate "
+                   "constant within groups), so the variance components are identified only through "
+                   "differences between groups")
+        warnings.warn(f"in the term ({b.term.text}), {how}; consider (1 | {b.group_label}) with the covariate "
+                      "as a fixed effect", IdentifiabilityWarning, stacklevel=4)

@@ -1,0 +1,42 @@
+"""The command line, run as users run it."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from mixedfx.cli.main import main
+
+
+def test_fit_bundled_dataset_prints_summary(capsys):
+    assert main(["fit", "Reaction ~ Days + (Days | Subject)", "--data", "sleepstudy"]) == 0
+    out = capsys.readouterr().out
+    assert "REML criterion at convergence: 1743.6" in out and "Subject" in out
+
+
+def test_fit_json_ml(capsys):
+    assert main(["fit", "Reaction ~ Days + (1 | Subject)", "--data", "sleepstudy", "--ml", "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["reml"] is False and d["fixef"]["Days"] == pytest.approx(10.4673, rel=1e-4)
+    assert len(d["ranef"]) == 18
+
+
+def test_fit_csv_path_with_factor(tmp_path, capsys):
+    import mixedfx as mfx
+    path = tmp_path / "pen.csv"
+    mfx.datasets.load("penicillin").to_csv(path, index=False)
+    assert main(["fit", "diameter ~ 1 + (1 | plate) + (1 | sample)", "--data", str(path), "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["objective"] == pytest.approx(330.8605889996, rel=1e-8)
+
+
+def test_bad_formula_exits_with_message(capsys):
+    assert main(["fit", "Reaction ~ Dayz + (1 | Subject)", "--data", "sleepstudy"]) == 2
+    assert "did you mean 'Days'" in capsys.readouterr().err
+
+
+def test_python_dash_m_entry_point():
+    r = subprocess.run([sys.executable, "-m", "mixedfx", "datasets"], capture_output=True, text=True, check=True)
+    assert "sleepstudy" in r.stdout
