@@ -125,3 +125,16 @@ def test_failed_factorization_returns_large_finite_value():
     ws = PLSWorkspace(X, y, blocks)
     value = ws.objective(np.array([0.5]))
     assert np.isfinite(value) and value >= 1e10
+
+
+def test_batched_small_cholesky_and_inverse_match_numpy():
+    from mixedfx.core.workspace import batched_cholesky, batched_lower_inverse
+    rng = np.random.default_rng(7)
+    for p in (1, 2, 3, 5):
+        A = rng.normal(size=(40, p, p))
+        C = A @ np.swapaxes(A, 1, 2) + 0.1 * np.eye(p)
+        L = batched_cholesky(C)
+        np.testing.assert_allclose(L, np.linalg.cholesky(C), rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(batched_lower_inverse(L), np.linalg.inv(L), rtol=1e-9, atol=1e-11)
+    C[3] = -np.eye(p)
+    assert batched_cholesky(C) is None

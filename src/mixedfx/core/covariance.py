@@ -9,6 +9,7 @@ The full ``Lambda`` is block diagonal with ``lambda_k`` repeated once per level.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -59,12 +60,15 @@ class ThetaLayout:
         lb = self.lower_bounds()
         return np.where(lb == 0.0, 1.0, 0.0)
 
+    @cached_property
+    def _scatter(self) -> list[tuple[slice, np.ndarray, np.ndarray, int]]:
+        return [(sl, *self.tril_indices(p), p) for p, sl in zip(self.sizes, self.slices())]
+
     def lambdas(self, theta: np.ndarray) -> list[np.ndarray]:
         """The ``p_k x p_k`` lower-triangular factors for ``theta``."""
         out = []
-        for p, sl in zip(self.sizes, self.slices()):
+        for sl, r, c, p in self._scatter:
             lam = np.zeros((p, p))
-            r, c = self.tril_indices(p)
             lam[r, c] = theta[sl]
             out.append(lam)
         return out

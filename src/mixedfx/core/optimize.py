@@ -56,7 +56,7 @@ def _run(fun, x0, lower, upper, maxeval, ftol_rel, ftol_abs, xtol_abs, step):
     opt.set_ftol_abs(ftol_abs)
     opt.set_xtol_abs(xtol_abs)
     opt.set_maxeval(maxeval)
-    opt.set_initial_step(np.full(k, step))
+    opt.set_initial_step(np.broadcast_to(np.asarray(step, float), (k,)).copy())
     start = np.clip(np.asarray(x0, float), lower, upper)
     try:
         opt.optimize(start)
@@ -71,6 +71,8 @@ def _run(fun, x0, lower, upper, maxeval, ftol_rel, ftol_abs, xtol_abs, step):
 def bobyqa(fun, x0, lower, upper=None, maxeval: int = 100_000, ftol_rel: float = 1e-14,
            ftol_abs: float = 1e-10, xtol_abs: float = 1e-10, step: float = 0.75) -> OptResult:
     """Minimize ``fun`` over the box ``[lower, upper]`` starting from ``x0``.
+
+    ``step`` is BOBYQA's initial trust-region step, a scalar or one per coordinate.
 
     Returns the best point seen (BOBYQA may stop after evaluating a worse one).
     """

@@ -55,6 +55,53 @@ def random_effects_matrix(codes: np.ndarray, Xk: np.ndarray, nlevels: int) -> sp
     return sp.csr_matrix((data, (rows, cols)), shape=(n, nlevels * p))
 
 
+def batched_cholesky(C: np.ndarray) -> np.ndarray | None:
+    """Lower Cholesky factors of a stack of small SPD matrices (l, p, p), column by column.
+
+    For the p <= 4 blocks of random-slope terms this is several times faster than
+    ``numpy.linalg.cholesky`` (whose per-call overhead dominates on tiny blocks).
+    Returns None if a block is not positive definite.
+    """
+    l, p, _ = C.shape
+    L = np.zeros_like(C)
+    if p == 2:   # closed form for the common random-slope block
+        c00, c10, c11 = C[:, 0, 0], C[:, 1, 0], C[:, 1, 1]
+        if c00.min() <= 0:
+            return None
+        L[:, 0, 0] = l00 = np.sqrt(c00)
+        L[:, 1, 0] = l10 = c10 / l00
+        d = c11 - l10 * l10
+        if d.min() <= 0:
+            return None
+        L[:, 1, 1] = np.sqrt(d)
+        return L
+    for j in range(p):
+        d = C[:, j, j] - np.sum(L[:, j, :j] ** 2, axis=1) if j else C[:, j, j]
+        if np.any(d <= 0):
+            return None
+        L[:, j, j] = ljj = np.sqrt(d)
+        for i in range(j + 1, p):
+            v = C[:, i, j] - np.sum(L[:, i, :j] * L[:, j, :j], axis=1) if j else C[:, i, j]
+            L[:, i, j] = v / ljj
+    return L
+
+
+def batched_lower_inverse(L: np.ndarray) -> np.ndarray:
+    """Inverses of a stack of small lower-triangular matrices (l, p, p) by forward substitution."""
+    l, p, _ = L.shape
+    inv = np.zeros_like(L)
+    if p == 2:
+        inv[:, 0, 0] = i00 = 1.0 / L[:, 0, 0]
+        inv[:, 1, 1] = i11 = 1.0 / L[:, 1, 1]
+        inv[:, 1, 0] = -L[:, 1, 0] * i00 * i11
+        return inv
+    for j in range(p):
+        inv[:, j, j] = 1.0 / L[:, j, j]
+        for i in range(j + 1, p):
+            inv[:, i, j] = -np.sum(L[:, i, j:i] * inv[:, j:i, j], axis=1) / L[:, i, i]
+    return inv
+
+
 def _chol(M: np.ndarray, clean: bool = True) -> np.ndarray | None:
     """Lower Cholesky factor via LAPACK dpotrf, in place for a Fortran-ordered M.
 
@@ -97,11 +144,19 @@ class PLSWorkspace:
         codes0, X0, l0 = blocks[0]
         p0 = self.sizes[0]
         X0w = scale(np.asarray(X0, float))
+        self._diag0 = np.arange(p0)
         self.A00 = np.empty((l0, p0, p0))
         for a in range(p0):
             for b in range(a, p0):
                 self.A00[:, a, b] = self.A00[:, b, a] = np.bincount(codes0, X0w[:, a] * X0w[:, b], minlength=l0)
         self.AF0 = np.asarray((Zs[0].T @ F).T)
+        if p0 == 2:   # buffers and views for the closed-form two-column block
+            self._a00 = (self.A00[:, 0, 0].copy(), self.A00[:, 1, 0].copy(), self.A00[:, 1, 1].copy())
+            af = self.AF0.reshape(self.p + 1, l0, 2)
+            self._af0_cols = (af[:, :, 0].copy(), af[:, :, 1].copy())
+            self._L00_buf = np.zeros((l0, 2, 2))
+            self._D0_buf = np.zeros((l0, 2, 2))
+            self._LF0_buf = np.zeros((self.p + 1, l0, 2))
         self.AFF = F.T @ F
         self.q0 = l0 * p0
         self.has_rest = len(blocks) > 1
@@ -144,18 +199,21 @@ class PLSWorkspace:
             self.d0 = l / self.L00
             logdet = 2.0 * np.sum(np.log(self.L00))
             LF0 = self.AF0 * self.d0[None, :]
-        else:
-            C = np.einsum("ji,gjk,kl->gil", lam0, self.A00, lam0)
-            C[:, np.arange(p0), np.arange(p0)] += 1.0
-            try:
-                self.L00 = np.linalg.cholesky(C)
-            except np.linalg.LinAlgError:
+        elif p0 == 2:
+            out = self._update_block0_p2(lam0)
+            if out is None:
                 return self._fail()
-            logdet = 2.0 * np.sum(np.log(np.diagonal(self.L00, axis1=1, axis2=2)))
+            logdet, LF0 = out
+        else:
+            C = lam0.T @ self.A00 @ lam0          # batched over levels: (l0, p0, p0)
+            C[:, self._diag0, self._diag0] += 1.0
+            self.L00 = batched_cholesky(C)
+            if self.L00 is None:
+                return self._fail()
+            logdet = 2.0 * float(np.sum(np.log(self.L00[:, self._diag0, self._diag0])))
             # D_g = lam0 L00_g^{-T}
-            Linv = np.linalg.inv(self.L00)
-            self.D0 = np.einsum("ij,gkj->gik", lam0, Linv)
-            LF0 = np.einsum("fgi,gij->fgj", self.AF0.reshape(self.p + 1, -1, p0), self.D0).reshape(self.p + 1, -1)
+            self.D0 = lam0 @ np.swapaxes(batched_lower_inverse(self.L00), 1, 2)
+            LF0 = (self.AF0.reshape(self.p + 1, -1, 1, p0) @ self.D0).reshape(self.p + 1, -1)
         self.LF0 = LF0
         if self.has_rest:
             out = self._update_rest(lams, LF0)
@@ -171,11 +229,45 @@ class PLSWorkspace:
             return self._fail()
         self.LFF = LFF
         self.logdet_Z = logdet
-        diag = np.diag(LFF)
+        diag = LFF.diagonal()
         self.pwrss = float(diag[-1] ** 2)
-        self.logdet_X = 2.0 * float(np.sum(np.log(diag[:-1])))
+        self.logdet_X = 2.0 * float(np.log(diag[:-1]).sum())
         self.objective_value = self._objective()
         return self
+
+    def _update_block0_p2(self, lam0):
+        """Block 0 for a two-column term in closed form (vector ops over levels).
+
+        With ``lambda = [[t0, 0], [t1, t2]]`` and per-level ``A = [[a, b], [b, c]]``:
+        ``C = lambda' A lambda + I``, its Cholesky ``L``, ``L^{-1}`` and ``D = lambda L^{-T}``
+        are written out entry by entry (the same numbers as the general path, without the
+        per-call overhead of batched LAPACK on 2 x 2 blocks).
+        """
+        t0, t1, t2 = lam0[0, 0], lam0[1, 0], lam0[1, 1]
+        a, b, c = self._a00
+        c00 = t0 * t0 * a + 2.0 * t0 * t1 * b + t1 * t1 * c + 1.0
+        c10 = t2 * (t0 * b + t1 * c)
+        c11 = t2 * t2 * c + 1.0
+        l00 = np.sqrt(c00)
+        l10 = c10 / l00
+        d11 = c11 - l10 * l10
+        if d11.min() <= 0:
+            return None
+        l11 = np.sqrt(d11)
+        i00, i11 = 1.0 / l00, 1.0 / l11
+        i10 = -l10 * i00 * i11
+        L = self._L00_buf
+        L[:, 0, 0], L[:, 1, 0], L[:, 1, 1] = l00, l10, l11
+        self.L00 = L
+        D = self._D0_buf
+        D[:, 0, 0], D[:, 0, 1] = t0 * i00, t0 * i10
+        D[:, 1, 0], D[:, 1, 1] = t1 * i00, t1 * i10 + t2 * i11
+        self.D0 = D
+        F0, F1 = self._af0_cols
+        LF0 = self._LF0_buf
+        LF0[:, :, 0] = F0 * D[:, 0, 0] + F1 * D[:, 1, 0]
+        LF0[:, :, 1] = F0 * D[:, 0, 1] + F1 * D[:, 1, 1]
+        return float(np.log(c00).sum() + np.log(d11).sum()), LF0.reshape(self.p + 1, -1)
 
     def _update_rest(self, lams, LF0):
         p0 = self.sizes[0]

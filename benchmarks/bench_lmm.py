@@ -1,0 +1,162 @@
+"""Benchmark: fit time of every reference LMM, mixedfx against lme4 measured in the same run.
+
+Usage::
+
+    python benchmarks/bench_lmm.py                 # all models, lme4 too when Rscript + lme4 exist
+    python benchmarks/bench_lmm.py --no-r --reps 5
+    python benchmarks/bench_lmm.py --models sleep_slopes_reml insteval_crossed
+
+Times are medians of whole ``mfx.lmer(formula, data)`` calls (design + fit + results),
+against lme4's ``lmer(formula, data)`` timed the same way inside one R process.
+Peak memory is Python's traced allocations during one fit (numpy buffers included).
+Without R, the lme4 column shows the figure stored in ``benchmarks/lme4_seconds.json``
+from an earlier run on this kind of machine (marked ``*``).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import tracemalloc
+import warnings
+
+import mixedfx as mfx
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+MODELS = {   # id: (dataset, formula, reml)
+    "sleep_intercept": ("sleepstudy", "Reaction ~ Days + (1 | Subject)", True),
+    "sleep_slopes_reml": ("sleepstudy", "Reaction ~ Days + (Days | Subject)", True),
+    "sleep_slopes_ml": ("sleepstudy", "Reaction ~ Days + (Days | Subject)", False),
+    "sleep_uncorrelated": ("sleepstudy", "Reaction ~ Days + (Days || Subject)", True),
+    "dyestuff": ("dyestuff", "Yield ~ 1 + (1 | Batch)", True),
+    "dyestuff2_singular": ("dyestuff2", "Yield ~ 1 + (1 | Batch)", True),
+    "penicillin_crossed": ("penicillin", "diameter ~ 1 + (1 | plate) + (1 | sample)", True),
+    "pastes_nested": ("pastes", "strength ~ 1 + (1 | batch/cask)", True),
+    "cake_factorial": ("cake", "angle ~ recipe * temp + (1 | recipe:replicate)", True),
+    "insteval_crossed": ("insteval", "y ~ 1 + service + (1 | s) + (1 | d) + (1 | dept)", True),
+}
+
+R_SCRIPT = r"""
+suppressPackageStartupMessages(library(lme4))
+args <- commandArgs(trailingOnly = TRUE)
+spec <- jsonlite::fromJSON(args[1], simplifyVector = FALSE)
+out <- list()
+for (m in spec$models) {
+  d <- read.csv(m$csv, stringsAsFactors = FALSE)
+  for (col in names(m$factors)) d[[col]] <- factor(as.character(d[[col]]), levels = unlist(m$factors[[col]]))
+  f <- as.formula(m$formula)
+  fit <- lmer(f, d, REML = m$reml)          # warm-up
+  times <- numeric(0)
+  for (i in seq_len(m$reps)) {
+    t0 <- proc.time()[["elapsed"]]
+    fit <- lmer(f, d, REML = m$reml)
+    times <- c(times, proc.time()[["elapsed"]] - t0)
+  }
+  out[[m$id]] <- list(median = median(times), min = min(times), max = max(times), reps = m$reps,
+                      objective = if (m$reml) REMLcrit(fit) else deviance(fit))
+}
+writeLines(jsonlite::toJSON(out, auto_unbox = TRUE, digits = NA), args[2])
+"""
+
+
+def have_r() -> bool:
+    if shutil.which("Rscript") is None:
+        return False
+    r = subprocess.run(["Rscript", "-e", "suppressPackageStartupMessages({library(lme4); library(jsonlite)})"],
+                       capture_output=True)
+    return r.returncode == 0
+
+
+def time_mixedfx(model_id: str, reps: int) -> dict:
+    name, formula, reml = MODELS[model_id]
+    df = mfx.datasets.load(name)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        m = mfx.lmer(formula, df, reml=reml)        # warm-up (imports, caches)
+        times = []
+        for _ in range(reps):
+            t0 = time.perf_counter()
+            m = mfx.lmer(formula, df, reml=reml)
+            times.append(time.perf_counter() - t0)
+        tracemalloc.start()
+        mfx.lmer(formula, df, reml=reml)
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    return {"median": statistics.median(times), "min": min(times), "max": max(times), "reps": reps,
+            "objective": m.objective, "evaluations": m.fit.opt.nfev, "peak_mb": peak / 2**20}
+
+
+def time_lme4(model_ids: list[str], reps: dict) -> dict:
+    tmp = tempfile.mkdtemp()
+    models = []
+    for mid in model_ids:
+        name, formula, reml = MODELS[mid]
+        df = mfx.datasets.load(name)
+        csv = os.path.join(tmp, name + ".csv")
+        if not os.path.exists(csv):
+            df.to_csv(csv, index=False)
+        factors = {c: list(df[c].cat.categories) for c in df.columns if hasattr(df[c], "cat")}
+        models.append({"id": mid, "csv": csv, "formula": formula, "reml": reml, "factors": factors,
+                       "reps": reps[mid]})
+    spec, script, out = (os.path.join(tmp, n) for n in ("spec.json", "bench.R", "out.json"))
+    with open(spec, "w") as f:
+        json.dump({"models": models}, f)
+    with open(script, "w") as f:
+        f.write(R_SCRIPT)
+    subprocess.run(["Rscript", script, spec, out], check=True)
+    with open(out) as f:
+        return json.load(f)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--models", nargs="*", default=list(MODELS))
+    ap.add_argument("--reps", type=int, default=None, help="repetitions per model (default: 20; 3 for insteval)")
+    ap.add_argument("--no-r", action="store_true", help="do not run lme4 even if R is available")
+    ap.add_argument("--json", default=os.path.join(HERE, "results", "lmm.json"))
+    args = ap.parse_args(argv)
+    reps = {m: args.reps or (3 if m.startswith("insteval") else 20) for m in args.models}
+    ours = {m: time_mixedfx(m, reps[m]) for m in args.models}
+    stored_path = os.path.join(HERE, "lme4_seconds.json")
+    stored = json.load(open(stored_path)) if os.path.exists(stored_path) else {}
+    live = not args.no_r and have_r()
+    theirs = time_lme4(args.models, reps) if live else {}
+    rows = []
+    print(f"| model | mixedfx median (s) | evals | peak MB | lme4 median (s) | speed-up | objective diff |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for m in args.models:
+        o = ours[m]
+        t = theirs.get(m)
+        if t is not None:
+            lme4_s, mark = t["median"], ""
+            diff = f"{o['objective'] - t['objective']:+.1e}"
+        elif m in stored:
+            lme4_s, mark, diff = stored[m]["median"], "*", ""
+        else:
+            lme4_s, mark, diff = None, "", ""
+        ratio = f"{lme4_s / o['median']:.1f}x" if lme4_s else "n/a"
+        lme4_txt = f"{lme4_s:.4f}{mark}" if lme4_s else "n/a"
+        print(f"| {m} | {o['median']:.4f} | {o['evaluations']} | {o['peak_mb']:.1f} | {lme4_txt} | {ratio} | {diff} |")
+        rows.append({"model": m, "mixedfx": o, "lme4": t, "lme4_stored": stored.get(m)})
+    os.makedirs(os.path.dirname(args.json), exist_ok=True)
+    with open(args.json, "w") as f:
+        json.dump({"machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
+                   "lme4_live": live, "rows": rows}, f, indent=1)
+    if live:
+        with open(stored_path, "w") as f:
+            json.dump({m: theirs[m] for m in args.models} | {k: v for k, v in stored.items() if k not in theirs},
+                      f, indent=1, sort_keys=True)
+    if not live:
+        print("\n* lme4 figure stored from an earlier run on this kind of machine (Rscript with lme4 not found)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
