@@ -129,7 +129,7 @@ def main(argv=None) -> int:
     live = not args.no_r and have_r()
     theirs = time_lme4(args.models, reps) if live else {}
     rows = []
-    print(f"| model | mixedfx median (s) | evals | peak MB | lme4 median (s) | speed-up | objective diff |")
+    print(f"| model | mixedfx median (min) s | evals | peak MB | lme4 median s | speed-up (median) | objective diff |")
     print("|---|---:|---:|---:|---:|---:|---:|")
     for m in args.models:
         o = ours[m]
@@ -143,7 +143,8 @@ def main(argv=None) -> int:
             lme4_s, mark, diff = None, "", ""
         ratio = f"{lme4_s / o['median']:.1f}x" if lme4_s else "n/a"
         lme4_txt = f"{lme4_s:.4f}{mark}" if lme4_s else "n/a"
-        print(f"| {m} | {o['median']:.4f} | {o['evaluations']} | {o['peak_mb']:.1f} | {lme4_txt} | {ratio} | {diff} |")
+        print(f"| {m} | {o['median']:.4f} ({o['min']:.4f}) | {o['evaluations']} | {o['peak_mb']:.1f} | {lme4_txt} "
+              f"| {ratio} | {diff} |")
         rows.append({"model": m, "mixedfx": o, "lme4": t, "lme4_stored": stored.get(m)})
     os.makedirs(os.path.dirname(args.json), exist_ok=True)
     with open(args.json, "w") as f:
@@ -154,7 +155,8 @@ def main(argv=None) -> int:
             json.dump({m: theirs[m] for m in args.models} | {k: v for k, v in stored.items() if k not in theirs},
                       f, indent=1, sort_keys=True)
     if not live:
-        print("\n* lme4 figure stored from an earlier run on this kind of machine (Rscript with lme4 not found)")
+        why = "--no-r given" if args.no_r else "Rscript with lme4 not found"
+        print(f"\n* lme4 figure stored from an earlier run on this kind of machine ({why})")
     return 0
 
 

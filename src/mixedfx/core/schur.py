@@ -36,28 +36,15 @@ class SchurPlan:
         q_r, q0 = A.shape
         l0 = q0 // p0
         nnz = np.diff(A.indptr)
-        # column pairs (g*p0 + a, g*p0 + b) for every level g and a, b
-        g = np.repeat(np.arange(l0), p0 * p0)
-        a = np.tile(np.repeat(np.arange(p0), p0), l0)
-        b = np.tile(np.tile(np.arange(p0), p0), l0)
-        ca, cb = g * p0 + a, g * p0 + b
-        widx = g * p0 * p0 + a * p0 + b
-        na, nb = nnz[ca], nnz[cb]
-        counts = na * nb
-        total = int(counts.sum())
-        pair = np.repeat(np.arange(len(ca)), counts)
-        within = np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts)
-        ia = A.indptr[ca][pair] + within // nb[pair]
-        ib = A.indptr[cb][pair] + within % nb[pair]
-        ra, rb = A.indices[ia], A.indices[ib]
-        keep = ra >= rb                      # lower triangle only
-        ra, rb = ra[keep], rb[keep]
-        vals = A.data[ia[keep]] * A.data[ib[keep]]
+        if p0 == 1:
+            ra, rb, vals, wcol = self._pairs_scalar(A, nnz)
+        else:
+            ra, rb, vals, wcol = self._pairs_blocks(A, nnz, p0, l0)
         lin = ra.astype(np.int64) * q_r + rb
         # T with one row per entry of the q_r x q_r matrix (counting sort, no comparison sort),
         # then restricted to the pattern: its nonzero rows, the diagonal and Arr's lower triangle
         W = l0 * p0 * p0
-        full = sp.csr_matrix((vals, (lin, widx[pair[keep]])), shape=(q_r * q_r, W))
+        full = sp.csr_matrix((vals, (lin, wcol)), shape=(q_r * q_r, W))
         mask = np.diff(full.indptr) > 0
         mask[np.arange(q_r, dtype=np.int64) * (q_r + 1)] = True
         if Arr is not None:
@@ -71,6 +58,44 @@ class SchurPlan:
         self.lin_fortran = self.cols.astype(np.int64) * q_r + self.rows   # (row, col) in column-major storage
         self.arr_vals = None if Arr is None else Arr[self.rows, self.cols]
         self.is_diag = self.rows == self.cols
+
+    @staticmethod
+    def _pairs_scalar(A: sp.csc_matrix, nnz: np.ndarray):
+        """Entry pairs (r_a >= r_b) within each column: c (c + 1) / 2 per column of c entries.
+
+        The t-th pair of a column is (i, k) with i = floor((sqrt(8t + 1) - 1) / 2) and
+        k = t - i (i + 1) / 2, so only the lower triangle is ever generated.
+        """
+        counts = nnz * (nnz + 1) // 2
+        total = int(counts.sum())
+        col = np.repeat(np.arange(len(nnz)), counts)
+        t = np.arange(total, dtype=np.int64) - np.repeat(np.cumsum(counts) - counts, counts)
+        i = ((np.sqrt(8.0 * t + 1.0) - 1.0) // 2).astype(np.int64)
+        i -= (i * (i + 1) // 2 > t)                       # guard against rounding
+        i += ((i + 1) * (i + 2) // 2 <= t)
+        k = t - i * (i + 1) // 2
+        start = A.indptr[col]
+        ia, ib = start + i, start + k                      # rows sorted: index i >= k means r_a >= r_b
+        return A.indices[ia], A.indices[ib], A.data[ia] * A.data[ib], col
+
+    @staticmethod
+    def _pairs_blocks(A: sp.csc_matrix, nnz: np.ndarray, p0: int, l0: int):
+        """All entry pairs of columns (g p0 + a, g p0 + b), restricted to r_a >= r_b."""
+        g = np.repeat(np.arange(l0), p0 * p0)
+        a = np.tile(np.repeat(np.arange(p0), p0), l0)
+        b = np.tile(np.tile(np.arange(p0), p0), l0)
+        ca, cb = g * p0 + a, g * p0 + b
+        widx = g * p0 * p0 + a * p0 + b
+        na, nb = nnz[ca], nnz[cb]
+        counts = na * nb
+        total = int(counts.sum())
+        pair = np.repeat(np.arange(len(ca)), counts)
+        within = np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts)
+        ia = A.indptr[ca][pair] + within // nb[pair]
+        ib = A.indptr[cb][pair] + within % nb[pair]
+        ra, rb = A.indices[ia], A.indices[ib]
+        keep = ra >= rb
+        return ra[keep], rb[keep], A.data[ia[keep]] * A.data[ib[keep]], widx[pair[keep]]
 
     @property
     def nnz(self) -> int:

@@ -78,6 +78,13 @@ def to_factor(values, name: str, levels: list[str] | None = None) -> pd.Categori
         cat = pd.Categorical(values)
         labels = level_labels(cat.categories)
         codes = cat.codes
+        if levels is None and not (codes < 0).any():
+            # fast path: remap codes onto the used categories, keeping their order
+            present = np.zeros(len(labels), bool)
+            present[codes] = True
+            remap = np.cumsum(present) - 1
+            used = [lab for lab, p in zip(labels, present) if p]
+            return pd.Categorical.from_codes(remap[codes], categories=pd.Index(used, dtype=object))
         present = np.zeros(len(labels), bool)
         present[codes[codes >= 0]] = True
         if levels is None:
