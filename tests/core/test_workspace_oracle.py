@@ -8,7 +8,7 @@ import pytest
 import scipy.sparse as sp
 
 from mixedfx.core import PLSWorkspace, ThetaLayout, random_effects_matrix
-from mixedfx.core.schur import SchurPlan
+from mixedfx.core.schur import DenseGram, SchurPlan
 
 
 def random_problem(rng, n, terms, p=2, weights=False):
@@ -69,13 +69,17 @@ CASES = {
 }
 
 
+SPARSE_CASES = [c for c, terms in CASES.items() if len(terms) > 1 and all(p == 1 for _, p in terms[1:])]
+
+
 @pytest.mark.parametrize("reml", [True, False])
 @pytest.mark.parametrize("weights", [False, True])
-@pytest.mark.parametrize("case", sorted(CASES))
-def test_blocked_factorization_matches_dense(case, weights, reml):
+@pytest.mark.parametrize("case, rest", [(c, "auto") for c in sorted(CASES)] + [(c, "sparse") for c in SPARSE_CASES])
+def test_blocked_factorization_matches_dense(case, rest, weights, reml):
     rng = np.random.default_rng(zlib.crc32(f"{case}-{weights}-{reml}".encode()))
     X, y, blocks, w = random_problem(rng, 120, CASES[case], weights=weights)
-    ws = PLSWorkspace(X, y, blocks, weights=w, reml=reml)
+    ws = PLSWorkspace(X, y, blocks, weights=w, reml=reml, rest=rest)
+    assert ws.rest_sparse == (rest == "sparse")
     layout = ws.layout
     theta = rng.uniform(0.2, 1.5, size=layout.n_theta) * np.where(layout.lower_bounds() == 0, 1, 0.4)
     ref = dense_oracle(X, y, blocks, w, theta, reml)
@@ -100,7 +104,7 @@ def test_blocked_factorization_matches_dense(case, weights, reml):
     L = ref["L"]
     if ws.sizes[0] == 1:
         np.testing.assert_allclose(ws.L00, np.diag(L)[:q0], rtol=1e-10)
-    if ws.has_rest:
+    if ws.has_rest and not ws.rest_sparse:
         np.testing.assert_allclose(np.tril(ws.Lrr), L[q0:ref["q"], q0:ref["q"]], rtol=1e-9, atol=1e-12)
 
 
@@ -112,10 +116,11 @@ def test_schur_plan_matches_sparse_product():
         S = S @ np.transpose(S, (0, 2, 1))
         Sblk = sp.block_diag(list(S)).toarray()
         expected = np.tril(A.toarray() @ Sblk @ A.toarray().T)
-        plan = SchurPlan(A, p0)
-        M = np.zeros((30, 30))
-        plan.subtract_from(M, S if p0 > 1 else S[:, 0, 0])
-        np.testing.assert_allclose(np.tril(-M), expected, rtol=1e-12, atol=1e-12)
+        F = np.linalg.cholesky(S)            # S_g = F_g F_g'
+        for plan in (SchurPlan(A, p0), DenseGram(A, p0, np.zeros((30, 30)))):
+            M = np.zeros((30, 30))
+            plan.subtract_from(M, F if p0 > 1 else F[:, 0, 0])
+            np.testing.assert_allclose(np.tril(-M), expected, rtol=1e-12, atol=1e-12)
 
 
 def test_failed_factorization_returns_large_finite_value():
@@ -138,3 +143,27 @@ def test_batched_small_cholesky_and_inverse_match_numpy():
         np.testing.assert_allclose(batched_lower_inverse(L), np.linalg.inv(L), rtol=1e-9, atol=1e-11)
     C[3] = -np.eye(p)
     assert batched_cholesky(C) is None
+
+
+def test_nested_many_levels_takes_the_sparse_path_and_matches_dense():
+    """Classes nested in schools: the schools' block is diagonal, so "auto" goes sparse."""
+    rng = np.random.default_rng(11)
+    n_school, per = 800, 3
+    school_of_class = np.repeat(np.arange(n_school), per)
+    cls = np.repeat(np.arange(n_school * per), 4)
+    school = school_of_class[cls]
+    n = len(cls)
+    X = np.column_stack([np.ones(n), rng.normal(size=n)])
+    y = X @ [1.0, 0.5] + rng.normal(size=n_school)[school] + 0.7 * rng.normal(size=n_school * per)[cls] \
+        + rng.normal(size=n)
+    blocks = [(cls, np.ones((n, 1)), n_school * per), (school, np.ones((n, 1)), n_school)]
+    auto = PLSWorkspace(X, y, blocks)
+    dense = PLSWorkspace(X, y, blocks, rest="dense")
+    assert auto.rest_sparse and not dense.rest_sparse
+    for theta in ([0.7, 1.1], [0.05, 2.0], [1.5, 0.0]):
+        a, d = auto.update(np.array(theta)), dense.update(np.array(theta))
+        assert np.isclose(a.objective_value, d.objective_value, rtol=1e-12)
+        np.testing.assert_allclose(a.beta(), d.beta(), rtol=1e-10)
+        np.testing.assert_allclose(a.u(), d.u(), rtol=1e-8, atol=1e-12)
+    for ca, cd in zip(auto.cond_var_blocks(), dense.cond_var_blocks()):
+        np.testing.assert_allclose(ca, cd, rtol=1e-8)

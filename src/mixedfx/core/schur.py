@@ -17,7 +17,61 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["SchurPlan"]
+__all__ = ["SchurPlan", "DenseGram", "pair_count", "level_weights"]
+
+
+def level_weights(F: np.ndarray) -> np.ndarray:
+    """Per-level weights ``S_g = F_g F_g'`` from the factor (a vector when p0 = 1)."""
+    return F * F if F.ndim == 1 else F @ np.swapaxes(F, 1, 2)
+
+
+def pair_count(Ar0: sp.spmatrix, p0: int) -> int:
+    """Entries of the sparse plan ``T``: ~sum over levels of (nonzero rows)^2 / 2."""
+    A = sp.csc_matrix(Ar0)
+    nnz = np.diff(A.indptr).astype(np.int64)
+    if p0 > 1:
+        nnz = nnz.reshape(-1, p0).sum(axis=1)
+    return int(np.sum(nnz * (nnz + 1) // 2))
+
+
+class DenseGram:
+    """``Ar0 diag_blocks(F F') Ar0'`` by one BLAS SYRK on ``B = Ar0 F`` (Fortran-ordered).
+
+    For crossed factors whose update fills the whole block (each level of the first
+    factor meets many levels of the later ones) the sparse plan would hold more
+    entries than the dense product costs flops; then this costs ``q_r^2 q0 / 2``
+    flops per evaluation at BLAS speed, no set-up, and ``q_r q0`` doubles of memory.
+    """
+
+    def __init__(self, Ar0: sp.spmatrix, p0: int, Arr):
+        self.A = np.asfortranarray(sp.csc_matrix(Ar0).toarray())
+        self.p0 = p0
+        self.Arr = Arr.toarray() if sp.issparse(Arr) else np.asarray(Arr)
+
+    def _gram_lower(self, F: np.ndarray) -> np.ndarray:
+        from scipy.linalg.blas import dsyrk
+        if self.p0 == 1:
+            B = self.A * F[None, :]
+        else:
+            q_r = self.A.shape[0]
+            B = np.asfortranarray(np.einsum("rgi,gij->rgj", self.A.reshape(q_r, -1, self.p0), F).reshape(q_r, -1))
+        return dsyrk(1.0, B, lower=1)
+
+    def subtract_from(self, M: np.ndarray, F: np.ndarray, scale=None) -> None:
+        """``M[lower] -= (Ar0 S Ar0')[lower]`` (upper triangle untouched)."""
+        G = self._gram_lower(F)
+        if scale is not None:
+            G *= scale[:, None] * scale[None, :]
+        il = np.tril_indices_from(M)
+        M[il] -= G[il]
+
+    def assemble_scaled(self, M: np.ndarray, F: np.ndarray, lam: np.ndarray) -> None:
+        """``M = diag(lam) (Arr - Ar0 S Ar0') diag(lam) + I`` (lower triangle valid)."""
+        G = self._gram_lower(F)
+        np.subtract(self.Arr, G, out=M)
+        M *= lam[:, None]
+        M *= lam[None, :]
+        M[np.diag_indices_from(M)] += 1.0
 
 
 class SchurPlan:
@@ -29,46 +83,94 @@ class SchurPlan:
     p0 : columns per level of the first term.
     """
 
-    def __init__(self, Ar0: sp.spmatrix, p0: int, Arr: np.ndarray | None = None):
+    def __init__(self, Ar0: sp.spmatrix, p0: int, Arr=None):
         A = sp.csc_matrix(Ar0)
         A.sum_duplicates()
         A.sort_indices()
         q_r, q0 = A.shape
         l0 = q0 // p0
         nnz = np.diff(A.indptr)
-        if p0 == 1:
-            ra, rb, vals, wcol = self._pairs_scalar(A, nnz)
-        else:
-            ra, rb, vals, wcol = self._pairs_blocks(A, nnz, p0, l0)
-        lin = ra.astype(np.int64) * q_r + rb
-        # T with one row per entry of the q_r x q_r matrix (counting sort, no comparison sort),
-        # then restricted to the pattern: its nonzero rows, the diagonal and Arr's lower triangle
         W = l0 * p0 * p0
-        full = sp.csr_matrix((vals, (lin, wcol)), shape=(q_r * q_r, W))
-        mask = np.diff(full.indptr) > 0
-        mask[np.arange(q_r, dtype=np.int64) * (q_r + 1)] = True
-        if Arr is not None:
-            mask |= np.tril(Arr).ravel() != 0
-        self.lin = np.flatnonzero(mask)
-        self.T = full[self.lin]
+        chunks = lambda: self._pair_chunks(A, nnz, p0, l0)   # two passes, bounded memory
+        # the pattern: entries the update touches, the diagonal and Arr's lower triangle
+        diag = np.arange(q_r, dtype=np.int64) * (q_r + 1)
+        if Arr is None:
+            arr_lin, arr_v = np.zeros(0, np.int64), np.zeros(0)
+        else:
+            low = sp.tril(sp.coo_matrix(Arr)).tocoo()
+            keep_a = low.data != 0
+            arr_lin = low.row[keep_a].astype(np.int64) * q_r + low.col[keep_a]
+            arr_v = low.data[keep_a]
+        if q_r * q_r <= 20_000_000:   # counting sort over a q_r^2 mask: linear time
+            mask = np.zeros(q_r * q_r, bool)
+            for ck in chunks():
+                mask[self._lin(ck, q_r)] = True
+            mask[diag] = True
+            mask[arr_lin] = True
+            self.lin = np.flatnonzero(mask)
+            del mask
+            table = np.full(q_r * q_r, -1, dtype=np.int32 if len(self.lin) < 2**31 else np.int64)
+            table[self.lin] = np.arange(len(self.lin))
+            position = table.__getitem__                  # O(1) lookup of a pattern position
+        else:                          # large blocks: sort, memory proportional to the pattern
+            self.lin = np.unique(np.concatenate([np.unique(self._lin(ck, q_r)) for ck in chunks()]
+                                                + [diag, arr_lin]))
+            position = lambda lin: np.searchsorted(self.lin, lin)
+        # T in CSC form, one column per weight; built chunk by chunk without a global sort
+        index_type = np.int32 if len(self.lin) < 2**31 else np.int64
+        rows_parts, data_parts, counts = [], [], np.zeros(W, np.int64)
+        for ck in chunks():
+            ra, rb, vals, wcol = ck
+            order = np.argsort(wcol, kind="stable")
+            rows_parts.append(position(self._lin(ck, q_r)[order]).astype(index_type))
+            data_parts.append(vals[order])
+            counts += np.bincount(wcol, minlength=W)
+        indptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        self.T = sp.csc_matrix((np.concatenate(data_parts) if data_parts else np.zeros(0),
+                                np.concatenate(rows_parts) if rows_parts else np.zeros(0, index_type),
+                                indptr), shape=(len(self.lin), W))
         self.T.sum_duplicates()
+        del rows_parts, data_parts
         self.q_r = q_r
         self.rows = (self.lin // q_r).astype(np.intp)
         self.cols = (self.lin % q_r).astype(np.intp)
         self.lin_fortran = self.cols.astype(np.int64) * q_r + self.rows   # (row, col) in column-major storage
-        self.arr_vals = None if Arr is None else Arr[self.rows, self.cols]
+        self.arr_vals = np.zeros(len(self.lin))
+        self.arr_vals[position(arr_lin)] = arr_v
         self.is_diag = self.rows == self.cols
 
     @staticmethod
-    def _pairs_scalar(A: sp.csc_matrix, nnz: np.ndarray):
+    def _lin(chunk, q_r: int) -> np.ndarray:
+        ra, rb = chunk[0], chunk[1]
+        return ra.astype(np.int64) * q_r + rb
+
+    @classmethod
+    def _pair_chunks(cls, A: sp.csc_matrix, nnz: np.ndarray, p0: int, l0: int, max_pairs: int = 4_000_000):
+        """Entry pairs in chunks of whole levels (at most ~max_pairs each), bounding temporaries."""
+        if p0 > 1:
+            yield cls._pairs_blocks(A, nnz, p0, l0)
+            return
+        per_col = nnz * (nnz + 1) // 2
+        bounds = np.searchsorted(np.cumsum(per_col), np.arange(max_pairs, per_col.sum() + max_pairs, max_pairs))
+        start = 0
+        for end in np.unique(np.minimum(bounds + 1, len(nnz))):
+            if end > start:
+                yield cls._pairs_scalar(A, nnz, start, end)
+                start = end
+        if start < len(nnz):
+            yield cls._pairs_scalar(A, nnz, start, len(nnz))
+
+    @staticmethod
+    def _pairs_scalar(A: sp.csc_matrix, nnz: np.ndarray, first: int = 0, last: int | None = None):
         """Entry pairs (r_a >= r_b) within each column: c (c + 1) / 2 per column of c entries.
 
         The t-th pair of a column is (i, k) with i = floor((sqrt(8t + 1) - 1) / 2) and
         k = t - i (i + 1) / 2, so only the lower triangle is ever generated.
         """
-        counts = nnz * (nnz + 1) // 2
+        last = len(nnz) if last is None else last
+        counts = nnz[first:last] * (nnz[first:last] + 1) // 2
         total = int(counts.sum())
-        col = np.repeat(np.arange(len(nnz)), counts)
+        col = np.repeat(np.arange(first, last), counts)
         t = np.arange(total, dtype=np.int64) - np.repeat(np.cumsum(counts) - counts, counts)
         i = ((np.sqrt(8.0 * t + 1.0) - 1.0) // 2).astype(np.int64)
         i -= (i * (i + 1) // 2 > t)                       # guard against rounding
@@ -101,24 +203,26 @@ class SchurPlan:
     def nnz(self) -> int:
         return self.T.nnz
 
-    def subtract_from(self, M: np.ndarray, S: np.ndarray, scale: np.ndarray | None = None) -> None:
-        """``M[lower] -= (Ar0 S Ar0')[lower]``, optionally scaled by ``scale_i scale_j``.
-
-        ``S`` is (l0,) for p0 = 1 or (l0, p0, p0); only M's lower triangle is written.
+    def subtract_from(self, M: np.ndarray, F: np.ndarray, scale: np.ndarray | None = None) -> None:
+        """``M[lower] -= (Ar0 S Ar0')[lower]`` with ``S_g = F_g F_g'``, optionally scaled by
+        ``scale_i scale_j``.  ``F`` is (l0,) for p0 = 1 or (l0, p0, p0); only M's lower
+        triangle is written.
         """
-        vals = self.T @ np.ravel(S)
+        vals = self.T @ np.ravel(level_weights(F))
         if scale is not None:
             vals *= scale[self.rows] * scale[self.cols]
         M.ravel()[self.lin] -= vals
 
-    def assemble_scaled(self, M: np.ndarray, S: np.ndarray, lam: np.ndarray) -> None:
-        """Write the lower triangle of ``diag(lam) (Arr - Ar0 S Ar0') diag(lam) + I`` into the
-        Fortran-ordered ``M`` (its upper triangle is left as garbage-free zeros).
-
-        Needs ``Arr`` at construction; only the pattern's entries are touched after a fill.
-        """
-        vals = self.arr_vals - self.T @ np.ravel(S)
+    def pattern_values(self, F: np.ndarray, lam: np.ndarray) -> np.ndarray:
+        """Values on the pattern of ``diag(lam) (Arr - Ar0 S Ar0') diag(lam) + I`` (lower triangle)."""
+        vals = self.arr_vals - self.T @ np.ravel(level_weights(F))
         vals *= lam[self.rows] * lam[self.cols]
         vals[self.is_diag] += 1.0
+        return vals
+
+    def assemble_scaled(self, M: np.ndarray, F: np.ndarray, lam: np.ndarray) -> None:
+        """Write the lower triangle of ``diag(lam) (Arr - Ar0 S Ar0') diag(lam) + I`` into the
+        Fortran-ordered ``M`` (its upper triangle is zero)."""
+        vals = self.pattern_values(F, lam)
         M.fill(0.0)
         M.T.reshape(-1)[self.lin_fortran] = vals

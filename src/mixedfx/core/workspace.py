@@ -33,7 +33,8 @@ from scipy.linalg import solve_triangular
 from scipy.linalg.lapack import dpotrf
 
 from .covariance import ThetaLayout
-from .schur import SchurPlan
+from .schur import DenseGram, SchurPlan, pair_count
+from .sparse_chol import SparseBlockSolver
 
 __all__ = ["PLSWorkspace", "FAILED_OBJECTIVE", "random_effects_matrix"]
 
@@ -126,9 +127,18 @@ class PLSWorkspace:
         term with most levels.
     weights : (n,) prior weights or None.
     reml : REML (True) or ML (False) criterion.
+    rest : how to factor the later-terms block: ``"dense"`` (LAPACK), ``"sparse"``
+        (qdldl on its fixed pattern; scalar later terms only) or ``"auto"``: sparse when
+        the terms are scalar, the block has at least 500 columns and its pattern fills
+        at most 2% of the lower triangle (nested or sparsely crossed factors).
     """
 
-    def __init__(self, X, y, blocks, weights=None, reml=True):
+    #: smallest later-terms block for which "auto" considers the sparse path
+    SPARSE_MIN_Q = 500
+    #: largest pattern density (share of the lower triangle) for the sparse path
+    SPARSE_MAX_DENSITY = 0.02
+
+    def __init__(self, X, y, blocks, weights=None, reml=True, rest="auto"):
         X = np.asarray(X, float)
         y = np.asarray(y, float)
         self.n, self.p = X.shape
@@ -165,15 +175,35 @@ class PLSWorkspace:
             self.qr = Zr.shape[1]
             self.Ar0 = (Zr.T @ Zs[0]).tocsr()
             self.Ar0.sort_indices()
-            self.Arr = (Zr.T @ Zr).toarray()
+            Arr = (Zr.T @ Zr).tocsr()
             self.AFr = np.asarray((Zr.T @ F).T)
             self._rest_scalar = all(p == 1 for p in self.sizes[1:])
             rows = np.repeat(np.arange(self.qr), np.diff(self.Ar0.indptr))
             self._ar0_rows, self._ar0_cols = rows, self.Ar0.indices.copy()
-            self.schur = SchurPlan(self.Ar0, p0, self.Arr)
-            self._M = np.zeros((self.qr, self.qr), order="F")
+            if rest == "sparse" and not self._rest_scalar:
+                raise ValueError("the sparse path needs scalar later terms, e.g. (1 | g)")
+            # Schur update: a sparse plan, or one dense SYRK when the plan would be larger
+            # than the dense product is expensive (~40 plan entries cost one BLAS flop pair)
+            pairs = pair_count(self.Ar0, p0)
+            dense_gram = (rest != "sparse" and pairs * 80 > self.qr ** 2 * self.q0
+                          and self.qr * self.q0 * 8 <= 512 * 2**20)
+            if dense_gram:
+                self.schur = DenseGram(self.Ar0, p0, Arr)
+                density = 1.0
+            else:
+                self.schur = SchurPlan(self.Ar0, p0, Arr)
+                density = len(self.schur.lin) / (self.qr * (self.qr + 1) / 2)
+            self.rest_sparse = rest == "sparse" or (
+                rest == "auto" and self._rest_scalar and self.qr >= self.SPARSE_MIN_Q
+                and density <= self.SPARSE_MAX_DENSITY)
+            if self.rest_sparse:
+                self._sparse = SparseBlockSolver(self.schur.rows, self.schur.cols, self.qr)
+            else:
+                self.Arr = Arr.toarray()
+                self._M = np.zeros((self.qr, self.qr), order="F")
         else:
             self.qr = 0
+            self.rest_sparse = False
         self.theta = None
         self.objective_value = None
 
@@ -219,9 +249,9 @@ class PLSWorkspace:
             out = self._update_rest(lams, LF0)
             if out is None:
                 return self._fail()
-            logdet_r, LFr = out
+            logdet_r, YMY = out
             logdet += logdet_r
-            MFF = self.AFF - LF0 @ LF0.T - LFr @ LFr.T
+            MFF = self.AFF - LF0 @ LF0.T - YMY
         else:
             MFF = self.AFF - LF0 @ LF0.T
         LFF = _chol(MFF)
@@ -284,14 +314,21 @@ class PLSWorkspace:
             Lr0 = (left @ self.Ar0 @ D0).tocsr()
         self.Lr0 = Lr0
         # M = Lambda_r' (Arr - Ar0 D0 D0' Ar0') Lambda_r + I, lower triangle
-        S = self.d0 ** 2 if p0 == 1 else np.einsum("gij,gkj->gik", self.D0, self.D0)
+        F = self.d0 if p0 == 1 else self.D0
+        if self.rest_sparse:
+            logdet_r = self._sparse.factor(self.schur.pattern_values(F, lam_r))
+            if logdet_r is None:
+                return None
+            Y = self.AFr * lam_r[None, :] - np.asarray(Lr0 @ LF0.T).T
+            self._MinvYt = self._sparse.solve(Y.T)          # (q_r, p + 1)
+            return logdet_r, Y @ self._MinvYt
         M = self._M
         if lam_r is not None:
-            self.schur.assemble_scaled(M, S, lam_r)
+            self.schur.assemble_scaled(M, F, lam_r)
             AFrL = self.AFr * lam_r[None, :]
         else:
             G = self.Arr.copy()
-            self.schur.subtract_from(G, S)
+            self.schur.subtract_from(G, F)
             G = np.tril(G) + np.tril(G, -1).T
             LT = Lam_r.T.tocsr()
             M[:] = np.asarray(LT @ np.asarray(LT @ G).T)
@@ -304,7 +341,7 @@ class PLSWorkspace:
         Y = AFrL - np.asarray(Lr0 @ LF0.T).T
         LFr = solve_triangular(Lrr, Y.T, lower=True, check_finite=False).T
         self.LFr = LFr
-        return 2.0 * float(np.sum(np.log(np.diag(Lrr)))), LFr
+        return 2.0 * float(np.sum(np.log(np.diag(Lrr)))), LFr @ LFr.T
 
     def _fail(self) -> "PLSWorkspace":
         self.objective_value = FAILED_OBJECTIVE
@@ -339,8 +376,11 @@ class PLSWorkspace:
         beta = self.beta()
         c0 = self.LF0[p] - beta @ self.LF0[:p]
         if self.has_rest:
-            cr = self.LFr[p] - beta @ self.LFr[:p]
-            ur = solve_triangular(self.Lrr, cr, lower=True, trans="T", check_finite=False)
+            if self.rest_sparse:   # u_r = M^{-1} (y_r - beta' X_r) with the cached solves
+                ur = self._MinvYt[:, p] - self._MinvYt[:, :p] @ beta
+            else:
+                cr = self.LFr[p] - beta @ self.LFr[:p]
+                ur = solve_triangular(self.Lrr, cr, lower=True, trans="T", check_finite=False)
             c0 = c0 - self.Lr0.T @ ur
         else:
             ur = np.zeros(0)
@@ -367,6 +407,13 @@ class PLSWorkspace:
         Rinv = solve_triangular(self.LFF[:p, :p], np.eye(p), lower=True, check_finite=False)
         return self.sigma2 * (Rinv.T @ Rinv)
 
+    def _rest_half_solve(self, B) -> np.ndarray:
+        """``H`` with ``H' H = B' M^{-1} B`` for the later-terms block ``M``."""
+        if self.rest_sparse:
+            return self._sparse.half_solve(B)
+        B = B.toarray() if sp.issparse(B) else B
+        return solve_triangular(self.Lrr, B, lower=True, check_finite=False)
+
     def cond_var_blocks(self, chunk: int = 2048) -> list[np.ndarray]:
         """Conditional covariance of b per term and level, (n_levels, p_k, p_k).
 
@@ -379,10 +426,12 @@ class PLSWorkspace:
         lams = self.layout.lambdas(self.theta)
         p0, l0 = self.sizes[0], self.nlevels[0]
         G = np.zeros((l0, p0, p0))
-        if self.has_rest:
+        if self.rest_sparse:
+            G = self._sparse.quad_blocks(self.Lr0, p0)
+        elif self.has_rest:
             for s in range(0, self.q0, chunk):
                 e = min(s + chunk, self.q0)
-                W = solve_triangular(self.Lrr, self.Lr0[:, s:e].toarray(), lower=True, check_finite=False)
+                W = self._rest_half_solve(self.Lr0[:, s:e])
                 Wg = W.reshape(self.qr, -1, p0)
                 G[s // p0:e // p0] = np.einsum("rgi,rgj->gij", Wg, Wg)
         G[:, np.arange(p0), np.arange(p0)] += 1.0
@@ -392,7 +441,13 @@ class PLSWorkspace:
             Li = np.linalg.inv(self.L00)
             S0 = np.einsum("gki,gkl,glj->gij", Li, G, Li)
         out = [S0]
-        if self.has_rest:
+        if self.rest_sparse:            # scalar later terms: the diagonal of M^{-1}
+            diag = self._sparse.inverse_diagonal()
+            start = 0
+            for l in self.nlevels[1:]:
+                out.append(diag[start:start + l, None, None])
+                start += l
+        elif self.has_rest:
             Linv = solve_triangular(self.Lrr, np.eye(self.qr), lower=True, check_finite=False)
             start = 0
             for p, l in zip(self.sizes[1:], self.nlevels[1:]):

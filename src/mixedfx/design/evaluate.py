@@ -93,17 +93,17 @@ def to_factor(values, name: str, levels: list[str] | None = None) -> pd.Categori
     else:
         arr = np.asarray(values)
         if arr.dtype == bool:
-            strings = np.where(arr, "TRUE", "FALSE").astype(object)
-            uniq = [u for u in ("FALSE", "TRUE") if u in set(strings)]
+            uniq_vals, inv = np.unique(arr, return_inverse=True)
         elif arr.dtype.kind in "iuf":
-            uniq_num = np.unique(arr)
-            strings = np.asarray(level_labels(arr), dtype=object)
-            uniq = level_labels(uniq_num)
-        else:
-            strings = np.asarray([str(v) for v in arr], dtype=object)
-            uniq = sorted(set(strings))
+            uniq_vals, inv = np.unique(arr, return_inverse=True)
+        else:   # strings / objects: hash-based factorization, then R's sorted level order
+            inv, uniq_vals = pd.factorize(pd.Series(arr, dtype=object).map(str), sort=True)
+            uniq_vals = np.asarray(uniq_vals, dtype=object)
+        uniq = level_labels(uniq_vals)
         if levels is None:
-            levels = uniq
+            return pd.Categorical.from_codes(np.asarray(inv, dtype=np.int64).ravel(),
+                                             categories=pd.Index(uniq, dtype=object))
+        strings = np.asarray(uniq, dtype=object)[np.asarray(inv).ravel()]
     codes = pd.Index(levels, dtype=object).get_indexer(np.asarray(strings, dtype=object))
     bad = codes < 0
     if bad.any():

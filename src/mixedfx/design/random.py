@@ -78,14 +78,13 @@ def grouping_factor(group: tuple[str, ...], data: pd.DataFrame) -> tuple[np.ndar
     for f in factors:
         combined = combined * len(f.categories) + f.codes
     uniq, codes = np.unique(combined, return_inverse=True)
-    labels = []
-    for u in uniq:
-        parts = []
-        for f in reversed(factors):
-            k = len(f.categories)
-            parts.append(str(f.categories[u % k]))
-            u //= k
-        labels.append(":".join(reversed(parts)))
+    parts = []
+    rest = uniq.copy()
+    for f in reversed(factors):
+        k = len(f.categories)
+        parts.append(np.asarray(f.categories, dtype=object)[rest % k])
+        rest //= k
+    labels = [":".join(t) for t in zip(*reversed(parts))]
     return codes.astype(np.int64), tuple(labels)
 
 
