@@ -40,3 +40,13 @@ def test_bad_formula_exits_with_message(capsys):
 def test_python_dash_m_entry_point():
     r = subprocess.run([sys.executable, "-m", "mixedfx", "datasets"], capture_output=True, text=True, check=True)
     assert "sleepstudy" in r.stdout
+
+
+def test_fit_parquet_path(tmp_path, capsys):
+    import mixedfx as mfx
+    path = tmp_path / "sleep.parquet"
+    mfx.datasets.load("sleepstudy").to_parquet(path)
+    assert main(["fit", "Reaction ~ Days + (Days | Subject)", "--data", str(path), "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["objective"] == pytest.approx(1743.62827196, rel=1e-8)
+    assert d["ngroups"] == {"Subject": 18}

@@ -94,9 +94,12 @@ def test_weights_and_offset_by_name_or_array(toy):
     ("y ~ x + (1 | g)", {"weights": "neg_w"}, "non-negative"),
     ("y ~ log(x) + (1 | g)", {}, "'log\\(x\\)' is not finite"),
     ("y ~ x + (1 | g)", {"weights": np.ones(5)}, "length 5"),
+    ("one ~ x + (1 | g)", {}, "constant"),
+    ("y ~ x + (1 | g)", {"weights": np.zeros(60)}, "all weights are zero"),
 ])
 def test_bad_input_gets_a_clear_error(toy, formula, kwargs, message):
     toy["id"] = np.arange(60)
+    toy["one"] = 1.0
     toy["bad_w"] = np.where(np.arange(60) == 4, np.inf, 1.0)
     toy["neg_w"] = np.where(np.arange(60) == 4, -1.0, 1.0)
     if kwargs.pop("subset", None):

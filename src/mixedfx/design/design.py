@@ -103,6 +103,8 @@ def _check_weights(w: np.ndarray) -> None:
         raise DesignError("weights contain NaN or infinite values; remove those rows or fix the weights")
     if np.any(w < 0):
         raise DesignError(f"weights must be non-negative ({int((w < 0).sum())} negative values)")
+    if not np.any(w > 0):
+        raise DesignError("all weights are zero; at least some observations need positive weight")
 
 
 def build_design(formula: str | ModelFormula, data: pd.DataFrame, weights=None, offset=None,
@@ -145,6 +147,9 @@ def build_design(formula: str | ModelFormula, data: pd.DataFrame, weights=None, 
     if not isinstance(resp, np.ndarray):
         raise DesignError(f"the response {f.response_label!r} is not numeric (it is categorical); "
                           "a linear mixed model needs a numeric response (use glmer for binary outcomes)")
+    if lmm and np.ptp(resp) == 0:
+        raise DesignError(f"the response {f.response_label!r} is constant ({resp[0]:g} in every row); "
+                          "there is no variation to model")
     atoms = {lab: evaluate_atom(node, data, state, training=True) for lab, node in f.atoms.items()}
     X, fspec = build_term_matrix(f.fixed, atoms, n)
     X, fspec = drop_aliased_columns(X, fspec)

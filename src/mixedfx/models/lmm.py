@@ -14,7 +14,7 @@ import numpy as np
 
 from ..core.optimize import OptResult, bobyqa
 from ..core.start import moment_start
-from ..core.workspace import PLSWorkspace
+from ..core.workspace import FAILED_OBJECTIVE, PLSWorkspace
 from ..design import Design
 
 __all__ = ["LmmFit", "ConvergenceWarning", "SingularFitWarning", "make_workspace", "fit_lmm",
@@ -144,6 +144,10 @@ def fit_lmm(design: Design, reml: bool = True, start="moments", maxeval: int = 1
         opt = bobyqa(ws.objective, x0, lower, maxeval=maxeval, step=step)
         theta = opt.x
         ws.update(theta)
+        if ws.objective_value >= FAILED_OBJECTIVE:
+            raise FloatingPointError(
+                "the penalized least-squares system could not be factored at any theta tried; the fixed-effects "
+                "matrix may be numerically singular or the response degenerate (check for huge or constant columns)")
         beta = ws.beta()
         b = tuple(ws.b_blocks())
         cond_var = tuple(ws.cond_var_blocks())

@@ -1,0 +1,259 @@
+"""Exponential-family distributions for GLMMs.
+
+A family gives, for a response ``y``, mean ``mu``, prior weight ``w`` and dispersion
+``phi`` (fixed at 1 for binomial and Poisson):
+
+* ``variance(mu)``: ``V(mu)`` with ``Var(y) = phi V(mu) / w``;
+* ``unit_deviance(y, mu)``: ``d(y, mu)``, so the deviance is ``sum w d(y, mu)``;
+* ``loglik(y, mu, w, phi)``: the full log-likelihood, all normalizing constants included
+  (this is what ``loglik``, AIC and BIC report, on one scale for Laplace and quadrature);
+* ``initial_mu(y, w)``: R's ``mustart``;
+* ``check_response(y, w)``: a clear error for impossible responses.
+
+Binomial responses are proportions with ``w`` trials (``cbind(s, f)`` gives
+``y = s / (s + f)``, ``w = s + f``), as in R.
+"""
+from __future__ import annotations
+
+import numpy as np
+from scipy import special
+
+from .links import Link, get_link
+
+__all__ = ["Family", "Binomial", "Poisson", "Gamma", "InverseGaussian", "Gaussian", "NegativeBinomial",
+           "get_family", "ResponseError"]
+
+
+class ResponseError(ValueError):
+    """The response is impossible for the family (negative counts, proportions outside [0, 1]...)."""
+
+
+def _xlogy_ratio(y, mu):
+    """``y log(y / mu)`` with ``0 log 0 = 0``."""
+    return special.xlogy(y, y) - special.xlogy(y, mu)
+
+
+class Family:
+    """Base class: ``name`` (R's), default ``link``, whether a dispersion is estimated."""
+    name = ""
+    default_link = "identity"
+    links: tuple[str, ...] = ()
+    has_dispersion = True
+
+    def __init__(self, link=None):
+        self.link: Link = get_link(link if link is not None else self.default_link)
+        if self.links and self.link.name not in self.links:
+            raise ValueError(f"link {self.link.name!r} is not available for the {self.name} family; "
+                             f"use one of {', '.join(self.links)}")
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(link={self.link.name!r})"
+
+    # distribution-specific pieces ------------------------------------------
+    def variance(self, mu):
+        raise NotImplementedError
+
+    def unit_deviance(self, y, mu):
+        raise NotImplementedError
+
+    def loglik(self, y, mu, w, phi=1.0):
+        raise NotImplementedError
+
+    def initial_mu(self, y, w):
+        return np.asarray(y, float).copy()
+
+    def check_response(self, y, w) -> None:
+        pass
+
+    # shared ----------------------------------------------------------------
+    def deviance(self, y, mu, w) -> float:
+        return float(np.sum(w * self.unit_deviance(y, mu)))
+
+    def irls_weights(self, eta, mu, w):
+        """Working weights ``w mu_eta^2 / V(mu)`` and ``mu_eta`` for IRLS."""
+        me = self.link.mu_eta(eta)
+        return w * me * me / self.variance(mu), me
+
+
+class Binomial(Family):
+    """``y`` a proportion of ``w`` trials.  ``V = mu (1 - mu)``;
+    ``d = 2 [y log(y/mu) + (1-y) log((1-y)/(1-mu))]``;
+    ``log f = log C(w, wy) + wy log mu + w(1-y) log(1-mu)``."""
+    name = "binomial"
+    default_link = "logit"
+    links = ("logit", "probit", "cloglog", "cauchit", "log")
+    has_dispersion = False
+
+    def variance(self, mu):
+        return mu * (1 - mu)
+
+    def unit_deviance(self, y, mu):
+        return 2 * (_xlogy_ratio(y, mu) + _xlogy_ratio(1 - y, 1 - mu))
+
+    def loglik(self, y, mu, w, phi=1.0):
+        k, m = np.round(w * y), np.round(w)
+        comb = special.gammaln(m + 1) - special.gammaln(k + 1) - special.gammaln(m - k + 1)
+        return float(np.sum(comb + special.xlogy(k, mu) + special.xlog1py(m - k, -mu)))
+
+    def initial_mu(self, y, w):
+        return (w * y + 0.5) / (w + 1)
+
+    def check_response(self, y, w) -> None:
+        if np.any((y < 0) | (y > 1)):
+            raise ResponseError("binomial responses must be 0/1, proportions in [0, 1] with weights= trials, "
+                                "or cbind(successes, failures)")
+        k = w * y
+        if np.any(np.abs(k - np.round(k)) > 1e-6 * np.maximum(1, np.abs(k))):
+            raise ResponseError("binomial: successes (proportion x weights) must be whole numbers; "
+                                "give the number of trials as weights= or use cbind(successes, failures)")
+
+
+class Poisson(Family):
+    """Counts.  ``V = mu``; ``d = 2 [y log(y/mu) - (y - mu)]``; ``log f = y log mu - mu - log y!``."""
+    name = "poisson"
+    default_link = "log"
+    links = ("log", "sqrt", "identity")
+    has_dispersion = False
+
+    def variance(self, mu):
+        return mu
+
+    def unit_deviance(self, y, mu):
+        return 2 * (_xlogy_ratio(y, mu) - (y - mu))
+
+    def loglik(self, y, mu, w, phi=1.0):
+        return float(np.sum(w * (special.xlogy(y, mu) - mu - special.gammaln(y + 1))))
+
+    def initial_mu(self, y, w):
+        return y + 0.1
+
+    def check_response(self, y, w) -> None:
+        if np.any(y < 0):
+            raise ResponseError(f"poisson responses must be non-negative counts ({int((y < 0).sum())} negative)")
+        if np.any(np.abs(y - np.round(y)) > 1e-8):
+            raise ResponseError("poisson responses must be whole-number counts")
+
+
+class Gamma(Family):
+    """Positive reals, shape ``1/phi`` and mean ``mu``.  ``V = mu^2``;
+    ``d = 2 [(y - mu)/mu - log(y/mu)]``;
+    ``log f = -lgamma(1/phi) - (1/phi) log(mu phi) + (1/phi - 1) log y - y / (mu phi)``."""
+    name = "Gamma"
+    default_link = "inverse"
+    links = ("inverse", "log", "identity")
+
+    def variance(self, mu):
+        return mu * mu
+
+    def unit_deviance(self, y, mu):
+        return 2 * ((y - mu) / mu - np.log(y / mu))
+
+    def loglik(self, y, mu, w, phi=1.0):
+        shape = w / phi
+        return float(np.sum(shape * np.log(shape * y / mu) - shape * y / mu - np.log(y) - special.gammaln(shape)))
+
+    def check_response(self, y, w) -> None:
+        if np.any(y <= 0):
+            raise ResponseError(f"Gamma responses must be positive ({int((y <= 0).sum())} values <= 0)")
+
+
+class InverseGaussian(Family):
+    """Positive reals.  ``V = mu^3``; ``d = (y - mu)^2 / (mu^2 y)``;
+    ``log f = -1/2 log(2 pi phi y^3) - (y - mu)^2 / (2 phi mu^2 y)``."""
+    name = "inverse.gaussian"
+    default_link = "1/mu^2"
+    links = ("1/mu^2", "log", "inverse", "identity")
+
+    def variance(self, mu):
+        return mu ** 3
+
+    def unit_deviance(self, y, mu):
+        return (y - mu) ** 2 / (mu * mu * y)
+
+    def loglik(self, y, mu, w, phi=1.0):
+        d = phi / w
+        return float(np.sum(-0.5 * np.log(2 * np.pi * d * y ** 3) - (y - mu) ** 2 / (2 * d * mu * mu * y)))
+
+    def check_response(self, y, w) -> None:
+        if np.any(y <= 0):
+            raise ResponseError(f"inverse Gaussian responses must be positive ({int((y <= 0).sum())} values <= 0)")
+
+
+class Gaussian(Family):
+    """Normal errors with a (possibly non-identity) link.  ``V = 1``; ``d = (y - mu)^2``;
+    ``log f = -1/2 log(2 pi phi / w) - w (y - mu)^2 / (2 phi)``."""
+    name = "gaussian"
+    default_link = "identity"
+    links = ("identity", "log", "inverse")
+
+    def variance(self, mu):
+        return np.ones_like(mu)
+
+    def unit_deviance(self, y, mu):
+        return (y - mu) ** 2
+
+    def loglik(self, y, mu, w, phi=1.0):
+        return float(np.sum(-0.5 * np.log(2 * np.pi * phi / w) - w * (y - mu) ** 2 / (2 * phi)))
+
+
+class NegativeBinomial(Family):
+    """Counts with ``V = mu + mu^2 / theta`` (``theta`` the shape, estimated by ``glmer(family="negbin")``);
+    ``d = 2 [y log(y/mu) - (y + theta) log((y + theta)/(mu + theta))]``;
+    ``log f = lgamma(y + theta) - lgamma(theta) - log y! + theta log(theta/(theta + mu)) + y log(mu/(theta + mu))``."""
+    name = "negative.binomial"
+    default_link = "log"
+    links = ("log", "sqrt", "identity")
+    has_dispersion = False
+
+    def __init__(self, theta: float = 1.0, link=None):
+        super().__init__(link)
+        if not theta > 0:
+            raise ValueError("the negative binomial shape theta must be positive")
+        self.theta = float(theta)
+
+    def __repr__(self) -> str:
+        return f"NegativeBinomial(theta={self.theta:g}, link={self.link.name!r})"
+
+    def variance(self, mu):
+        return mu + mu * mu / self.theta
+
+    def unit_deviance(self, y, mu):
+        t = self.theta
+        return 2 * (_xlogy_ratio(y, mu) - (y + t) * np.log((y + t) / (mu + t)))
+
+    def loglik(self, y, mu, w, phi=1.0):
+        t = self.theta
+        ll = (special.gammaln(y + t) - special.gammaln(t) - special.gammaln(y + 1)
+              + t * np.log(t / (t + mu)) + special.xlogy(y, mu / (t + mu)))
+        return float(np.sum(w * ll))
+
+    def initial_mu(self, y, w):
+        return y + 1.0 / 6.0
+
+    def check_response(self, y, w) -> None:
+        Poisson.check_response(self, y, w)
+
+
+_FAMILIES = {"binomial": Binomial, "poisson": Poisson, "gamma": Gamma, "Gamma": Gamma,
+             "inverse_gaussian": InverseGaussian, "inverse.gaussian": InverseGaussian,
+             "gaussian": Gaussian, "negbin": NegativeBinomial, "negative_binomial": NegativeBinomial,
+             "negative.binomial": NegativeBinomial}
+
+
+def get_family(family, link=None) -> Family:
+    """A Family from a name (``"binomial"``, ``"poisson"``, ``"gamma"``, ``"inverse_gaussian"``,
+    ``"gaussian"``, ``"negbin"``) and optional link name, or a Family instance."""
+    if isinstance(family, Family):
+        if link is not None and get_link(link) != family.link:
+            raise ValueError("give the link inside the family object or as link=, not both")
+        return family
+    if isinstance(family, str):
+        key = family.strip()
+        parts = key.split()
+        if len(parts) == 2 and link is None:     # "Gamma log" as in the reference files
+            key, link = parts
+        cls = _FAMILIES.get(key) or _FAMILIES.get(key.lower())
+        if cls is not None:
+            return cls(link=link)
+    raise ValueError(f"unknown family {family!r}; choose one of binomial, poisson, gamma, inverse_gaussian, "
+                     "gaussian, negbin")
