@@ -48,6 +48,11 @@ class DenseGram:
         self.p0 = p0
         self.Arr = Arr.toarray() if sp.issparse(Arr) else np.asarray(Arr)
 
+    def refresh(self, Ar0: sp.spmatrix, Arr) -> None:
+        """New values of Ar0 and Arr (same shapes), e.g. after PIRLS reweighting."""
+        self.A[...] = Ar0.toarray()
+        self.Arr = Arr.toarray() if sp.issparse(Arr) else np.asarray(Arr)
+
     def _gram_lower(self, F: np.ndarray) -> np.ndarray:
         from scipy.linalg.blas import dsyrk
         if self.p0 == 1:
@@ -84,9 +89,13 @@ class SchurPlan:
     """
 
     def __init__(self, Ar0: sp.spmatrix, p0: int, Arr=None):
-        A = sp.csc_matrix(Ar0)
-        A.sum_duplicates()
-        A.sort_indices()
+        Ar0 = sp.csr_matrix(Ar0)
+        Ar0.sum_duplicates()
+        probe = sp.csr_matrix((np.arange(1, Ar0.nnz + 1, dtype=float), Ar0.indices, Ar0.indptr),
+                              shape=Ar0.shape).tocsc()
+        probe.sort_indices()
+        self._perm = probe.data.astype(np.int64) - 1            # CSC entry k is CSR entry _perm[k]
+        A = sp.csc_matrix((Ar0.data[self._perm], probe.indices, probe.indptr), shape=Ar0.shape)
         q_r, q0 = A.shape
         l0 = q0 // p0
         nnz = np.diff(A.indptr)
@@ -95,12 +104,15 @@ class SchurPlan:
         # the pattern: entries the update touches, the diagonal and Arr's lower triangle
         diag = np.arange(q_r, dtype=np.int64) * (q_r + 1)
         if Arr is None:
-            arr_lin, arr_v = np.zeros(0, np.int64), np.zeros(0)
+            arr_lin, self._arr_src = np.zeros(0, np.int64), np.zeros(0, np.int64)
+            arr_v = np.zeros(0)
         else:
-            low = sp.tril(sp.coo_matrix(Arr)).tocoo()
-            keep_a = low.data != 0
-            arr_lin = low.row[keep_a].astype(np.int64) * q_r + low.col[keep_a]
-            arr_v = low.data[keep_a]
+            Arr = sp.csr_matrix(Arr)
+            Arr.sum_duplicates()
+            arow = np.repeat(np.arange(q_r), np.diff(Arr.indptr))
+            self._arr_src = np.flatnonzero(arow >= Arr.indices)        # lower-triangle entries of Arr.data
+            arr_lin = arow[self._arr_src].astype(np.int64) * q_r + Arr.indices[self._arr_src]
+            arr_v = Arr.data[self._arr_src]
         if q_r * q_r <= 20_000_000:   # counting sort over a q_r^2 mask: linear time
             mask = np.zeros(q_r * q_r, bool)
             for ck in chunks():
@@ -118,26 +130,41 @@ class SchurPlan:
             position = lambda lin: np.searchsorted(self.lin, lin)
         # T in CSC form, one column per weight; built chunk by chunk without a global sort
         index_type = np.int32 if len(self.lin) < 2**31 else np.int64
-        rows_parts, data_parts, counts = [], [], np.zeros(W, np.int64)
+        rows_parts, data_parts, ia_parts, ib_parts = [], [], [], []
+        counts = np.zeros(W, np.int64)
         for ck in chunks():
-            ra, rb, vals, wcol = ck
-            order = np.argsort(wcol, kind="stable")
-            rows_parts.append(position(self._lin(ck, q_r)[order]).astype(index_type))
+            ra, rb, vals, wcol, ia, ib = ck
+            pos = position(self._lin(ck, q_r))
+            order = np.lexsort((pos, wcol))               # by column, then row: canonical CSC
+            rows_parts.append(pos[order].astype(index_type))
             data_parts.append(vals[order])
+            ia_parts.append(ia[order])
+            ib_parts.append(ib[order])
             counts += np.bincount(wcol, minlength=W)
         indptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-        self.T = sp.csc_matrix((np.concatenate(data_parts) if data_parts else np.zeros(0),
-                                np.concatenate(rows_parts) if rows_parts else np.zeros(0, index_type),
-                                indptr), shape=(len(self.lin), W))
-        self.T.sum_duplicates()
-        del rows_parts, data_parts
+        cat = lambda parts, dt: np.concatenate(parts) if parts else np.zeros(0, dt)
+        self.T = sp.csc_matrix((cat(data_parts, float), cat(rows_parts, index_type), indptr),
+                               shape=(len(self.lin), W))
+        self.T.has_sorted_indices = True
+        self._ia, self._ib = cat(ia_parts, np.int64), cat(ib_parts, np.int64)   # T entry = A[ia] * A[ib]
+        del rows_parts, data_parts, ia_parts, ib_parts
         self.q_r = q_r
         self.rows = (self.lin // q_r).astype(np.intp)
         self.cols = (self.lin % q_r).astype(np.intp)
         self.lin_fortran = self.cols.astype(np.int64) * q_r + self.rows   # (row, col) in column-major storage
+        self._arr_pos = position(arr_lin)
         self.arr_vals = np.zeros(len(self.lin))
-        self.arr_vals[position(arr_lin)] = arr_v
+        self.arr_vals[self._arr_pos] = arr_v
         self.is_diag = self.rows == self.cols
+
+    def refresh(self, Ar0: sp.spmatrix, Arr=None) -> None:
+        """New values of Ar0 (same CSR pattern) and Arr, e.g. after PIRLS reweighting:
+        ``T`` entries are products of two Ar0 entries, recomputed in ``O(nnz(T))``."""
+        data = Ar0.data[self._perm]
+        np.multiply(data[self._ia], data[self._ib], out=self.T.data)
+        self.arr_vals[:] = 0.0
+        if Arr is not None:
+            self.arr_vals[self._arr_pos] = sp.csr_matrix(Arr).data[self._arr_src]
 
     @staticmethod
     def _lin(chunk, q_r: int) -> np.ndarray:
@@ -178,7 +205,7 @@ class SchurPlan:
         k = t - i * (i + 1) // 2
         start = A.indptr[col]
         ia, ib = start + i, start + k                      # rows sorted: index i >= k means r_a >= r_b
-        return A.indices[ia], A.indices[ib], A.data[ia] * A.data[ib], col
+        return A.indices[ia], A.indices[ib], A.data[ia] * A.data[ib], col, ia, ib
 
     @staticmethod
     def _pairs_blocks(A: sp.csc_matrix, nnz: np.ndarray, p0: int, l0: int):
@@ -197,7 +224,8 @@ class SchurPlan:
         ib = A.indptr[cb][pair] + within % nb[pair]
         ra, rb = A.indices[ia], A.indices[ib]
         keep = ra >= rb
-        return ra[keep], rb[keep], A.data[ia[keep]] * A.data[ib[keep]], widx[pair[keep]]
+        ia, ib = ia[keep], ib[keep]
+        return ra[keep], rb[keep], A.data[ia] * A.data[ib], widx[pair[keep]], ia, ib
 
     @property
     def nnz(self) -> int:

@@ -33,6 +33,7 @@ from scipy.linalg import solve_triangular
 from scipy.linalg.lapack import dpotrf
 
 from .covariance import ThetaLayout
+from .crossprod import CrossProducts
 from .schur import DenseGram, SchurPlan, pair_count
 from .sparse_chol import SparseBlockSolver
 
@@ -140,46 +141,26 @@ class PLSWorkspace:
 
     def __init__(self, X, y, blocks, weights=None, reml=True, rest="auto"):
         X = np.asarray(X, float)
-        y = np.asarray(y, float)
         self.n, self.p = X.shape
         self.reml = reml
         self.sizes = tuple(int(b[1].shape[1]) for b in blocks)
         self.nlevels = tuple(int(b[2]) for b in blocks)
         self.layout = ThetaLayout(self.sizes)
-        sw = None if weights is None else np.sqrt(np.asarray(weights, float))
-        self.log_weights = 0.0 if weights is None else float(np.sum(np.log(weights[weights > 0])))
-        scale = (lambda M: M) if sw is None else (lambda M: M * (sw[:, None] if M.ndim == 2 else sw))
-        F = scale(np.column_stack([X, y]))
-        Zs = [random_effects_matrix(c, scale(np.asarray(Xk, float)), l) for c, Xk, l in blocks]
-        codes0, X0, l0 = blocks[0]
-        p0 = self.sizes[0]
-        X0w = scale(np.asarray(X0, float))
+        p0, l0 = self.sizes[0], self.nlevels[0]
+        self.q0 = l0 * p0
         self._diag0 = np.arange(p0)
-        self.A00 = np.empty((l0, p0, p0))
-        for a in range(p0):
-            for b in range(a, p0):
-                self.A00[:, a, b] = self.A00[:, b, a] = np.bincount(codes0, X0w[:, a] * X0w[:, b], minlength=l0)
-        self.AF0 = np.asarray((Zs[0].T @ F).T)
-        if p0 == 2:   # buffers and views for the closed-form two-column block
-            self._a00 = (self.A00[:, 0, 0].copy(), self.A00[:, 1, 0].copy(), self.A00[:, 1, 1].copy())
-            af = self.AF0.reshape(self.p + 1, l0, 2)
-            self._af0_cols = (af[:, :, 0].copy(), af[:, :, 1].copy())
+        self.has_rest = len(blocks) > 1
+        self.cross = CrossProducts(X, blocks)
+        if p0 == 2:   # buffers for the closed-form two-column block
             self._L00_buf = np.zeros((l0, 2, 2))
             self._D0_buf = np.zeros((l0, 2, 2))
             self._LF0_buf = np.zeros((self.p + 1, l0, 2))
-        self.AFF = F.T @ F
-        self.q0 = l0 * p0
-        self.has_rest = len(blocks) > 1
+        self._set_values(weights, y)
         if self.has_rest:
-            Zr = sp.hstack(Zs[1:], format="csr")
-            self.qr = Zr.shape[1]
-            self.Ar0 = (Zr.T @ Zs[0]).tocsr()
-            self.Ar0.sort_indices()
-            Arr = (Zr.T @ Zr).tocsr()
-            self.AFr = np.asarray((Zr.T @ F).T)
+            self.qr = self.cross.qr
             self._rest_scalar = all(p == 1 for p in self.sizes[1:])
-            rows = np.repeat(np.arange(self.qr), np.diff(self.Ar0.indptr))
-            self._ar0_rows, self._ar0_cols = rows, self.Ar0.indices.copy()
+            self._ar0_rows = np.repeat(np.arange(self.qr), np.diff(self.Ar0.indptr))
+            self._ar0_cols = self.Ar0.indices.copy()
             if rest == "sparse" and not self._rest_scalar:
                 raise ValueError("the sparse path needs scalar later terms, e.g. (1 | g)")
             # Schur update: a sparse plan, or one dense SYRK when the plan would be larger
@@ -188,10 +169,10 @@ class PLSWorkspace:
             dense_gram = (rest != "sparse" and pairs * 80 > self.qr ** 2 * self.q0
                           and self.qr * self.q0 * 8 <= 512 * 2**20)
             if dense_gram:
-                self.schur = DenseGram(self.Ar0, p0, Arr)
+                self.schur = DenseGram(self.Ar0, p0, self._Arr_sparse)
                 density = 1.0
             else:
-                self.schur = SchurPlan(self.Ar0, p0, Arr)
+                self.schur = SchurPlan(self.Ar0, p0, self._Arr_sparse)
                 density = len(self.schur.lin) / (self.qr * (self.qr + 1) / 2)
             self.rest_sparse = rest == "sparse" or (
                 rest == "auto" and self._rest_scalar and self.qr >= self.SPARSE_MIN_Q
@@ -199,13 +180,37 @@ class PLSWorkspace:
             if self.rest_sparse:
                 self._sparse = SparseBlockSolver(self.schur.rows, self.schur.cols, self.qr)
             else:
-                self.Arr = Arr.toarray()
+                self.Arr = self._Arr_sparse.toarray()
                 self._M = np.zeros((self.qr, self.qr), order="F")
         else:
             self.qr = 0
             self.rest_sparse = False
         self.theta = None
         self.objective_value = None
+
+    def _set_values(self, weights, y) -> None:
+        """Blocks of A for these weights and response (structure unchanged)."""
+        w = None if weights is None else np.asarray(weights, float)
+        self.log_weights = 0.0 if w is None else float(np.sum(np.log(w[w > 0])))
+        A = self.cross.compute(w, y)
+        self.A00, self.AF0, self.AFF = A["A00"], A["AF0"], A["AFF"]
+        if self.sizes[0] == 2:
+            self._a00 = (self.A00[:, 0, 0].copy(), self.A00[:, 1, 0].copy(), self.A00[:, 1, 1].copy())
+            af = self.AF0.reshape(self.p + 1, self.nlevels[0], 2)
+            self._af0_cols = (af[:, :, 0].copy(), af[:, :, 1].copy())
+        if self.has_rest:
+            self.Ar0, self._Arr_sparse, self.AFr = A["Ar0"], A["Arr"], A["AFr"]
+
+    def reweight(self, weights, y) -> "PLSWorkspace":
+        """New weights and response on the same design (PIRLS), in ``O(n)`` plus the
+        Schur-plan refresh; the sparsity patterns and factor layout are reused."""
+        self._set_values(weights, y)
+        if self.has_rest:
+            self.schur.refresh(self.Ar0, self._Arr_sparse)
+            if not self.rest_sparse:
+                self.Arr = self._Arr_sparse.toarray()
+        self.theta = None
+        return self
 
     # ------------------------------------------------------------------ update
     def _lambda_rest(self, lams) -> tuple[np.ndarray | None, sp.spmatrix | None]:

@@ -1,0 +1,109 @@
+"""The blocks of ``A = [Z F]' W [Z F]`` (``F = [X y]``) on fixed sparsity patterns.
+
+Each row contributes ``w_i z_ij z_ik`` to a fixed set of entries, so the positions of
+every contribution are computed once; the blocks for new weights (and a new response,
+as PIRLS needs at every iteration) are then bincounts over the rows, ``O(n)``, with
+sparsity patterns that never change.  Blocks (term 0 first, the later terms ``r``):
+
+* ``A00``: (l0, p0, p0) per-level blocks of ``Z0' W Z0``;
+* ``Ar0``: CSR ``Zr' W Z0`` and ``Arr``: CSR ``Zr' W Zr`` (both triangles);
+* ``AF0``, ``AFr``: dense ``F' W Z0`` and ``F' W Zr``; ``AFF = F' W F``.
+"""
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+__all__ = ["CrossProducts"]
+
+
+def _entries(codes: np.ndarray, Xk: np.ndarray, offset: int) -> tuple[np.ndarray, np.ndarray]:
+    """Column indices (n, p) and values (n, p) of one term's rows in Z."""
+    p = Xk.shape[1]
+    return offset + codes[:, None] * p + np.arange(p)[None, :], np.asarray(Xk, float)
+
+
+def _pattern(keys: np.ndarray, ncol: int, nrow: int):
+    """Sorted unique (row-major) keys -> CSR indptr/indices, and the position of every key."""
+    uniq, pos = np.unique(keys, return_inverse=True)
+    rows, cols = uniq // ncol, uniq % ncol
+    indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=nrow))])
+    return indptr, cols.astype(np.int32), pos.ravel(), len(uniq)
+
+
+class CrossProducts:
+    """Contribution maps for the blocks of A, built once per design.
+
+    Parameters
+    ----------
+    X : (n, p) fixed-effects matrix.
+    blocks : list of ``(codes (n,), Xk (n, p_k), n_levels)``, term 0 first.
+    """
+
+    def __init__(self, X: np.ndarray, blocks):
+        self.X = np.asarray(X, float)
+        self.n, self.p = self.X.shape
+        codes0, X0, l0 = blocks[0]
+        self.codes0 = np.asarray(codes0)
+        self.p0 = X0.shape[1]
+        self.l0 = int(l0)
+        self.q0 = self.l0 * self.p0
+        self.col0, self.val0 = _entries(self.codes0, X0, 0)
+        rest = blocks[1:]
+        self.has_rest = bool(rest)
+        if not rest:
+            self.qr = 0
+            return
+        cols, vals, off = [], [], 0
+        for codes, Xk, nl in rest:
+            c, v = _entries(np.asarray(codes), Xk, off)
+            cols.append(c)
+            vals.append(v)
+            off += int(nl) * Xk.shape[1]
+        self.qr = off
+        self.colr = np.hstack(cols)            # (n, R)
+        self.valr = np.hstack(vals)
+        R = self.colr.shape[1]
+        # Zr' W Z0: contribution (row i, rest entry a, term-0 entry b)
+        keys = (self.colr[:, :, None].astype(np.int64) * self.q0 + self.col0[:, None, :]).reshape(self.n, -1)
+        self.r0_indptr, self.r0_indices, self.r0_pos, self.r0_nnz = _pattern(keys, self.q0, self.qr)
+        self.r0_coef = (self.valr[:, :, None] * self.val0[:, None, :]).reshape(self.n, -1)
+        # Zr' W Zr (both triangles)
+        keys = (self.colr[:, :, None].astype(np.int64) * self.qr + self.colr[:, None, :]).reshape(self.n, -1)
+        self.rr_indptr, self.rr_indices, self.rr_pos, self.rr_nnz = _pattern(keys, self.qr, self.qr)
+        self.rr_coef = (self.valr[:, :, None] * self.valr[:, None, :]).reshape(self.n, -1)
+        self._R = R
+
+    def compute(self, w: np.ndarray | None, y: np.ndarray) -> dict:
+        """All blocks of A for prior/working weights ``w`` (None: 1) and response ``y``."""
+        n = self.n
+        w = np.ones(n) if w is None else np.asarray(w, float)
+        F = np.column_stack([self.X, np.asarray(y, float)])
+        Fw = F * w[:, None]
+        p0, l0 = self.p0, self.l0
+        out = {"AFF": F.T @ Fw}
+        A00 = np.empty((l0, p0, p0))
+        for a in range(p0):
+            wa = w * self.val0[:, a]
+            for b in range(a, p0):
+                A00[:, a, b] = A00[:, b, a] = np.bincount(self.codes0, wa * self.val0[:, b], minlength=l0)
+        out["A00"] = A00
+        AF0 = np.zeros((self.p + 1, self.q0))
+        for a in range(p0):
+            for f in range(self.p + 1):
+                AF0[f] += np.bincount(self.col0[:, a], Fw[:, f] * self.val0[:, a], minlength=self.q0)
+        out["AF0"] = AF0
+        if not self.has_rest:
+            return out
+        AFr = np.zeros((self.p + 1, self.qr))
+        for a in range(self._R):
+            for f in range(self.p + 1):
+                AFr[f] += np.bincount(self.colr[:, a], Fw[:, f] * self.valr[:, a], minlength=self.qr)
+        out["AFr"] = AFr
+        wr = np.repeat(w, self.r0_coef.shape[1])
+        data = np.bincount(self.r0_pos, wr * self.r0_coef.ravel(), minlength=self.r0_nnz)
+        out["Ar0"] = sp.csr_matrix((data, self.r0_indices, self.r0_indptr), shape=(self.qr, self.q0))
+        wr = np.repeat(w, self.rr_coef.shape[1])
+        data = np.bincount(self.rr_pos, wr * self.rr_coef.ravel(), minlength=self.rr_nnz)
+        out["Arr"] = sp.csr_matrix((data, self.rr_indices, self.rr_indptr), shape=(self.qr, self.qr))
+        return out
