@@ -85,7 +85,7 @@ d <- read.csv(a[1])
 for (v in c("g", "h", "school", "cls")) if (v %in% names(d)) d[[v]] <- factor(d[[v]])
 t0 <- proc.time()[["elapsed"]]
 fit <- lmer(as.formula(a[2]), d)
-cat(proc.time()[["elapsed"]] - t0, REMLcrit(fit), "\n")
+cat(sprintf("%.3f %.10f", proc.time()[["elapsed"]] - t0, REMLcrit(fit)), "\n")
 """
 
 
@@ -119,7 +119,7 @@ def main(argv=None) -> int:
         lme4_txt, ratio = "", ""
         if args.r:
             secs, crit = run_lme4(kind, args.rows)
-            lme4_txt = f"{secs:.1f} (crit diff {r['objective'] - crit:+.1e})"
+            lme4_txt = f"{secs:.1f} (criterion: ours - lme4 = {r['objective'] - crit:+.1e})"
             ratio = f"{secs / r['seconds']:.0f}x"
         print(f"| {kind} | `{PROBLEMS[kind]}` | {args.rows:,} | {r['seconds']:.2f} | {r['evaluations']} | "
               f"{r['path']} | {r['peak_rss_mb']:.0f} | {lme4_txt} | {ratio} |")

@@ -375,10 +375,14 @@ class PLSWorkspace:
         p = self.p
         return solve_triangular(self.LFF[:p, :p], self.LFF[p, :p], lower=True, trans="T", check_finite=False)
 
-    def u(self) -> np.ndarray:
-        """Spherical random effects (conditional modes of u), stacked over terms."""
+    def u(self, beta: np.ndarray | None = None) -> np.ndarray:
+        """Spherical random effects (conditional modes of u), stacked over terms.
+
+        With ``beta`` given, the modes for those fixed effects (PIRLS's u-only step);
+        otherwise for the PLS estimate of beta.
+        """
         p = self.p
-        beta = self.beta()
+        beta = self.beta() if beta is None else np.asarray(beta, float)
         c0 = self.LF0[p] - beta @ self.LF0[:p]
         if self.has_rest:
             if self.rest_sparse:   # u_r = M^{-1} (y_r - beta' X_r) with the cached solves
@@ -396,9 +400,9 @@ class PLSWorkspace:
             u0 = np.linalg.solve(np.transpose(self.L00, (0, 2, 1)), c0.reshape(-1, p0)[..., None])[..., 0].ravel()
         return np.concatenate([u0, ur])
 
-    def b_blocks(self) -> list[np.ndarray]:
+    def b_blocks(self, u: np.ndarray | None = None) -> list[np.ndarray]:
         """Random effects ``b = Lambda u`` per term, each as (n_levels, p_k)."""
-        u = self.u()
+        u = self.u() if u is None else u
         out, start = [], 0
         for lam, p, l in zip(self.layout.lambdas(self.theta), self.sizes, self.nlevels):
             uk = u[start:start + p * l].reshape(l, p)

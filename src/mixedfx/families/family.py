@@ -56,8 +56,13 @@ class Family:
     def unit_deviance(self, y, mu):
         raise NotImplementedError
 
-    def loglik(self, y, mu, w, phi=1.0):
+    def loglik_terms(self, y, mu, w, phi=1.0):
+        """Per-observation log-likelihood contributions (array)."""
         raise NotImplementedError
+
+    def loglik(self, y, mu, w, phi=1.0) -> float:
+        """Full log-likelihood, all normalizing constants included."""
+        return float(np.sum(self.loglik_terms(y, mu, w, phi)))
 
     def initial_mu(self, y, w):
         return np.asarray(y, float).copy()
@@ -90,10 +95,10 @@ class Binomial(Family):
     def unit_deviance(self, y, mu):
         return 2 * (_xlogy_ratio(y, mu) + _xlogy_ratio(1 - y, 1 - mu))
 
-    def loglik(self, y, mu, w, phi=1.0):
+    def loglik_terms(self, y, mu, w, phi=1.0):
         k, m = np.round(w * y), np.round(w)
         comb = special.gammaln(m + 1) - special.gammaln(k + 1) - special.gammaln(m - k + 1)
-        return float(np.sum(comb + special.xlogy(k, mu) + special.xlog1py(m - k, -mu)))
+        return comb + special.xlogy(k, mu) + special.xlog1py(m - k, -mu)
 
     def initial_mu(self, y, w):
         return (w * y + 0.5) / (w + 1)
@@ -121,8 +126,8 @@ class Poisson(Family):
     def unit_deviance(self, y, mu):
         return 2 * (_xlogy_ratio(y, mu) - (y - mu))
 
-    def loglik(self, y, mu, w, phi=1.0):
-        return float(np.sum(w * (special.xlogy(y, mu) - mu - special.gammaln(y + 1))))
+    def loglik_terms(self, y, mu, w, phi=1.0):
+        return w * (special.xlogy(y, mu) - mu - special.gammaln(y + 1))
 
     def initial_mu(self, y, w):
         return y + 0.1
@@ -148,9 +153,9 @@ class Gamma(Family):
     def unit_deviance(self, y, mu):
         return 2 * ((y - mu) / mu - np.log(y / mu))
 
-    def loglik(self, y, mu, w, phi=1.0):
+    def loglik_terms(self, y, mu, w, phi=1.0):
         shape = w / phi
-        return float(np.sum(shape * np.log(shape * y / mu) - shape * y / mu - np.log(y) - special.gammaln(shape)))
+        return shape * np.log(shape * y / mu) - shape * y / mu - np.log(y) - special.gammaln(shape)
 
     def check_response(self, y, w) -> None:
         if np.any(y <= 0):
@@ -170,9 +175,9 @@ class InverseGaussian(Family):
     def unit_deviance(self, y, mu):
         return (y - mu) ** 2 / (mu * mu * y)
 
-    def loglik(self, y, mu, w, phi=1.0):
+    def loglik_terms(self, y, mu, w, phi=1.0):
         d = phi / w
-        return float(np.sum(-0.5 * np.log(2 * np.pi * d * y ** 3) - (y - mu) ** 2 / (2 * d * mu * mu * y)))
+        return -0.5 * np.log(2 * np.pi * d * y ** 3) - (y - mu) ** 2 / (2 * d * mu * mu * y)
 
     def check_response(self, y, w) -> None:
         if np.any(y <= 0):
@@ -192,8 +197,8 @@ class Gaussian(Family):
     def unit_deviance(self, y, mu):
         return (y - mu) ** 2
 
-    def loglik(self, y, mu, w, phi=1.0):
-        return float(np.sum(-0.5 * np.log(2 * np.pi * phi / w) - w * (y - mu) ** 2 / (2 * phi)))
+    def loglik_terms(self, y, mu, w, phi=1.0):
+        return -0.5 * np.log(2 * np.pi * phi / w) - w * (y - mu) ** 2 / (2 * phi)
 
 
 class NegativeBinomial(Family):
@@ -221,11 +226,11 @@ class NegativeBinomial(Family):
         t = self.theta
         return 2 * (_xlogy_ratio(y, mu) - (y + t) * np.log((y + t) / (mu + t)))
 
-    def loglik(self, y, mu, w, phi=1.0):
+    def loglik_terms(self, y, mu, w, phi=1.0):
         t = self.theta
         ll = (special.gammaln(y + t) - special.gammaln(t) - special.gammaln(y + 1)
               + t * np.log(t / (t + mu)) + special.xlogy(y, mu / (t + mu)))
-        return float(np.sum(w * ll))
+        return w * ll
 
     def initial_mu(self, y, w):
         return y + 1.0 / 6.0
