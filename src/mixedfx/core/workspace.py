@@ -410,11 +410,11 @@ class PLSWorkspace:
             start += p * l
         return out
 
-    def vcov_beta(self) -> np.ndarray:
-        """``sigma^2 (R_X R_X')^{-1}``."""
+    def vcov_beta(self, scale: float | None = None) -> np.ndarray:
+        """``scale (R_X R_X')^{-1}`` with ``scale = sigma^2`` by default."""
         p = self.p
         Rinv = solve_triangular(self.LFF[:p, :p], np.eye(p), lower=True, check_finite=False)
-        return self.sigma2 * (Rinv.T @ Rinv)
+        return (self.sigma2 if scale is None else scale) * (Rinv.T @ Rinv)
 
     def _rest_half_solve(self, B) -> np.ndarray:
         """``H`` with ``H' H = B' M^{-1} B`` for the later-terms block ``M``."""
@@ -423,7 +423,7 @@ class PLSWorkspace:
         B = B.toarray() if sp.issparse(B) else B
         return solve_triangular(self.Lrr, B, lower=True, check_finite=False)
 
-    def cond_var_blocks(self, chunk: int = 2048) -> list[np.ndarray]:
+    def cond_var_blocks(self, chunk: int = 2048, scale: float | None = None) -> list[np.ndarray]:
         """Conditional covariance of b per term and level, (n_levels, p_k, p_k).
 
         ``Var(b | y) = sigma^2 Lambda (L_Z L_Z')^{-1} Lambda'`` (as lme4's condVar),
@@ -463,5 +463,5 @@ class PLSWorkspace:
                 cols = Linv[:, start:start + p * l].reshape(self.qr, l, p)
                 out.append(np.einsum("rgi,rgj->gij", cols, cols))
                 start += p * l
-        s2 = self.sigma2
+        s2 = self.sigma2 if scale is None else scale
         return [s2 * np.einsum("ij,gjk,lk->gil", lam, S, lam) for lam, S in zip(lams, out)]

@@ -11,6 +11,7 @@ from ..formula.terms import ModelFormula, parse_formula
 from ..formula.ast import deparse
 from .evaluate import AtomState, DesignError, check_columns, evaluate_atom
 from .matrices import TermMatrixSpec, build_term_matrix, drop_aliased_columns
+from .response import glmm_response
 from .random import ReBlock, check_identifiability, check_levels, grouping_factor, map_levels
 
 __all__ = ["Design", "DesignSpec", "build_design", "MissingDataWarning"]
@@ -108,12 +109,16 @@ def _check_weights(w: np.ndarray) -> None:
 
 
 def build_design(formula: str | ModelFormula, data: pd.DataFrame, weights=None, offset=None,
-                 lmm: bool = True) -> Design:
+                 lmm: bool = True, family=None) -> Design:
     """Evaluate a formula on a DataFrame.
 
     Rows with a missing value in any variable the model uses (or in the weights or
-    offset) are dropped, and a :class:`MissingDataWarning` gives the count.
+    offset) are dropped, and a :class:`MissingDataWarning` gives the count.  With a
+    ``family`` (GLMMs) the response may be ``cbind(s, f)``, a proportion with trials as
+    weights, or a two-level factor; binomial trials multiply the prior weights.
     """
+    if family is not None:
+        lmm = False
     if not isinstance(data, pd.DataFrame):
         raise TypeError(f"data must be a pandas DataFrame, got {type(data).__name__}")
     f = parse_formula(formula) if isinstance(formula, str) else formula
@@ -143,7 +148,11 @@ def build_design(formula: str | ModelFormula, data: pd.DataFrame, weights=None, 
     if n < 2:
         raise DesignError(f"only {n} complete observation(s); a mixed model needs several observations per group")
     state = AtomState()
-    resp = evaluate_atom(f.response, data, state, training=True)
+    trials = None
+    if family is not None:
+        resp, trials = glmm_response(f.response, data, state, binomial=getattr(family, "name", "") == "binomial")
+    else:
+        resp = evaluate_atom(f.response, data, state, training=True)
     if not isinstance(resp, np.ndarray):
         raise DesignError(f"the response {f.response_label!r} is not numeric (it is categorical); "
                           "a linear mixed model needs a numeric response (use glmer for binary outcomes)")
@@ -164,6 +173,8 @@ def build_design(formula: str | ModelFormula, data: pd.DataFrame, weights=None, 
     weights_v = w_arr if w_col is None else data[w_col].to_numpy(dtype=float)
     if weights_v is not None:
         _check_weights(weights_v)
+    if trials is not None:
+        weights_v = trials if weights_v is None else weights_v * trials
     off = o_arr if o_col is None else data[o_col].to_numpy(dtype=float)
     for node in f.offsets:
         val = evaluate_atom(node, data, state, training=True)

@@ -1,0 +1,186 @@
+"""Fit a generalized linear mixed model: Design + family -> PIRLS workspace -> two-stage optimization.
+
+As lme4's ``glmer``:
+
+1. stage 1 (``nAGQ = 0``): optimize the Laplace deviance over ``theta`` with ``beta`` and ``u``
+   both updated by PIRLS;
+2. stage 2 (``nagq >= 1``): optimize over ``(theta, beta)`` jointly, PIRLS updating ``u``
+   only, with the Laplace (``nagq = 1``) or adaptive Gauss-Hermite (``nagq > 1``) deviance.
+
+The reported ``-2 log L`` keeps all normalizing constants, so it is comparable across
+``nagq`` (lme4 1.1-31 reports quadrature fits on a shifted scale, its issue #161).  For
+families with a dispersion (Gamma, inverse Gaussian, gaussian with a link) the dispersion
+``phi`` maximizes the Laplace likelihood at each step (as glmmTMB), and random effects are
+``b = Lambda u`` with ``u ~ N(0, phi I)``, so the SDs are ``sqrt(phi)`` times the relative
+factors, as lme4 reports them.  Standard errors come from the numerical Hessian ``H`` of
+``-2 log L`` over ``(theta, beta)``: ``vcov(beta)`` is the ``beta`` block of ``2 H^{-1}``,
+lme4's default.
+"""
+from __future__ import annotations
+
+import time
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..core.optimize import OptResult, bobyqa
+from ..core.pirls import GlmmWorkspace
+from ..design import Design
+from .lmm import SINGULAR_TOL, ConvergenceWarning, SingularFitWarning, _singular
+
+__all__ = ["GlmmFit", "fit_glmm"]
+
+
+@dataclass(frozen=True)
+class GlmmFit:
+    """Numbers at the optimum of a GLMM (presentation lives in ``results``).
+
+    ``objective`` is ``-2 log L`` (Laplace or quadrature, all constants); ``deviance`` is
+    ``sum w d(y, mu)`` at the conditional modes (lme4's ``deviance()``); ``phi`` the
+    dispersion (1 for binomial and Poisson).
+    """
+    design: Design
+    family: object
+    nagq: int
+    theta: np.ndarray
+    beta: np.ndarray
+    phi: float
+    vcov: np.ndarray
+    vcov_method: str
+    b: tuple
+    cond_var: tuple
+    u: np.ndarray
+    eta: np.ndarray
+    mu: np.ndarray
+    objective: float
+    deviance: float
+    opt_stage1: OptResult
+    opt: OptResult
+    is_singular: bool
+    seconds: float
+    workspace: GlmmWorkspace = field(repr=False, compare=False)
+
+    @property
+    def reml(self) -> bool:
+        return False
+
+
+def make_glmm_workspace(design: Design, family) -> GlmmWorkspace:
+    family.check_response(design.y, np.ones(design.n) if design.weights is None else design.weights)
+    return GlmmWorkspace(design.X, design.y, [(b.codes, b.X, b.nlevels) for b in design.blocks], family,
+                         prior_weights=design.weights, offset=design.offset)
+
+
+def _hessian(f, x: np.ndarray, h: float = 1e-4) -> np.ndarray:
+    """Central-difference Hessian (lme4's ``deriv12`` step of 1e-4)."""
+    m = len(x)
+    f0 = f(x)
+    H = np.empty((m, m))
+    e = np.eye(m) * h
+    fp = [f(x + e[i]) for i in range(m)]
+    fm = [f(x - e[i]) for i in range(m)]
+    for i in range(m):
+        H[i, i] = (fp[i] - 2 * f0 + fm[i]) / h ** 2
+        for j in range(i):
+            H[i, j] = H[j, i] = (f(x + e[i] + e[j]) - f(x + e[i] - e[j]) - f(x - e[i] + e[j])
+                                 + f(x - e[i] - e[j])) / (4 * h * h)
+    return H
+
+
+def fit_glmm(design: Design, family, nagq: int = 1, start=None, maxeval: int = 100_000,
+             warn: bool = True) -> GlmmFit:
+    """Two-stage Laplace / quadrature fit (see module docstring).
+
+    Parameters
+    ----------
+    nagq : 0 (stage 1 only), 1 (Laplace) or the number of quadrature nodes (> 1: one scalar term).
+    start : None, a dict with ``theta`` and/or ``beta``, or a previous fit (warm start).
+    """
+    t0 = time.perf_counter()
+    if nagq < 0 or int(nagq) != nagq:
+        raise ValueError("nagq must be a non-negative whole number")
+    gw = make_glmm_workspace(design, family)
+    layout = gw.layout
+    k, p = layout.n_theta, design.X.shape[1]
+    lower_t = layout.lower_bounds()
+    if nagq > 1 and (len(design.blocks) != 1 or design.blocks[0].p != 1):
+        raise ValueError("nagq > 1 (adaptive Gauss-Hermite quadrature) needs a single scalar random-effect "
+                         "term such as (1 | group); use nagq=1 (Laplace) for this model")
+    theta0, beta0 = layout.initial(), None
+    if start is not None:
+        st = {"theta": start.theta, "beta": start.beta} if hasattr(start, "theta") else dict(start)
+        if st.get("theta") is not None:
+            theta0 = np.asarray(st["theta"], float)
+        if st.get("beta") is not None:
+            beta0 = np.asarray(st["beta"], float)
+
+    def stage1(theta):
+        r = gw.pirls(theta, joint=True, beta=None if gw.last is None else gw.beta,
+                     u0=None if gw.last is None else gw.u)
+        return gw.laplace(r)
+
+    if beta0 is None:
+        opt1 = bobyqa(stage1, theta0, lower_t, maxeval=maxeval, step=0.75 if start is None else 0.05)
+        stage1(opt1.x)
+        theta1, beta1 = opt1.x, gw.beta.copy()
+    else:
+        opt1 = OptResult(theta0, float("nan"), 0, "skipped (start given)")
+        theta1, beta1 = theta0, beta0
+        gw.pirls(theta1, beta=beta1)
+
+    def stage2(x):
+        theta, beta = x[:k], x[k:]
+        r = gw.pirls(theta, beta=beta, u0=gw.u)
+        dev = gw.laplace(r)
+        return dev if nagq <= 1 else gw.agq(theta, r, nagq, gw.phi)
+
+    if nagq == 0:
+        opt, x_hat = opt1, np.concatenate([theta1, beta1])
+    else:
+        se1 = np.sqrt(np.maximum(np.diag(gw.ws.vcov_beta(scale=gw.phi)), 1e-12))
+        steps = np.concatenate([np.full(k, 0.05), np.maximum(se1 / 3, 1e-4)])
+        x0 = np.concatenate([theta1, beta1])
+        opt = bobyqa(stage2, x0, np.concatenate([lower_t, np.full(p, -np.inf)]), maxeval=maxeval, step=steps)
+        x_hat = opt.x
+    theta, beta = x_hat[:k], x_hat[k:]
+    res = gw.pirls(theta, beta=beta, u0=gw.u)
+    objective = gw.laplace(res)
+    phi = gw.phi
+    if nagq > 1:
+        objective = gw.agq(theta, res, nagq, phi)
+    b = tuple(gw.ws.b_blocks(res.u))
+    cond_var = tuple(gw.ws.cond_var_blocks(scale=phi))
+    deviance = float(np.sum(gw.w * family.unit_deviance(gw.y, res.mu)))
+    vcov, method = _vcov(stage2 if nagq >= 1 else None, x_hat, k, gw, phi)
+    gw.pirls(theta, beta=beta, u0=res.u)          # leave the workspace at the optimum
+    singular = _singular(theta, lower_t)
+    if warn:
+        for msg in (opt1.messages + opt.messages):
+            warnings.warn(msg, ConvergenceWarning, stacklevel=3)
+        if not res.converged:
+            warnings.warn("PIRLS did not converge at the optimum", ConvergenceWarning, stacklevel=3)
+        if singular:
+            warnings.warn("boundary (singular) fit: a variance component is (nearly) zero; see is_singular",
+                          SingularFitWarning, stacklevel=3)
+        if method != "hessian" and nagq >= 1:
+            warnings.warn("the Hessian of the deviance is not positive definite at the optimum; standard errors "
+                          "come from the PIRLS fixed-effects factor instead", ConvergenceWarning, stacklevel=3)
+    return GlmmFit(design=design, family=family, nagq=int(nagq), theta=theta, beta=beta, phi=phi, vcov=vcov,
+                   vcov_method=method, b=b, cond_var=cond_var, u=res.u, eta=res.eta, mu=res.mu,
+                   objective=float(objective), deviance=deviance, opt_stage1=opt1, opt=opt,
+                   is_singular=singular, seconds=time.perf_counter() - t0, workspace=gw)
+
+
+def _vcov(objective, x_hat, k, gw, phi):
+    """``2 H^{-1}`` restricted to beta (lme4's default), else the PIRLS factor's ``phi (R_X R_X')^{-1}``."""
+    if objective is not None:
+        H = _hessian(objective, x_hat)
+        try:
+            np.linalg.cholesky(H)
+            V = 2.0 * np.linalg.inv(H)
+            return V[k:, k:], "hessian"
+        except np.linalg.LinAlgError:
+            pass
+    gw.pirls(x_hat[:k], beta=x_hat[k:], u0=gw.u)
+    return gw.ws.vcov_beta(scale=phi), "pirls"
