@@ -4,11 +4,13 @@
 >>> m = mfx.lmer("Reaction ~ Days + (Days | Subject)", mfx.datasets.load("sleepstudy"))
 """
 from . import datasets
-from .api import lmer
+from . import families
+from .api import glmer, lmer
 from .design import DesignError, IdentifiabilityWarning, MissingDataWarning, RankDeficiencyWarning
 from .formula import FormulaSyntaxError
+from .families import ResponseError
 from .models import ConvergenceWarning, SingularFitWarning
 
 __version__ = "0.1.0"
-__all__ = ["lmer", "datasets", "DesignError", "FormulaSyntaxError", "MissingDataWarning",
-           "RankDeficiencyWarning", "IdentifiabilityWarning", "ConvergenceWarning", "SingularFitWarning", "__version__"]
+__all__ = ["lmer", "glmer", "families", "datasets", "DesignError", "FormulaSyntaxError", "MissingDataWarning",
+           "RankDeficiencyWarning", "IdentifiabilityWarning", "ConvergenceWarning", "ResponseError", "SingularFitWarning", "__version__"]

@@ -9,10 +9,11 @@ import pandas as pd
 
 from .design import build_design
 from .formula import parse_formula
-from .models import fit_lmm
-from .results import LinearMixedModelResult
+from .families import get_family
+from .models import fit_glmm, fit_lmm
+from .results import GeneralizedLinearMixedModelResult, LinearMixedModelResult
 
-__all__ = ["lmer"]
+__all__ = ["lmer", "glmer"]
 
 
 def lmer(formula: str, data: pd.DataFrame, reml: bool = True, weights=None, offset=None,
@@ -46,3 +47,38 @@ def lmer(formula: str, data: pd.DataFrame, reml: bool = True, weights=None, offs
     design = build_design(f, data, weights=weights, offset=offset, lmm=True)
     fit = fit_lmm(design, reml=reml, start=start, **control)
     return LinearMixedModelResult(fit, formula, data_name)
+
+
+def glmer(formula: str, data: pd.DataFrame, family="binomial", link=None, nagq: int = 1, weights=None,
+          offset=None, start=None, data_name: str | None = None, **control) -> GeneralizedLinearMixedModelResult:
+    """Fit a generalized linear mixed model by Laplace (``nagq=1``) or adaptive quadrature.
+
+    Parameters
+    ----------
+    formula : lme4 formula; binomial responses may be 0/1, boolean, a two-level factor
+        (first level = failure), ``cbind(successes, failures)`` or a proportion with
+        ``weights=`` trials.
+    family : ``"binomial"``, ``"poisson"``, ``"gamma"``, ``"inverse_gaussian"``, ``"gaussian"``,
+        ``"negbin"`` (shape estimated), or a :class:`mixedfx.families.Family`.
+    link : link name (default: the family's canonical link as in R, log for gamma is
+        ``link="log"``).
+    nagq : 0 (fast first stage only), 1 (Laplace) or > 1 quadrature nodes (one scalar term).
+    start : a previous result or ``{"theta": ..., "beta": ...}`` to warm-start.
+
+    Examples
+    --------
+    >>> import mixedfx as mfx
+    >>> m = mfx.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)",
+    ...               mfx.datasets.load("cbpp"), family="binomial")
+    """
+    if isinstance(family, str) and family.lower() in ("negbin", "negative_binomial", "negative.binomial"):
+        from .models.negbin import fit_negbin
+        f = parse_formula(formula)
+        return fit_negbin(f, formula, data, link, nagq, weights, offset, data_name, **control)
+    fam = get_family(family, link)
+    f = parse_formula(formula)
+    design = build_design(f, data, weights=weights, offset=offset, family=fam)
+    if start is not None and hasattr(start, "fit"):
+        start = start.fit
+    fit = fit_glmm(design, fam, nagq=nagq, start=start, **control)
+    return GeneralizedLinearMixedModelResult(fit, formula, data_name)

@@ -43,13 +43,16 @@ def _read_data(source: str, factors: list[str]):
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mixedfx", description="Fit mixed-effects models with lme4 formulas.")
     sub = p.add_subparsers(dest="command", required=True)
-    fit = sub.add_parser("fit", help="fit a linear mixed model and print its summary")
+    fit = sub.add_parser("fit", help="fit a linear (or, with --family, generalized) mixed model")
     fit.add_argument("formula", help="lme4 formula, e.g. 'Reaction ~ Days + (Days | Subject)'")
     fit.add_argument("--data", required=True, help="bundled dataset name or CSV/Parquet path")
     fit.add_argument("--ml", action="store_true", help="maximum likelihood instead of REML")
     fit.add_argument("--weights", help="column of prior weights")
     fit.add_argument("--factor", action="append", default=[], metavar="COLUMN",
                      help="treat a numeric column as a factor (repeatable)")
+    fit.add_argument("--family", help="GLMM family: binomial, poisson, gamma, inverse_gaussian, gaussian, negbin")
+    fit.add_argument("--link", help="link function for --family (default: the family's canonical link)")
+    fit.add_argument("--nagq", type=int, default=1, help="quadrature nodes for a GLMM (default 1: Laplace)")
     fit.add_argument("--json", action="store_true", help="machine-readable output")
     sub.add_parser("datasets", help="list the bundled datasets")
     return p
@@ -63,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         for name in datasets.list():
             print(f"{name:12s} {datasets.describe(name)['description']}")
         return 0
-    from ..api import lmer
+    from ..api import glmer, lmer
     from ..design import DesignError
     from ..formula import FormulaSyntaxError
 
@@ -71,8 +74,12 @@ def main(argv: list[str] | None = None) -> int:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            m = lmer(args.formula, df, reml=not args.ml, weights=args.weights, data_name=name)
-        except (DesignError, FormulaSyntaxError) as exc:
+            if args.family:
+                m = glmer(args.formula, df, family=args.family, link=args.link, nagq=args.nagq,
+                          weights=args.weights, data_name=name)
+            else:
+                m = lmer(args.formula, df, reml=not args.ml, weights=args.weights, data_name=name)
+        except (DesignError, FormulaSyntaxError, ValueError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
     messages = [str(w.message) for w in caught]

@@ -49,6 +49,8 @@ class CrossProducts:
         self.l0 = int(l0)
         self.q0 = self.l0 * self.p0
         self.col0, self.val0 = _entries(self.codes0, X0, 0)
+        rows = np.repeat(np.arange(self.n), self.p0)
+        self.Z0t = sp.csr_matrix((self.val0.ravel(), (self.col0.ravel(), rows)), shape=(self.q0, self.n))
         rest = blocks[1:]
         self.has_rest = bool(rest)
         if not rest:
@@ -64,6 +66,8 @@ class CrossProducts:
         self.colr = np.hstack(cols)            # (n, R)
         self.valr = np.hstack(vals)
         R = self.colr.shape[1]
+        rows = np.repeat(np.arange(self.n), R)
+        self.Zrt = sp.csr_matrix((self.valr.ravel(), (self.colr.ravel(), rows)), shape=(self.qr, self.n))
         # Zr' W Z0: contribution (row i, rest entry a, term-0 entry b)
         keys = (self.colr[:, :, None].astype(np.int64) * self.q0 + self.col0[:, None, :]).reshape(self.n, -1)
         self.r0_indptr, self.r0_indices, self.r0_pos, self.r0_nnz = _pattern(keys, self.q0, self.qr)
@@ -88,18 +92,10 @@ class CrossProducts:
             for b in range(a, p0):
                 A00[:, a, b] = A00[:, b, a] = np.bincount(self.codes0, wa * self.val0[:, b], minlength=l0)
         out["A00"] = A00
-        AF0 = np.zeros((self.p + 1, self.q0))
-        for a in range(p0):
-            for f in range(self.p + 1):
-                AF0[f] += np.bincount(self.col0[:, a], Fw[:, f] * self.val0[:, a], minlength=self.q0)
-        out["AF0"] = AF0
+        out["AF0"] = np.asarray(self.Z0t @ Fw).T.copy()
         if not self.has_rest:
             return out
-        AFr = np.zeros((self.p + 1, self.qr))
-        for a in range(self._R):
-            for f in range(self.p + 1):
-                AFr[f] += np.bincount(self.colr[:, a], Fw[:, f] * self.valr[:, a], minlength=self.qr)
-        out["AFr"] = AFr
+        out["AFr"] = np.asarray(self.Zrt @ Fw).T.copy()
         wr = np.repeat(w, self.r0_coef.shape[1])
         data = np.bincount(self.r0_pos, wr * self.r0_coef.ravel(), minlength=self.r0_nnz)
         out["Ar0"] = sp.csr_matrix((data, self.r0_indices, self.r0_indptr), shape=(self.qr, self.q0))

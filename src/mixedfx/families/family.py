@@ -210,11 +210,12 @@ class NegativeBinomial(Family):
     links = ("log", "sqrt", "identity")
     has_dispersion = False
 
-    def __init__(self, theta: float = 1.0, link=None):
+    def __init__(self, theta: float = 1.0, link=None, estimated: bool = False):
         super().__init__(link)
         if not theta > 0:
             raise ValueError("the negative binomial shape theta must be positive")
         self.theta = float(theta)
+        self.estimated = estimated      # True when theta was estimated (one more parameter)
 
     def __repr__(self) -> str:
         return f"NegativeBinomial(theta={self.theta:g}, link={self.link.name!r})"

@@ -27,7 +27,8 @@ import numpy as np
 from ..core.optimize import OptResult, bobyqa
 from ..core.pirls import GlmmWorkspace
 from ..design import Design
-from .lmm import SINGULAR_TOL, ConvergenceWarning, SingularFitWarning, _singular
+from .lmm import ConvergenceWarning, SingularFitWarning, _singular
+from .threads import auto_threads, blas_limit
 
 __all__ = ["GlmmFit", "fit_glmm"]
 
@@ -89,7 +90,19 @@ def _hessian(f, x: np.ndarray, h: float = 1e-4) -> np.ndarray:
 
 
 def fit_glmm(design: Design, family, nagq: int = 1, start=None, maxeval: int = 100_000,
-             warn: bool = True) -> GlmmFit:
+             warn: bool = True, blas_threads="auto", compute_vcov: bool = True) -> GlmmFit:
+    """Two-stage Laplace / quadrature fit (see module docstring), BLAS threads capped.
+
+    ``compute_vcov=False`` skips the numerical Hessian (used by inner fits of the
+    negative binomial shape search); ``vcov`` is then the PIRLS factor's.
+    """
+    dense = sum(b.q for b in design.blocks[1:])
+    with blas_limit(auto_threads(dense, blas_threads)):
+        return _fit_glmm(design, family, nagq, start, maxeval, warn, compute_vcov)
+
+
+def _fit_glmm(design: Design, family, nagq: int, start, maxeval: int, warn: bool,
+              compute_vcov: bool = True) -> GlmmFit:
     """Two-stage Laplace / quadrature fit (see module docstring).
 
     Parameters
@@ -152,7 +165,7 @@ def fit_glmm(design: Design, family, nagq: int = 1, start=None, maxeval: int = 1
     b = tuple(gw.ws.b_blocks(res.u))
     cond_var = tuple(gw.ws.cond_var_blocks(scale=phi))
     deviance = float(np.sum(gw.w * family.unit_deviance(gw.y, res.mu)))
-    vcov, method = _vcov(stage2 if nagq >= 1 else None, x_hat, k, gw, phi)
+    vcov, method = _vcov(stage2 if (nagq >= 1 and compute_vcov) else None, x_hat, k, gw, phi)
     gw.pirls(theta, beta=beta, u0=res.u)          # leave the workspace at the optimum
     singular = _singular(theta, lower_t)
     if warn:
@@ -163,7 +176,7 @@ def fit_glmm(design: Design, family, nagq: int = 1, start=None, maxeval: int = 1
         if singular:
             warnings.warn("boundary (singular) fit: a variance component is (nearly) zero; see is_singular",
                           SingularFitWarning, stacklevel=3)
-        if method != "hessian" and nagq >= 1:
+        if method != "hessian" and nagq >= 1 and compute_vcov:
             warnings.warn("the Hessian of the deviance is not positive definite at the optimum; standard errors "
                           "come from the PIRLS fixed-effects factor instead", ConvergenceWarning, stacklevel=3)
     return GlmmFit(design=design, family=family, nagq=int(nagq), theta=theta, beta=beta, phi=phi, vcov=vcov,

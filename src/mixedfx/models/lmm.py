@@ -15,6 +15,7 @@ import numpy as np
 from ..core.optimize import OptResult, bobyqa
 from ..core.start import moment_start
 from ..core.workspace import FAILED_OBJECTIVE, PLSWorkspace
+from .threads import auto_threads, blas_limit
 from ..design import Design
 
 __all__ = ["LmmFit", "ConvergenceWarning", "SingularFitWarning", "make_workspace", "fit_lmm",
@@ -76,39 +77,6 @@ def _singular(theta: np.ndarray, lower: np.ndarray) -> bool:
     return bool(np.any(theta[bounded] < SINGULAR_TOL))
 
 
-def _threads(limit):
-    if limit is None:
-        import contextlib
-        return contextlib.nullcontext()
-    try:
-        from threadpoolctl import threadpool_limits
-        return threadpool_limits(limits=limit, user_api="blas")
-    except Exception:  # pragma: no cover - threadpoolctl missing or unsupported BLAS
-        import contextlib
-        return contextlib.nullcontext()
-
-
-def _blas_threads(ws: PLSWorkspace, requested):
-    """BLAS thread cap for the fit.
-
-    ``"auto"``: no cap for small dense blocks (BLAS does not thread tiny calls, and
-    threadpoolctl's ~2 ms set-up would dominate a 5 ms fit); for a large dense block
-    (>= 400) the cores available to this process, which prevents oversubscription
-    (more BLAS threads than cores made a 1128 x 1128 Cholesky 50x slower) while
-    keeping the ~1.6x gain of two threads over one.
-    """
-    if requested != "auto":
-        return requested
-    if ws.qr < 400:
-        return None
-    import os
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        cores = os.cpu_count() or 1
-    return max(1, min(cores, 8))
-
-
 def fit_lmm(design: Design, reml: bool = True, start="moments", maxeval: int = 100_000,
             blas_threads="auto", warn: bool = True) -> LmmFit:
     """Optimize the profiled REML/ML criterion over theta and freeze the solution.
@@ -119,7 +87,7 @@ def fit_lmm(design: Design, reml: bool = True, start="moments", maxeval: int = 1
     reml : optimize the REML criterion (default) or the ML deviance.
     start : initial theta; ``"moments"`` (default) for ANOVA-type moment estimates
         (:func:`mixedfx.core.start.moment_start`), ``"lme4"`` for lme4's start.
-    blas_threads : cap on BLAS threads while fitting (``"auto"``: none for small dense
+    blas_threads : cap on BLAS threads while fitting (``"auto"``: 1 for small dense
         blocks, the available cores for large ones; an int: that cap; None: no cap).
     """
     t0 = time.perf_counter()
@@ -140,7 +108,7 @@ def fit_lmm(design: Design, reml: bool = True, start="moments", maxeval: int = 1
         step = 0.05     # a warm start needs a small trust region (31 vs 80 evaluations from the optimum)
     if len(x0) != layout.n_theta:
         raise ValueError(f"start has {len(x0)} values; this model has {layout.n_theta} theta parameters")
-    with _threads(_blas_threads(ws, blas_threads)):
+    with blas_limit(auto_threads(ws.qr, blas_threads)):
         opt = bobyqa(ws.objective, x0, lower, maxeval=maxeval, step=step)
         theta = opt.x
         ws.update(theta)

@@ -1,5 +1,6 @@
 """Results stage: frozen, user-facing views of fitted models (tables, predictions, summaries)."""
-from .lmm_result import LinearMixedModelResult
+from .glmm_result import GeneralizedLinearMixedModelResult
+from .lmm_result import LinearMixedModelResult, MixedModelResultBase
 from .summary import Summary
 
-__all__ = ["LinearMixedModelResult", "Summary"]
+__all__ = ["GeneralizedLinearMixedModelResult", "LinearMixedModelResult", "MixedModelResultBase", "Summary"]

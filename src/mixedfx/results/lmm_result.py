@@ -8,23 +8,17 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
-from ..models.lmm import LmmFit
 from .predict import predict_eta
 from .summary import Summary
 from .tables import ranef_frame, varcorr_frame
 
-__all__ = ["LinearMixedModelResult"]
+__all__ = ["LinearMixedModelResult", "MixedModelResultBase"]
 
 
 @dataclass(frozen=True, eq=False)
-class LinearMixedModelResult:
-    """A fitted LMM (returned by :func:`mixedfx.lmer`).
-
-    Model: ``y = X beta + Z b + e``, ``b ~ N(0, sigma^2 Lambda Lambda')``,
-    ``e ~ N(0, sigma^2 W^{-1})``.  Accessors follow lme4's names (``fixef``,
-    ``ranef``, ``varcorr``, ``vcov``, ``coef``, ``predict``...).
-    """
-    fit: LmmFit
+class MixedModelResultBase:
+    """Accessors shared by LMM and GLMM results (lme4's names)."""
+    fit: object
     formula: str
     data_name: str | None = None
 
@@ -58,16 +52,12 @@ class LinearMixedModelResult:
     def converged(self) -> bool:
         return self.fit.opt.converged
 
-    @property
-    def sigma(self) -> float:
-        return self.fit.sigma
-
     @cached_property
     def theta(self) -> pd.Series:
         """Relative covariance parameters with lme4's names (``Subject.(Intercept)``...)."""
-        ws = self.fit.workspace
+        layout = self.fit.workspace.layout
         blocks = self.fit.design.blocks
-        names = ws.layout.names([b.group_label for b in blocks], [b.cnames for b in blocks])
+        names = layout.names([b.group_label for b in blocks], [b.cnames for b in blocks])
         return pd.Series(self.fit.theta, index=names, name="theta")
 
     @cached_property
@@ -86,14 +76,24 @@ class LinearMixedModelResult:
     # ------------------------------------------------------- variance components
     def _term_covariances(self) -> list[np.ndarray]:
         lams = self.fit.workspace.layout.lambdas(self.fit.theta)
-        return [self.sigma ** 2 * lam @ lam.T for lam in lams]
+        return [self._scale ** 2 * lam @ lam.T for lam in lams]
+
+    @property
+    def _scale(self) -> float:
+        """Factor multiplying the relative covariance factors (sigma, or 1)."""
+        return self.sigma
+
+    @property
+    def _residual_sd(self) -> float | None:
+        """The residual row of varcorr (None: no residual row)."""
+        return self.sigma
 
     @cached_property
     def varcorr(self) -> pd.DataFrame:
         """``as.data.frame(VarCorr(fit))``: columns ``grp, var1, var2, vcov, sdcor``."""
         blocks = self.fit.design.blocks
         return varcorr_frame([b.group_label for b in blocks], [b.cnames for b in blocks],
-                             self._term_covariances(), self.sigma)
+                             self._term_covariances(), self._residual_sd)
 
     def ranef(self, cond_var: bool = True, long: bool = True):
         """Conditional modes of the random effects (BLUPs).
@@ -127,6 +127,31 @@ class LinearMixedModelResult:
                     table[term] = re[term].to_numpy()
             out[g] = table
         return out
+
+    def predict_link(self, newdata: pd.DataFrame | None = None, re_form=None,
+                     allow_new_levels: bool = False) -> np.ndarray:
+        """Linear predictor ``X beta + Z b + offset`` for the fitted rows or ``newdata``."""
+        return predict_eta(self.fit, newdata, re_form, allow_new_levels)
+
+    def _repr_html_(self) -> str:
+        return self.summary()._repr_html_()
+
+    def to_json(self, **kwargs) -> str:
+        return json.dumps(self.to_dict(), default=_json_default, **kwargs)
+
+
+@dataclass(frozen=True, eq=False)
+class LinearMixedModelResult(MixedModelResultBase):
+    """A fitted LMM (returned by :func:`mixedfx.lmer`).
+
+    Model: ``y = X beta + Z b + e``, ``b ~ N(0, sigma^2 Lambda Lambda')``,
+    ``e ~ N(0, sigma^2 W^{-1})``.  Accessors follow lme4's names (``fixef``,
+    ``ranef``, ``varcorr``, ``vcov``, ``coef``, ``predict``...).
+    """
+
+    @property
+    def sigma(self) -> float:
+        return self.fit.sigma
 
     # ----------------------------------------------------------- likelihoods
     @property
@@ -230,9 +255,6 @@ class LinearMixedModelResult:
         return (f"<LinearMixedModelResult {self.formula!r} ({kind}), nobs={self.nobs}, "
                 f"objective={self.objective:.4f}{', singular' if self.is_singular else ''}>")
 
-    def _repr_html_(self) -> str:
-        return self.summary()._repr_html_()
-
     def to_dict(self) -> dict:
         """Plain-Python summary of the fit (JSON-serializable)."""
         return {
@@ -248,8 +270,6 @@ class LinearMixedModelResult:
             "fit_seconds": self.fit.seconds,
         }
 
-    def to_json(self, **kwargs) -> str:
-        return json.dumps(self.to_dict(), default=_json_default, **kwargs)
 
 
 def _json_default(o):

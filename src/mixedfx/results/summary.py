@@ -23,7 +23,9 @@ def format_table(df: pd.DataFrame, digits: int = 5) -> str:
     cols = {}
     for c in df.columns:
         v = df[c]
-        if pd.api.types.is_numeric_dtype(v):
+        if str(c).startswith("Pr("):
+            cols[c] = ["<2e-16" if x < 2e-16 else f"{x:.3g}" for x in v.to_numpy(dtype=float)]
+        elif pd.api.types.is_numeric_dtype(v):
             arr = v.to_numpy(dtype=float)
             dec = _decimals(arr, digits)
             cols[c] = ["" if not np.isfinite(x) else f"{x:.{dec}f}" for x in arr]
