@@ -10,7 +10,8 @@ from .design import DesignError, IdentifiabilityWarning, MissingDataWarning, Ran
 from .formula import FormulaSyntaxError
 from .families import ResponseError
 from .models import ConvergenceWarning, SingularFitWarning
+from .models.glmm import SeparationWarning
 
 __version__ = "0.1.0"
 __all__ = ["lmer", "glmer", "families", "datasets", "DesignError", "FormulaSyntaxError", "MissingDataWarning",
-           "RankDeficiencyWarning", "IdentifiabilityWarning", "ConvergenceWarning", "ResponseError", "SingularFitWarning", "__version__"]
+           "RankDeficiencyWarning", "IdentifiabilityWarning", "ConvergenceWarning", "ResponseError", "SeparationWarning", "SingularFitWarning", "__version__"]

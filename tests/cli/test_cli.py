@@ -50,3 +50,16 @@ def test_fit_parquet_path(tmp_path, capsys):
     d = json.loads(capsys.readouterr().out)
     assert d["objective"] == pytest.approx(1743.62827196, rel=1e-8)
     assert d["ngroups"] == {"Subject": 18}
+
+
+def test_fit_glmm_from_the_shell(capsys):
+    assert main(["fit", "cbind(incidence, size - incidence) ~ period + (1 | herd)", "--data", "cbpp",
+                 "--family", "binomial", "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["family"] == "binomial" and d["link"] == "logit" and d["nagq"] == 1
+    assert d["minus2loglik"] == pytest.approx(184.0525637, abs=1e-5)
+    assert main(["fit", "TICKS ~ YEAR + (1 | BROOD)", "--data", "grouseticks", "--family", "poisson"]) == 0
+    assert "Family: poisson  ( log )" in capsys.readouterr().out
+    assert main(["fit", "TICKS ~ YEAR + (1 | BROOD)", "--data", "grouseticks", "--family", "poisson",
+                 "--link", "logit"]) == 2
+    assert "not available for the poisson" in capsys.readouterr().err

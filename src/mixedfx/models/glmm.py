@@ -30,7 +30,23 @@ from ..design import Design
 from .lmm import ConvergenceWarning, SingularFitWarning, _singular
 from .threads import auto_threads, blas_limit
 
-__all__ = ["GlmmFit", "fit_glmm"]
+__all__ = ["GlmmFit", "fit_glmm", "SeparationWarning"]
+
+
+class SeparationWarning(UserWarning):
+    """Fitted probabilities are numerically 0 or 1: (quasi-)complete separation."""
+
+
+def _check_separation(family, mu, beta, names) -> str | None:
+    if getattr(family, "name", "") != "binomial":
+        return None
+    extreme = int(np.sum((mu < 1e-8) | (mu > 1 - 1e-8)))
+    if not extreme:
+        return None
+    big = [n for n, b in zip(names, beta) if abs(b) > 10]
+    which = f"; estimates of {', '.join(big)} are diverging and not meaningful" if big else ""
+    return (f"fitted probabilities numerically 0 or 1 in {extreme} row(s): (quasi-)complete separation{which}. "
+            "Remove or coarsen the separating predictor, or use a penalized (bias-reduced) fit")
 
 
 @dataclass(frozen=True)
@@ -176,6 +192,9 @@ def _fit_glmm(design: Design, family, nagq: int, start, maxeval: int, warn: bool
         if singular:
             warnings.warn("boundary (singular) fit: a variance component is (nearly) zero; see is_singular",
                           SingularFitWarning, stacklevel=3)
+        sep = _check_separation(family, res.mu, beta, design.xnames)
+        if sep:
+            warnings.warn(sep, SeparationWarning, stacklevel=3)
         if method != "hessian" and nagq >= 1 and compute_vcov:
             warnings.warn("the Hessian of the deviance is not positive definite at the optimum; standard errors "
                           "come from the PIRLS fixed-effects factor instead", ConvergenceWarning, stacklevel=3)

@@ -1,0 +1,95 @@
+"""GLMM responses as users write them, bad input, separation and zero groups."""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import mixedfx as mfx
+
+
+@pytest.fixture(scope="module")
+def cbpp():
+    return mfx.datasets.load("cbpp")
+
+
+def _quiet(fn, *a, **k):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return fn(*a, **k)
+
+
+def test_cbind_proportion_weights_and_bernoulli_rows_agree(cbpp):
+    a = _quiet(mfx.glmer, "cbind(incidence, size - incidence) ~ period + (1 | herd)", cbpp)
+    b = _quiet(mfx.glmer, "p ~ period + (1 | herd)", cbpp.assign(p=cbpp.incidence / cbpp["size"]), weights="size")
+    rows = []
+    for _, r in cbpp.iterrows():
+        rows += [{"herd": r.herd, "period": r.period, "sick": k < r.incidence} for k in range(int(r["size"]))]
+    long = pd.DataFrame(rows)
+    long["herd"] = pd.Categorical(long.herd, categories=cbpp.herd.cat.categories)
+    long["period"] = pd.Categorical(long.period, categories=cbpp.period.cat.categories)
+    c = _quiet(mfx.glmer, "sick ~ period + (1 | herd)", long)                     # boolean response
+    d = _quiet(mfx.glmer, "outcome ~ period + (1 | herd)",
+               long.assign(outcome=np.where(long.sick, "yes", "no")))           # strings: first level = failure
+    for m in (b, c, d):
+        np.testing.assert_allclose(m.fixef, a.fixef, rtol=1e-5)
+        np.testing.assert_allclose(m.theta, a.theta, rtol=1e-5)
+    assert b.objective == pytest.approx(a.objective, rel=1e-10)
+    # the Bernoulli likelihood drops the binomial coefficients, a known constant
+    const = -2 * np.sum(np.log([__import__("math").comb(int(n), int(k)) for n, k in zip(cbpp["size"], cbpp.incidence)]))
+    assert c.objective == pytest.approx(a.objective - const, rel=1e-8)
+
+
+@pytest.mark.parametrize("formula, family, column, values, message", [
+    ("y ~ x + (1 | g)", "poisson", "y", [-1.0] + [1.0] * 39, "non-negative counts"),
+    ("y ~ x + (1 | g)", "poisson", "y", [1.5] + [1.0] * 39, "whole-number"),
+    ("y ~ x + (1 | g)", "binomial", "y", [1.2] + [0.0] * 39, "proportions in \\[0, 1\\]"),
+    ("y ~ x + (1 | g)", "gamma", "y", [0.0] + [1.0] * 39, "positive"),
+    ("y ~ x + (1 | g)", "binomial", "y", ["a", "b", "c", "a"] * 10, "exactly two"),
+    ("cbind(y, y) ~ x + (1 | g)", "poisson", "y", [1.0] * 40, "binomial response"),
+    ("cbind(y, 3 - y) ~ x + (1 | g)", "binomial", "y", [0.5] * 40, "whole numbers"),
+])
+def test_impossible_responses_get_clear_errors(formula, family, column, values, message):
+    df = pd.DataFrame({"x": np.arange(40.0), "g": np.repeat(np.arange(8), 5), column: values})
+    with pytest.raises((mfx.DesignError, mfx.ResponseError), match=message):
+        _quiet(mfx.glmer, formula, df, family=family)
+
+
+def test_non_integer_successes_with_weights(cbpp):
+    df = cbpp.assign(p=cbpp.incidence / cbpp["size"] + 0.01)
+    with pytest.raises(mfx.ResponseError, match="whole numbers"):
+        _quiet(mfx.glmer, "p ~ period + (1 | herd)", df, weights="size")
+
+
+def test_quadrature_needs_one_scalar_term():
+    df = mfx.datasets.load("grouseticks")
+    with pytest.raises(ValueError, match="single scalar random-effect term"):
+        mfx.glmer("TICKS ~ YEAR + (1 | BROOD) + (1 | LOCATION)", df, family="poisson", nagq=5)
+
+
+def test_perfect_separation_warns_and_stays_finite():
+    rng = np.random.default_rng(1)
+    df = pd.DataFrame({"x": rng.normal(size=200), "g": np.repeat(np.arange(10), 20)})
+    df["y"] = (df.x > 0).astype(float)
+    with pytest.warns(mfx.SeparationWarning, match="separation.*x"):
+        m = mfx.glmer("y ~ x + (1 | g)", df)
+    assert np.all(np.isfinite(m.fixef)) and np.isfinite(m.objective)
+
+
+def test_poisson_group_of_zeros():
+    rng = np.random.default_rng(2)
+    g = np.repeat(np.arange(10), 20)
+    y = rng.poisson(np.exp(0.5 + rng.normal(0, 0.5, 10)[g]))
+    y[g == 3] = 0
+    m = _quiet(mfx.glmer, "y ~ 1 + (1 | g)", pd.DataFrame({"y": y, "g": g}), family="poisson")
+    re = m.ranef().set_index("grp")["condval"]
+    assert np.isfinite(re).all() and re["3"] == re.min() and re["3"] < -1
+
+
+def test_bad_family_and_link_names(cbpp):
+    with pytest.raises(ValueError, match="unknown family"):
+        mfx.glmer("incidence ~ period + (1 | herd)", cbpp, family="weibull")
+    with pytest.raises(ValueError, match="not available for the poisson"):
+        mfx.glmer("incidence ~ period + (1 | herd)", cbpp, family="poisson", link="logit")
