@@ -73,8 +73,8 @@ def glmer(formula: str, data: pd.DataFrame, family="binomial", link=None, nagq: 
     """
     if isinstance(family, str) and family.lower() in ("negbin", "negative_binomial", "negative.binomial"):
         from .models.negbin import fit_negbin
-        f = parse_formula(formula)
-        return fit_negbin(f, formula, data, link, nagq, weights, offset, data_name, **control)
+        fit = fit_negbin(parse_formula(formula), data, link, nagq, weights, offset, **control)
+        return GeneralizedLinearMixedModelResult(fit, formula, data_name)
     fam = get_family(family, link)
     f = parse_formula(formula)
     design = build_design(f, data, weights=weights, offset=offset, family=fam)

@@ -93,3 +93,19 @@ def test_bad_family_and_link_names(cbpp):
         mfx.glmer("incidence ~ period + (1 | herd)", cbpp, family="weibull")
     with pytest.raises(ValueError, match="not available for the poisson"):
         mfx.glmer("incidence ~ period + (1 | herd)", cbpp, family="poisson", link="logit")
+
+
+def test_negative_binomial_shape_is_estimated():
+    """Against lme4's glmer.nb on the same simulated data: shape 2.182266, fixef (1.010104, 0.412128),
+    logLik -1337.433, SD 0.51484 (lme4 1.1-31)."""
+    rng = np.random.default_rng(3)
+    g = np.repeat(np.arange(30), 20)
+    x = rng.normal(size=600)
+    mu = np.exp(1 + 0.4 * x + rng.normal(0, 0.5, 30)[g])
+    y = rng.negative_binomial(2.0, 2.0 / (2.0 + mu))
+    m = _quiet(mfx.glmer, "y ~ x + (1 | g)", pd.DataFrame({"y": y, "x": x, "g": g}), family="negbin")
+    assert m.family.theta == pytest.approx(2.182266, rel=1e-3)
+    np.testing.assert_allclose(m.fixef, [1.010104, 0.412128], rtol=2e-3)
+    assert m.loglik == pytest.approx(-1337.433, abs=2e-3)
+    assert m.varcorr["sdcor"].iloc[0] == pytest.approx(0.51484, rel=5e-3)
+    assert m.df == 4

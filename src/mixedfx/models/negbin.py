@@ -17,8 +17,8 @@ from ..families import NegativeBinomial, Poisson, get_link
 __all__ = ["fit_negbin"]
 
 
-def fit_negbin(f, formula, data, link, nagq, weights, offset, data_name, **control):
-    from ..results import GeneralizedLinearMixedModelResult
+def fit_negbin(f, data, link=None, nagq=1, weights=None, offset=None, **control):
+    """Negative binomial GLMM with its shape estimated; returns a :class:`GlmmFit`."""
     from .glmm import fit_glmm
 
     link = get_link(link if link is not None else "log").name
@@ -38,5 +38,4 @@ def fit_negbin(f, formula, data, link, nagq, weights, offset, data_name, **contr
     res = minimize_scalar(crit, bounds=(max(lo, np.log(1e-4)), min(hi, np.log(1e6))), method="bounded",
                           options={"xatol": 1e-6})
     fam = NegativeBinomial(float(np.exp(res.x)), link=link, estimated=True)
-    fit = fit_glmm(design, fam, nagq=nagq, start=state["start"], **control)
-    return GeneralizedLinearMixedModelResult(fit, formula, data_name)
+    return fit_glmm(design, fam, nagq=nagq, start=state["start"], **control)
