@@ -73,3 +73,16 @@ def test_names_links_and_errors():
         Binomial().check_response(np.array([0.5, 0.3]), np.array([3.0, 3.0]))
     with pytest.raises(ResponseError, match="positive"):
         Gamma().check_response(np.array([1.0, 0.0]), np.ones(2))
+
+
+@pytest.mark.parametrize("family, y", [
+    (Binomial(), np.array([0.0, 1.0, 0.25, 1.0])), (Poisson(), np.array([0.0, 2.0, 5.0, 1.0])),
+    (Gamma(), np.array([0.4, 1.0, 3.0, 2.0])), (InverseGaussian(), np.array([0.4, 1.0, 3.0, 2.0])),
+    (Gaussian(), np.array([-1.0, 0.5, 2.0, 0.0])), (NegativeBinomial(3.0), np.array([0.0, 2.0, 5.0, 1.0]))])
+def test_mu_kernel_is_minus_half_the_deviance_up_to_a_constant(family, y):
+    w = np.array([1.0, 2.0, 4.0, 1.0])
+    mus = [np.array([0.3, 0.6, 0.2, 0.8]), np.array([0.5, 0.4, 0.35, 0.9])]
+    if not isinstance(family, Binomial):
+        mus = [np.array([0.5, 1.5, 2.5, 1.2]), np.array([0.8, 2.2, 4.0, 0.7])]
+    const = [family.deviance(y, mu, w) + 2 * family.mu_kernel(y, mu, w) for mu in mus]
+    assert const[0] == pytest.approx(const[1], rel=1e-12, abs=1e-12)

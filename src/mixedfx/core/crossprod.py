@@ -49,6 +49,7 @@ class CrossProducts:
         self.l0 = int(l0)
         self.q0 = self.l0 * self.p0
         self.col0, self.val0 = _entries(self.codes0, X0, 0)
+        self._intercept0 = bool(np.all(self.val0 == 1.0))
         rows = np.repeat(np.arange(self.n), self.p0)
         self.Z0t = sp.csr_matrix((self.val0.ravel(), (self.col0.ravel(), rows)), shape=(self.q0, self.n))
         rest = blocks[1:]
@@ -72,34 +73,47 @@ class CrossProducts:
         keys = (self.colr[:, :, None].astype(np.int64) * self.q0 + self.col0[:, None, :]).reshape(self.n, -1)
         self.r0_indptr, self.r0_indices, self.r0_pos, self.r0_nnz = _pattern(keys, self.q0, self.qr)
         self.r0_coef = (self.valr[:, :, None] * self.val0[:, None, :]).reshape(self.n, -1)
+        self._r0_flat = self.r0_coef.ravel()
         # Zr' W Zr (both triangles)
         keys = (self.colr[:, :, None].astype(np.int64) * self.qr + self.colr[:, None, :]).reshape(self.n, -1)
         self.rr_indptr, self.rr_indices, self.rr_pos, self.rr_nnz = _pattern(keys, self.qr, self.qr)
         self.rr_coef = (self.valr[:, :, None] * self.valr[:, None, :]).reshape(self.n, -1)
+        self._rr_flat = self.rr_coef.ravel()
         self._R = R
+        # persistent CSR blocks: the pattern is fixed, only .data is refilled
+        self.Ar0 = sp.csr_matrix((np.zeros(self.r0_nnz), self.r0_indices, self.r0_indptr), shape=(self.qr, self.q0))
+        self.Arr = sp.csr_matrix((np.zeros(self.rr_nnz), self.rr_indices, self.rr_indptr), shape=(self.qr, self.qr))
 
     def compute(self, w: np.ndarray | None, y: np.ndarray) -> dict:
         """All blocks of A for prior/working weights ``w`` (None: 1) and response ``y``."""
         n = self.n
         w = np.ones(n) if w is None else np.asarray(w, float)
-        F = np.column_stack([self.X, np.asarray(y, float)])
+        if not hasattr(self, "_F"):
+            self._F = np.empty((n, self.p + 1))
+            self._F[:, :self.p] = self.X
+        F = self._F
+        F[:, self.p] = y
         Fw = F * w[:, None]
         p0, l0 = self.p0, self.l0
         out = {"AFF": F.T @ Fw}
         A00 = np.empty((l0, p0, p0))
-        for a in range(p0):
-            wa = w * self.val0[:, a]
-            for b in range(a, p0):
-                A00[:, a, b] = A00[:, b, a] = np.bincount(self.codes0, wa * self.val0[:, b], minlength=l0)
+        if p0 == 1 and self._intercept0:
+            A00[:, 0, 0] = np.bincount(self.codes0, w, minlength=l0)
+        else:
+            for a in range(p0):
+                wa = w * self.val0[:, a]
+                for b in range(a, p0):
+                    A00[:, a, b] = A00[:, b, a] = np.bincount(self.codes0, wa * self.val0[:, b], minlength=l0)
         out["A00"] = A00
         out["AF0"] = np.asarray(self.Z0t @ Fw).T.copy()
         if not self.has_rest:
             return out
         out["AFr"] = np.asarray(self.Zrt @ Fw).T.copy()
-        wr = np.repeat(w, self.r0_coef.shape[1])
-        data = np.bincount(self.r0_pos, wr * self.r0_coef.ravel(), minlength=self.r0_nnz)
-        out["Ar0"] = sp.csr_matrix((data, self.r0_indices, self.r0_indptr), shape=(self.qr, self.q0))
-        wr = np.repeat(w, self.rr_coef.shape[1])
-        data = np.bincount(self.rr_pos, wr * self.rr_coef.ravel(), minlength=self.rr_nnz)
-        out["Arr"] = sp.csr_matrix((data, self.rr_indices, self.rr_indptr), shape=(self.qr, self.qr))
+        k = self.r0_coef.shape[1]
+        wr = w if k == 1 else np.repeat(w, k)
+        self.Ar0.data[:] = np.bincount(self.r0_pos, wr * self._r0_flat, minlength=self.r0_nnz)
+        k = self.rr_coef.shape[1]
+        wr = w if k == 1 else np.repeat(w, k)
+        self.Arr.data[:] = np.bincount(self.rr_pos, wr * self._rr_flat, minlength=self.rr_nnz)
+        out["Ar0"], out["Arr"] = self.Ar0, self.Arr
         return out

@@ -60,6 +60,16 @@ class GlmmWorkspace:
         self.blocks = [(np.asarray(c), np.asarray(Xk, float), int(nl)) for c, Xk, nl in blocks]
         mu0 = family.initial_mu(self.y, self.w)
         self.eta_start = family.link.link(mu0)
+        # deviance = const - 2 * kernel(mu): fix the constant once
+        self._dev_const = float(np.sum(self.w * family.unit_deviance(self.y, mu0))
+                                + 2.0 * family.mu_kernel(self.y, mu0, self.w))
+        # log-likelihood = kernel + constant for families without a dispersion
+        self._ll_const = None if family.has_dispersion else float(
+            family.loglik(self.y, mu0, self.w) - family.mu_kernel(self.y, mu0, self.w))
+        # Z as one sparse matrix (rows: observations), for Z Lambda u
+        import scipy.sparse as sp
+        from .workspace import random_effects_matrix
+        self._Z = sp.hstack([random_effects_matrix(c, Xk, nl) for c, Xk, nl in self.blocks], format="csr")
         W0, me0 = family.irls_weights(self.eta_start, mu0, self.w)
         z0 = self.eta_start - self.offset + (self.y - mu0) / me0
         self.ws = PLSWorkspace(self.X, z0, self.blocks, weights=W0, reml=False, rest=rest)
@@ -71,19 +81,24 @@ class GlmmWorkspace:
 
     # ------------------------------------------------------------ linear predictor
     def zb(self, theta: np.ndarray, u: np.ndarray) -> np.ndarray:
-        """``Z Lambda_theta u`` (n,)."""
-        out = np.zeros(self.n)
-        start = 0
+        """``Z Lambda_theta u`` (n,), one sparse mat-vec."""
+        parts, start = [], 0
         for lam, (codes, Xk, nl) in zip(self.layout.lambdas(theta), self.blocks):
             p = Xk.shape[1]
-            b = u[start:start + nl * p].reshape(nl, p) @ lam.T
-            out += np.einsum("ij,ij->i", Xk, b[codes])
+            parts.append((u[start:start + nl * p].reshape(nl, p) @ lam.T).ravel())
             start += nl * p
-        return out
+        return self._Z @ np.concatenate(parts)
+
+    def loglik(self, mu, phi: float = 1.0) -> float:
+        """Conditional log-likelihood ``sum log f(y | mu, phi)`` (kernel + constant when phi = 1)."""
+        if self._ll_const is not None:
+            return self._ll_const + self.family.mu_kernel(self.y, mu, self.w)
+        return self.family.loglik(self.y, mu, self.w, phi)
 
     def penalized_deviance(self, y_mu_w, u) -> float:
+        """``sum w d(y, mu) + ||u||^2``, from the family's mu-kernel plus a constant fixed at start."""
         y, mu, w = y_mu_w
-        return float(np.sum(w * self.family.unit_deviance(y, mu)) + u @ u)
+        return float(self._dev_const - 2.0 * self.family.mu_kernel(y, mu, w) + u @ u)
 
     # ------------------------------------------------------------------ PIRLS
     def pirls(self, theta, beta=None, u0=None, joint=False, tol=1e-10, maxit=100, maxhalf=20) -> PirlsResult:
@@ -133,6 +148,7 @@ class GlmmWorkspace:
                     break
                 step *= 0.5
             if not accepted:
+                converged = True        # no step lowers the penalized deviance: at the mode within noise
                 break
             change = pdev - pdev_t
             u, beta, eta, mu, pdev = u_t, b_t, eta_t, mu_t, pdev_t
@@ -166,8 +182,7 @@ class GlmmWorkspace:
         """-2 log L by the Laplace approximation at the PIRLS solution (uses the current factor)."""
         phi = self.profile_phi(res.mu, res.u) if phi is None else phi
         self.phi = phi
-        return float(-2 * self.family.loglik(self.y, res.mu, self.w, phi) + res.u @ res.u / phi
-                     + self.ws.logdet_Z)
+        return float(-2 * self.loglik(res.mu, phi) + res.u @ res.u / phi + self.ws.logdet_Z)
 
     def agq(self, theta, res: PirlsResult, nagq: int, phi: float = 1.0) -> float:
         """-2 log L by adaptive Gauss-Hermite quadrature (one scalar random-effect term)."""

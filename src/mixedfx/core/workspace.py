@@ -309,8 +309,11 @@ class PLSWorkspace:
         lam_r, Lam_r = self._lambda_rest(lams)
         # Lr0 = Lambda_r' Ar0 D0
         if p0 == 1 and lam_r is not None:
-            data = self.Ar0.data * lam_r[self._ar0_rows] * self.d0[self._ar0_cols]
-            Lr0 = sp.csr_matrix((data, self.Ar0.indices, self.Ar0.indptr), shape=self.Ar0.shape)
+            if getattr(self, "_Lr0_buf", None) is None:
+                self._Lr0_buf = sp.csr_matrix((self.Ar0.data.copy(), self.Ar0.indices, self.Ar0.indptr),
+                                              shape=self.Ar0.shape)
+            Lr0 = self._Lr0_buf
+            np.multiply(self.Ar0.data, lam_r[self._ar0_rows] * self.d0[self._ar0_cols], out=Lr0.data)
         else:
             D0 = sp.diags(self.d0) if p0 == 1 else sp.bsr_matrix(
                 (self.D0, np.arange(self.nlevels[0]), np.arange(self.nlevels[0] + 1)),

@@ -133,6 +133,18 @@ class MixedModelResultBase:
         """Linear predictor ``X beta + Z b + offset`` for the fitted rows or ``newdata``."""
         return predict_eta(self.fit, newdata, re_form, allow_new_levels)
 
+    def icc(self, by_group: bool = False, include_uncorrelated_slopes: bool = True):
+        """Intraclass correlation: ``{"adjusted", "conditional", "method"}`` as R's ``performance::icc``
+        (latent scale for binomial GLMMs); ``by_group=True`` gives one row per grouping factor.
+        See :mod:`mixedfx.results.variance` for the formulas."""
+        from .variance import icc
+        return icc(self, by_group=by_group, include_uncorrelated_slopes=include_uncorrelated_slopes)
+
+    def r2(self, include_uncorrelated_slopes: bool = True) -> dict:
+        """Nakagawa's marginal and conditional R2: ``{"marginal", "conditional", "method"}``."""
+        from .variance import r2
+        return r2(self, include_uncorrelated_slopes=include_uncorrelated_slopes)
+
     def _repr_html_(self) -> str:
         return self.summary()._repr_html_()
 
