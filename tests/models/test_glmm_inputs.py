@@ -109,3 +109,11 @@ def test_negative_binomial_shape_is_estimated():
     assert m.loglik == pytest.approx(-1337.433, abs=2e-3)
     assert m.varcorr["sdcor"].iloc[0] == pytest.approx(0.51484, rel=5e-3)
     assert m.df == 4
+
+
+def test_warm_start_from_a_previous_fit(cbpp):
+    a = _quiet(mfx.glmer, "cbind(incidence, size - incidence) ~ period + (1 | herd)", cbpp)
+    b = _quiet(mfx.glmer, "cbind(incidence, size - incidence) ~ period + (1 | herd)", cbpp, start=a)
+    assert b.objective == pytest.approx(a.objective, abs=1e-6)
+    np.testing.assert_allclose(b.fixef, a.fixef, rtol=1e-4)
+    assert b.fit.opt_stage1.nfev + b.fit.opt.nfev < a.fit.opt_stage1.nfev + a.fit.opt.nfev

@@ -1,0 +1,112 @@
+"""Benchmark: glmer fits of the reference GLMMs, mixedfx against lme4 timed in the same run.
+
+Usage::
+
+    python benchmarks/bench_glmm.py            # lme4 too when Rscript with lme4 is installed
+    python benchmarks/bench_glmm.py --no-r --reps 3
+
+Times are medians of whole ``mfx.glmer(...)`` calls (design, both optimization stages, the
+Hessian for standard errors, results); lme4's ``glmer`` is timed the same way (its Hessian
+is computed inside the fit too).  The last column is -2 log L ours minus lme4's (Laplace
+fits only: lme4 reports quadrature fits on another scale).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+
+import mixedfx as mfx
+
+MODELS = {  # id: (dataset, formula, family, nagq, R family expression)
+    "cbpp_binomial": ("cbpp", "cbind(incidence, size - incidence) ~ period + (1 | herd)", "binomial", 1, "binomial"),
+    "cbpp_binomial_agq": ("cbpp", "cbind(incidence, size - incidence) ~ period + (1 | herd)", "binomial", 25,
+                          "binomial"),
+    "grouseticks_poisson": ("grouseticks", "TICKS ~ YEAR + scale(HEIGHT) + (1 | BROOD) + (1 | INDEX) + (1 | LOCATION)",
+                            "poisson", 1, "poisson"),
+    "verbagg_binomial": ("verbagg", "r2 ~ Anger + Gender + btype + situ + (1 | id) + (1 | item)", "binomial", 1,
+                         "binomial"),
+    "sleep_gamma_log": ("sleepstudy", "Reaction ~ Days + (1 | Subject)", "Gamma log", 1, "Gamma(link = 'log')"),
+}
+
+R_SCRIPT = r"""
+suppressPackageStartupMessages(library(lme4))
+a <- commandArgs(trailingOnly = TRUE)
+spec <- jsonlite::fromJSON(a[1], simplifyVector = FALSE)
+out <- list()
+for (m in spec$models) {
+  d <- read.csv(m$csv, stringsAsFactors = FALSE)
+  for (col in names(m$factors)) d[[col]] <- factor(as.character(d[[col]]), levels = unlist(m$factors[[col]]))
+  fam <- eval(parse(text = m$family))
+  f <- as.formula(m$formula)
+  fit <- suppressWarnings(glmer(f, d, family = fam, nAGQ = m$nagq))
+  times <- numeric(0)
+  for (i in seq_len(m$reps)) {
+    t0 <- proc.time()[["elapsed"]]
+    fit <- suppressWarnings(glmer(f, d, family = fam, nAGQ = m$nagq))
+    times <- c(times, proc.time()[["elapsed"]] - t0)
+  }
+  out[[m$id]] <- list(median = median(times), min = min(times), m2ll = -2 * as.numeric(logLik(fit)))
+}
+writeLines(jsonlite::toJSON(out, auto_unbox = TRUE, digits = NA), a[2])
+"""
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--models", nargs="*", default=list(MODELS))
+    ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--no-r", action="store_true")
+    args = ap.parse_args(argv)
+    ours = {}
+    for mid in args.models:
+        name, formula, family, nagq, _ = MODELS[mid]
+        df = mfx.datasets.load(name)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            m = mfx.glmer(formula, df, family=family, nagq=nagq)
+            times = []
+            for _ in range(args.reps):
+                t0 = time.perf_counter()
+                m = mfx.glmer(formula, df, family=family, nagq=nagq)
+                times.append(time.perf_counter() - t0)
+        ours[mid] = {"median": statistics.median(times), "min": min(times), "m2ll": m.objective}
+    theirs = {}
+    if not args.no_r:
+        try:
+            tmp = tempfile.mkdtemp()
+            models = []
+            for mid in args.models:
+                name, formula, family, nagq, rfam = MODELS[mid]
+                df = mfx.datasets.load(name)
+                csv = os.path.join(tmp, name + ".csv")
+                df.to_csv(csv, index=False)
+                factors = {c: list(df[c].cat.categories) for c in df.columns if hasattr(df[c], "cat")}
+                models.append({"id": mid, "csv": csv, "formula": formula, "family": rfam, "nagq": nagq,
+                               "factors": factors, "reps": args.reps})
+            spec, script, out = (os.path.join(tmp, f) for f in ("spec.json", "b.R", "out.json"))
+            json.dump({"models": models}, open(spec, "w"))
+            open(script, "w").write(R_SCRIPT)
+            subprocess.run(["Rscript", script, spec, out], check=True, capture_output=True)
+            theirs = json.load(open(out))
+        except (OSError, subprocess.CalledProcessError) as exc:
+            print(f"(lme4 not run: {exc})")
+    print("| model | mixedfx median (min) s | lme4 median s | speed-up | -2logLik ours - lme4 |")
+    print("|---|---:|---:|---:|---:|")
+    for mid in args.models:
+        o, t = ours[mid], theirs.get(mid)
+        lme4 = f"{t['median']:.3f}" if t else "n/a"
+        ratio = f"{t['median'] / o['median']:.1f}x" if t else "n/a"
+        diff = f"{o['m2ll'] - t['m2ll']:+.1e}" if t and MODELS[mid][3] == 1 else ""
+        print(f"| {mid} | {o['median']:.3f} ({o['min']:.3f}) | {lme4} | {ratio} | {diff} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
