@@ -199,3 +199,20 @@ def test_reweight_with_the_sparse_schur_plan():
     theta = np.array([0.8, 0.5, 0.3])
     assert ws.objective(theta) == pytest.approx(fresh.objective(theta), rel=1e-12)
     assert PLSWorkspace.SPARSE_MIN_Q == old
+
+
+@pytest.mark.parametrize("case, rest", [(c, "auto") for c in sorted(CASES)] + [(c, "sparse") for c in SPARSE_CASES])
+def test_u_only_solve_equals_the_full_update(case, rest):
+    """PIRLS's u-only step (L_Z only) gives the same modes as the full PLS update at fixed beta."""
+    rng = np.random.default_rng(zlib.crc32((case + "u").encode()))
+    X, y, blocks, w = random_problem(rng, 120, CASES[case], weights=True)
+    ws = PLSWorkspace(X, y, blocks, weights=w, rest=rest)
+    theta = rng.uniform(0.3, 1.2, size=ws.layout.n_theta) * np.where(ws.layout.lower_bounds() == 0, 1, 0.3)
+    beta = rng.normal(size=X.shape[1])
+    full = ws.update(theta).u(beta)
+    logdet = ws.logdet_Z
+    Z = sp.hstack([random_effects_matrix(c, Xk, nl) for c, Xk, nl in blocks]).tocsr()
+    ws.reweight_zz(w)
+    assert ws.factor_z(theta)
+    assert ws.logdet_Z == pytest.approx(logdet, rel=1e-12)
+    np.testing.assert_allclose(ws.solve_u(Z.T @ (w * (y - X @ beta))), full, rtol=1e-9, atol=1e-11)

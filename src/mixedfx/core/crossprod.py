@@ -84,6 +84,30 @@ class CrossProducts:
         self.Ar0 = sp.csr_matrix((np.zeros(self.r0_nnz), self.r0_indices, self.r0_indptr), shape=(self.qr, self.q0))
         self.Arr = sp.csr_matrix((np.zeros(self.rr_nnz), self.rr_indices, self.rr_indptr), shape=(self.qr, self.qr))
 
+    def compute_zz(self, w: np.ndarray) -> dict:
+        """Only the random-effects blocks (A00, Ar0, Arr) for weights ``w``: what the u-only
+        PIRLS step needs (the fixed-effects block and the response are not formed)."""
+        w = np.asarray(w, float)
+        p0, l0 = self.p0, self.l0
+        A00 = np.empty((l0, p0, p0))
+        if p0 == 1 and self._intercept0:
+            A00[:, 0, 0] = np.bincount(self.codes0, w, minlength=l0)
+        else:
+            for a in range(p0):
+                wa = w * self.val0[:, a]
+                for b in range(a, p0):
+                    A00[:, a, b] = A00[:, b, a] = np.bincount(self.codes0, wa * self.val0[:, b], minlength=l0)
+        out = {"A00": A00}
+        if self.has_rest:
+            k = self.r0_coef.shape[1]
+            self.Ar0.data[:] = np.bincount(self.r0_pos, (w if k == 1 else np.repeat(w, k)) * self._r0_flat,
+                                           minlength=self.r0_nnz)
+            k = self.rr_coef.shape[1]
+            self.Arr.data[:] = np.bincount(self.rr_pos, (w if k == 1 else np.repeat(w, k)) * self._rr_flat,
+                                           minlength=self.rr_nnz)
+            out["Ar0"], out["Arr"] = self.Ar0, self.Arr
+        return out
+
     def compute(self, w: np.ndarray | None, y: np.ndarray) -> dict:
         """All blocks of A for prior/working weights ``w`` (None: 1) and response ``y``."""
         n = self.n

@@ -70,6 +70,7 @@ class GlmmWorkspace:
         import scipy.sparse as sp
         from .workspace import random_effects_matrix
         self._Z = sp.hstack([random_effects_matrix(c, Xk, nl) for c, Xk, nl in self.blocks], format="csr")
+        self._Zt = self._Z.T.tocsr()
         W0, me0 = family.irls_weights(self.eta_start, mu0, self.w)
         z0 = self.eta_start - self.offset + (self.y - mu0) / me0
         self.ws = PLSWorkspace(self.X, z0, self.blocks, weights=W0, reml=False, rest=rest)
@@ -121,15 +122,19 @@ class GlmmWorkspace:
         converged = False
         for it in range(1, maxit + 1):
             W, me = fam.irls_weights(eta, mu, self.w)
-            z = eta - self.offset + (self.y - mu) / me
-            self.ws.reweight(W, z)
-            self.ws.update(theta)
             if joint:
+                z = eta - self.offset + (self.y - mu) / me
+                self.ws.reweight(W, z)
+                self.ws.update(theta)
                 beta_new = self.ws.beta()
                 u_new = self.ws.u()
-            else:
+            else:   # u-only: only L_Z and Lambda' Z' W (z - X beta) are needed
+                r = eta - self.offset - self.X @ beta + (self.y - mu) / me
+                self.ws.reweight_zz(W)
+                if not self.ws.factor_z(theta):
+                    break
                 beta_new = beta
-                u_new = self.ws.u(beta)
+                u_new = self.ws.solve_u(self._Zt @ (W * r))
             if beta is None:          # first joint step from mustart: take it whole
                 beta, u = beta_new, u_new
                 eta = self.X @ beta + self.zb(theta, u) + self.offset
@@ -157,11 +162,23 @@ class GlmmWorkspace:
                 break
         # the factor at the final weights (for log|L|^2 and conditional variances)
         W, me = fam.irls_weights(eta, mu, self.w)
-        self.ws.reweight(W, eta - self.offset + (self.y - mu) / me)
-        self.ws.update(theta)
+        if joint:
+            self.ws.reweight(W, eta - self.offset + (self.y - mu) / me)
+            self.ws.update(theta)
+        else:
+            self.ws.reweight_zz(W)
+            self.ws.factor_z(theta)
         self.u, self.beta = u, beta
         self.last = PirlsResult(u, beta, eta, mu, pdev, it, converged)
         return self.last
+
+    def full_update(self, theta) -> None:
+        """Form the complete factor (fixed-effects block included) at the current modes, e.g.
+        for ``phi (R_X R_X')^{-1}``; u-only PIRLS leaves that block stale."""
+        res = self.last
+        W, me = self.family.irls_weights(res.eta, res.mu, self.w)
+        self.ws.reweight(W, res.eta - self.offset + (self.y - res.mu) / me)
+        self.ws.update(theta)
 
     # ---------------------------------------------------------------- criteria
     def profile_phi(self, mu, u) -> float:

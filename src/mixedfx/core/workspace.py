@@ -201,6 +201,21 @@ class PLSWorkspace:
         if self.has_rest:
             self.Ar0, self._Arr_sparse, self.AFr = A["Ar0"], A["Arr"], A["AFr"]
 
+    def reweight_zz(self, weights) -> "PLSWorkspace":
+        """New weights for the random-effects blocks only (u-only PIRLS: :meth:`factor_z`,
+        :meth:`solve_u`); the fixed-effects block is left stale."""
+        A = self.cross.compute_zz(weights)
+        self.A00 = A["A00"]
+        if self.sizes[0] == 2:
+            self._a00 = (self.A00[:, 0, 0].copy(), self.A00[:, 1, 0].copy(), self.A00[:, 1, 1].copy())
+        if self.has_rest:
+            self.Ar0, self._Arr_sparse = A["Ar0"], A["Arr"]
+            self.schur.refresh(self.Ar0, self._Arr_sparse)
+            if not self.rest_sparse:
+                self.Arr = self._Arr_sparse.toarray()
+        self.theta = None
+        return self
+
     def reweight(self, weights, y) -> "PLSWorkspace":
         """New weights and response on the same design (PIRLS), in ``O(n)`` plus the
         Schur-plan refresh; the sparsity patterns and factor layout are reused."""
@@ -221,62 +236,122 @@ class PLSWorkspace:
                 for lam, l in zip(lams[1:], self.nlevels[1:])]
         return None, sp.block_diag(mats, format="csr")
 
-    def update(self, theta) -> "PLSWorkspace":
-        """Update the factor L for ``theta`` (in place) and compute the objective."""
+    def factor_z(self, theta) -> bool:
+        """Factor ``L_Z`` (blocks 0 and r) for ``theta``; sets ``logdet_Z``.  False if not PD.
+
+        This is all PIRLS needs when ``beta`` is fixed (:meth:`solve_u`); :meth:`update` adds
+        the fixed-effects block.
+        """
         theta = np.asarray(theta, float)
         self.theta = theta.copy()
         lams = self.layout.lambdas(theta)
+        self._lams = lams
         lam0 = lams[0]
         p0 = self.sizes[0]
         if p0 == 1:
             l = lam0[0, 0]
             self.L00 = np.sqrt(l * l * self.A00[:, 0, 0] + 1.0)
             self.d0 = l / self.L00
-            logdet = 2.0 * np.sum(np.log(self.L00))
-            LF0 = self.AF0 * self.d0[None, :]
+            logdet = 2.0 * float(np.sum(np.log(self.L00)))
         elif p0 == 2:
-            out = self._update_block0_p2(lam0)
-            if out is None:
-                return self._fail()
-            logdet, LF0 = out
+            logdet = self._factor_block0_p2(lam0)
+            if logdet is None:
+                return False
         else:
             C = lam0.T @ self.A00 @ lam0          # batched over levels: (l0, p0, p0)
             C[:, self._diag0, self._diag0] += 1.0
             self.L00 = batched_cholesky(C)
             if self.L00 is None:
-                return self._fail()
+                return False
             logdet = 2.0 * float(np.sum(np.log(self.L00[:, self._diag0, self._diag0])))
-            # D_g = lam0 L00_g^{-T}
-            self.D0 = lam0 @ np.swapaxes(batched_lower_inverse(self.L00), 1, 2)
+            self.D0 = lam0 @ np.swapaxes(batched_lower_inverse(self.L00), 1, 2)   # D_g = lam0 L00_g^{-T}
+        if self.has_rest:
+            logdet_r = self._factor_rest(lams)
+            if logdet_r is None:
+                return False
+            logdet += logdet_r
+        self.logdet_Z = logdet
+        return True
+
+    def update(self, theta) -> "PLSWorkspace":
+        """Update the factor L for ``theta`` (in place) and compute the objective."""
+        if not self.factor_z(theta):
+            return self._fail()
+        p0 = self.sizes[0]
+        if p0 == 1:
+            LF0 = self.AF0 * self.d0[None, :]
+        elif p0 == 2:
+            F0, F1 = self._af0_cols
+            D = self.D0
+            LF0 = self._LF0_buf
+            LF0[:, :, 0] = F0 * D[:, 0, 0] + F1 * D[:, 1, 0]
+            LF0[:, :, 1] = F0 * D[:, 0, 1] + F1 * D[:, 1, 1]
+            LF0 = LF0.reshape(self.p + 1, -1)
+        else:
             LF0 = (self.AF0.reshape(self.p + 1, -1, 1, p0) @ self.D0).reshape(self.p + 1, -1)
         self.LF0 = LF0
+        MFF = self.AFF - LF0 @ LF0.T
         if self.has_rest:
-            out = self._update_rest(lams, LF0)
-            if out is None:
-                return self._fail()
-            logdet_r, YMY = out
-            logdet += logdet_r
-            MFF = self.AFF - LF0 @ LF0.T - YMY
-        else:
-            MFF = self.AFF - LF0 @ LF0.T
+            Y = self._lambda_r_times(self.AFr.T).T - np.asarray(self.Lr0 @ LF0.T).T
+            if self.rest_sparse:
+                self._MinvYt = self._sparse.solve(Y.T)          # (q_r, p + 1)
+                MFF -= Y @ self._MinvYt
+            else:
+                self.LFr = solve_triangular(self.Lrr, Y.T, lower=True, check_finite=False).T
+                MFF -= self.LFr @ self.LFr.T
         LFF = _chol(MFF)
         if LFF is None:
             return self._fail()
         self.LFF = LFF
-        self.logdet_Z = logdet
         diag = LFF.diagonal()
         self.pwrss = float(diag[-1] ** 2)
         self.logdet_X = 2.0 * float(np.log(diag[:-1]).sum())
         self.objective_value = self._objective()
         return self
 
-    def _update_block0_p2(self, lam0):
+    def _lambda_r_times(self, V: np.ndarray) -> np.ndarray:
+        """``Lambda_r' V`` for V with q_r rows."""
+        if self._lam_r is not None:
+            return V * (self._lam_r[:, None] if V.ndim == 2 else self._lam_r)
+        return np.asarray(self._LamrT @ V)
+
+    def solve_u(self, v: np.ndarray) -> np.ndarray:
+        """``u`` solving ``L_Z L_Z' u = Lambda' v`` with the current ``L_Z`` (v = Z' W r, length q).
+
+        Forward ``c0 = L00^{-1} Lambda0' v0``, ``c_r = Lrr^{-1} (Lambda_r' v_r - Lr0 c0)``, then
+        back ``u_r = Lrr^{-T} c_r``, ``u0 = L00^{-T} (c0 - Lr0' u_r)`` (with the sparse path
+        ``u_r = M^{-1} (Lambda_r' v_r - Lr0 c0)``).
+        """
+        p0, l0 = self.sizes[0], self.nlevels[0]
+        lam0 = self._lams[0]
+        w0 = v[:self.q0].reshape(l0, p0) @ lam0
+        if p0 == 1:
+            c0 = w0[:, 0] / self.L00
+        else:
+            c0 = np.linalg.solve(self.L00, w0[..., None])[..., 0].ravel()
+        if self.has_rest:
+            rhs = self._lambda_r_times(v[self.q0:]) - self.Lr0 @ c0
+            if self.rest_sparse:
+                ur = self._sparse.solve(rhs)
+            else:
+                cr = solve_triangular(self.Lrr, rhs, lower=True, check_finite=False)
+                ur = solve_triangular(self.Lrr, cr, lower=True, trans="T", check_finite=False)
+            c0 = c0 - self.Lr0.T @ ur
+        else:
+            ur = np.zeros(0)
+        if p0 == 1:
+            u0 = c0 / self.L00
+        else:
+            u0 = np.linalg.solve(np.swapaxes(self.L00, 1, 2), c0.reshape(l0, p0)[..., None])[..., 0].ravel()
+        return np.concatenate([u0, ur])
+
+    def _factor_block0_p2(self, lam0):
         """Block 0 for a two-column term in closed form (vector ops over levels).
 
         With ``lambda = [[t0, 0], [t1, t2]]`` and per-level ``A = [[a, b], [b, c]]``:
         ``C = lambda' A lambda + I``, its Cholesky ``L``, ``L^{-1}`` and ``D = lambda L^{-T}``
         are written out entry by entry (the same numbers as the general path, without the
-        per-call overhead of batched LAPACK on 2 x 2 blocks).
+        per-call overhead of batched LAPACK on 2 x 2 blocks).  Returns ``log|L00|^2``.
         """
         t0, t1, t2 = lam0[0, 0], lam0[1, 0], lam0[1, 1]
         a, b, c = self._a00
@@ -298,15 +373,14 @@ class PLSWorkspace:
         D[:, 0, 0], D[:, 0, 1] = t0 * i00, t0 * i10
         D[:, 1, 0], D[:, 1, 1] = t1 * i00, t1 * i10 + t2 * i11
         self.D0 = D
-        F0, F1 = self._af0_cols
-        LF0 = self._LF0_buf
-        LF0[:, :, 0] = F0 * D[:, 0, 0] + F1 * D[:, 1, 0]
-        LF0[:, :, 1] = F0 * D[:, 0, 1] + F1 * D[:, 1, 1]
-        return float(np.log(c00).sum() + np.log(d11).sum()), LF0.reshape(self.p + 1, -1)
+        return float(np.log(c00).sum() + np.log(d11).sum())
 
-    def _update_rest(self, lams, LF0):
+    def _factor_rest(self, lams):
+        """``Lr0`` and the factor of the later-terms block; returns its log-determinant or None."""
         p0 = self.sizes[0]
         lam_r, Lam_r = self._lambda_rest(lams)
+        self._lam_r = lam_r
+        self._LamrT = None if Lam_r is None else Lam_r.T.tocsr()
         # Lr0 = Lambda_r' Ar0 D0
         if p0 == 1 and lam_r is not None:
             if getattr(self, "_Lr0_buf", None) is None:
@@ -318,38 +392,28 @@ class PLSWorkspace:
             D0 = sp.diags(self.d0) if p0 == 1 else sp.bsr_matrix(
                 (self.D0, np.arange(self.nlevels[0]), np.arange(self.nlevels[0] + 1)),
                 shape=(self.q0, self.q0)).tocsr()
-            left = sp.diags(lam_r) if lam_r is not None else Lam_r.T.tocsr()
+            left = sp.diags(lam_r) if lam_r is not None else self._LamrT
             Lr0 = (left @ self.Ar0 @ D0).tocsr()
         self.Lr0 = Lr0
         # M = Lambda_r' (Arr - Ar0 D0 D0' Ar0') Lambda_r + I, lower triangle
         F = self.d0 if p0 == 1 else self.D0
         if self.rest_sparse:
-            logdet_r = self._sparse.factor(self.schur.pattern_values(F, lam_r))
-            if logdet_r is None:
-                return None
-            Y = self.AFr * lam_r[None, :] - np.asarray(Lr0 @ LF0.T).T
-            self._MinvYt = self._sparse.solve(Y.T)          # (q_r, p + 1)
-            return logdet_r, Y @ self._MinvYt
+            return self._sparse.factor(self.schur.pattern_values(F, lam_r))
         M = self._M
         if lam_r is not None:
             self.schur.assemble_scaled(M, F, lam_r)
-            AFrL = self.AFr * lam_r[None, :]
         else:
             G = self.Arr.copy()
             self.schur.subtract_from(G, F)
             G = np.tril(G) + np.tril(G, -1).T
-            LT = Lam_r.T.tocsr()
+            LT = self._LamrT
             M[:] = np.asarray(LT @ np.asarray(LT @ G).T)
             M[np.diag_indices_from(M)] += 1.0
-            AFrL = np.asarray((LT @ self.AFr.T).T)
         Lrr = _chol(M, clean=False)
         if Lrr is None:
             return None
         self.Lrr = Lrr
-        Y = AFrL - np.asarray(Lr0 @ LF0.T).T
-        LFr = solve_triangular(Lrr, Y.T, lower=True, check_finite=False).T
-        self.LFr = LFr
-        return 2.0 * float(np.sum(np.log(np.diag(Lrr)))), LFr @ LFr.T
+        return 2.0 * float(np.sum(np.log(np.diag(Lrr))))
 
     def _fail(self) -> "PLSWorkspace":
         self.objective_value = FAILED_OBJECTIVE

@@ -167,6 +167,7 @@ def _fit_glmm(design: Design, family, nagq: int, start, maxeval: int, warn: bool
     if nagq == 0:
         opt, x_hat = opt1, np.concatenate([theta1, beta1])
     else:
+        gw.full_update(theta1)
         se1 = np.sqrt(np.maximum(np.diag(gw.ws.vcov_beta(scale=gw.phi)), 1e-12))
         steps = np.concatenate([np.full(k, 0.05), np.maximum(se1 / 3, 1e-4)])
         x0 = np.concatenate([theta1, beta1])
@@ -215,4 +216,5 @@ def _vcov(objective, x_hat, k, gw, phi):
         except np.linalg.LinAlgError:
             pass
     gw.pirls(x_hat[:k], beta=x_hat[k:], u0=gw.u)
+    gw.full_update(x_hat[:k])
     return gw.ws.vcov_beta(scale=phi), "pirls"
