@@ -171,7 +171,10 @@ def _fit_glmm(design: Design, family, nagq: int, start, maxeval: int, warn: bool
         se1 = np.sqrt(np.maximum(np.diag(gw.ws.vcov_beta(scale=gw.phi)), 1e-12))
         steps = np.concatenate([np.full(k, 0.05), np.maximum(se1 / 3, 1e-4)])
         x0 = np.concatenate([theta1, beta1])
-        opt = bobyqa(stage2, x0, np.concatenate([lower_t, np.full(p, -np.inf)]), maxeval=maxeval, step=steps)
+        # the Laplace deviance carries PIRLS noise of ~1e-10 relative; asking BOBYQA for changes
+        # below 1e-8 only spends evaluations (verbagg: 173 instead of 227, -2 log L within 1e-6)
+        opt = bobyqa(stage2, x0, np.concatenate([lower_t, np.full(p, -np.inf)]), maxeval=maxeval, step=steps,
+                     ftol_rel=1e-12, ftol_abs=1e-8)
         x_hat = opt.x
     theta, beta = x_hat[:k], x_hat[k:]
     res = gw.pirls(theta, beta=beta, u0=gw.u)
