@@ -123,3 +123,11 @@ def test_warm_start_from_a_previous_fit(cbpp):
     assert b.objective == pytest.approx(a.objective, abs=1e-6)
     np.testing.assert_allclose(b.fixef, a.fixef, rtol=1e-4)
     assert b.fit.opt_stage1.nfev + b.fit.opt.nfev < a.fit.opt_stage1.nfev + a.fit.opt.nfev
+
+
+def test_hessian_formula_is_exact_for_a_quadratic():
+    from mixedfx.models.glmm import _hessian
+    A = np.array([[3.0, 0.4, -0.2], [0.4, 2.0, 0.7], [-0.2, 0.7, 1.5]])
+    b = np.array([0.1, -0.3, 0.2])
+    f = lambda x: float(x @ A @ x + b @ x + np.sin(0.0))
+    np.testing.assert_allclose(_hessian(f, np.array([0.3, -0.2, 0.5])), 2 * A, rtol=1e-6)

@@ -79,6 +79,8 @@ class GlmmWorkspace:
         self.beta = np.zeros(self.p)
         self.phi = 1.0
         self.last: PirlsResult | None = None
+        #: relative change of the penalized deviance at which PIRLS stops (see fit_glmm)
+        self.tol = 1e-10
 
     # ------------------------------------------------------------ linear predictor
     def zb(self, theta: np.ndarray, u: np.ndarray) -> np.ndarray:
@@ -102,8 +104,9 @@ class GlmmWorkspace:
         return float(self._dev_const - 2.0 * self.family.mu_kernel(y, mu, w) + u @ u)
 
     # ------------------------------------------------------------------ PIRLS
-    def pirls(self, theta, beta=None, u0=None, joint=False, tol=1e-10, maxit=100, maxhalf=20) -> PirlsResult:
+    def pirls(self, theta, beta=None, u0=None, joint=False, tol=None, maxit=100, maxhalf=20) -> PirlsResult:
         """Conditional modes for ``theta`` (and ``beta`` unless ``joint``)."""
+        tol = self.tol if tol is None else tol
         theta = np.asarray(theta, float)
         fam, link = self.family, self.family.link
         u = np.zeros_like(self.u) if u0 is None else np.asarray(u0, float).copy()
@@ -116,7 +119,8 @@ class GlmmWorkspace:
                 eta = self.X @ beta + self.zb(theta, u) + self.offset
         else:
             beta = np.asarray(beta, float)
-            eta = self.X @ beta + self.zb(theta, u) + self.offset
+            fixed = self.X @ beta + self.offset          # constant during a u-only solve
+            eta = fixed + self.zb(theta, u)
         mu = link.inverse(eta)
         pdev = self.penalized_deviance((self.y, mu, self.w), u) if beta is not None else np.inf
         converged = False
@@ -129,7 +133,7 @@ class GlmmWorkspace:
                 beta_new = self.ws.beta()
                 u_new = self.ws.u()
             else:   # u-only: only L_Z and Lambda' Z' W (z - X beta) are needed
-                r = eta - self.offset - self.X @ beta + (self.y - mu) / me
+                r = eta - fixed + (self.y - mu) / me
                 self.ws.reweight_zz(W)
                 if not self.ws.factor_z(theta):
                     break
@@ -144,8 +148,12 @@ class GlmmWorkspace:
             step, accepted = 1.0, False
             for _ in range(maxhalf):
                 u_t = u + step * (u_new - u)
-                b_t = beta + step * (beta_new - beta)
-                eta_t = self.X @ b_t + self.zb(theta, u_t) + self.offset
+                if joint:
+                    b_t = beta + step * (beta_new - beta)
+                    eta_t = self.X @ b_t + self.zb(theta, u_t) + self.offset
+                else:
+                    b_t = beta
+                    eta_t = fixed + self.zb(theta, u_t)
                 mu_t = link.inverse(eta_t)
                 pdev_t = self.penalized_deviance((self.y, mu_t, self.w), u_t)
                 if np.isfinite(pdev_t) and pdev_t <= pdev + 1e-12 * abs(pdev):

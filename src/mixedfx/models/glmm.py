@@ -90,7 +90,13 @@ def make_glmm_workspace(design: Design, family) -> GlmmWorkspace:
 
 
 def _hessian(f, x: np.ndarray, h: float = 1e-4) -> np.ndarray:
-    """Central-difference Hessian (lme4's ``deriv12`` step of 1e-4)."""
+    """Second-order central-difference Hessian with lme4's step (``deriv12``, h = 1e-4).
+
+    Diagonal: ``(f(x+a) - 2 f(x) + f(x-a)) / h^2``.  Off-diagonal, reusing those values:
+    ``[f(x+a+b) + f(x-a-b) - f(x+a) - f(x-a) - f(x+b) - f(x-b) + 2 f(x)] / (2 h^2)``, which is
+    ``2 a'Hb / (2 h^2)`` up to O(h^2), like the four-point formula, with 2 evaluations per pair
+    instead of 4 (grouseticks: 57 PIRLS solutions instead of 99).
+    """
     m = len(x)
     f0 = f(x)
     H = np.empty((m, m))
@@ -100,8 +106,8 @@ def _hessian(f, x: np.ndarray, h: float = 1e-4) -> np.ndarray:
     for i in range(m):
         H[i, i] = (fp[i] - 2 * f0 + fm[i]) / h ** 2
         for j in range(i):
-            H[i, j] = H[j, i] = (f(x + e[i] + e[j]) - f(x + e[i] - e[j]) - f(x - e[i] + e[j])
-                                 + f(x - e[i] - e[j])) / (4 * h * h)
+            H[i, j] = H[j, i] = (f(x + e[i] + e[j]) + f(x - e[i] - e[j]) - fp[i] - fm[i] - fp[j] - fm[j]
+                                 + 2 * f0) / (2 * h * h)
     return H
 
 
@@ -144,13 +150,19 @@ def _fit_glmm(design: Design, family, nagq: int, start, maxeval: int, warn: bool
         if st.get("beta") is not None:
             beta0 = np.asarray(st["beta"], float)
 
+    # PIRLS tolerance by phase: the optimizer tolerates 1e-8 (the optimum moves < 1e-7 in -2 log L),
+    # the finite-difference Hessian needs 1e-10 (at 1e-8 cbpp's standard errors move by 6%)
+    gw.tol = 1e-8
+
     def stage1(theta):
         r = gw.pirls(theta, joint=True, beta=None if gw.last is None else gw.beta,
                      u0=None if gw.last is None else gw.u)
         return gw.laplace(r)
 
     if beta0 is None:
-        opt1 = bobyqa(stage1, theta0, lower_t, maxeval=maxeval, step=0.75 if start is None else 0.05)
+        # stage 1 only seeds stage 2: a looser tolerance is enough (lme4 also refines in stage 2)
+        opt1 = bobyqa(stage1, theta0, lower_t, maxeval=maxeval, step=0.75 if start is None else 0.05,
+                      ftol_rel=1e-8, ftol_abs=1e-6)
         stage1(opt1.x)
         theta1, beta1 = opt1.x, gw.beta.copy()
     else:
@@ -177,6 +189,7 @@ def _fit_glmm(design: Design, family, nagq: int, start, maxeval: int, warn: bool
                      ftol_rel=1e-12, ftol_abs=1e-8)
         x_hat = opt.x
     theta, beta = x_hat[:k], x_hat[k:]
+    gw.tol = 1e-10
     res = gw.pirls(theta, beta=beta, u0=gw.u)
     objective = gw.laplace(res)
     phi = gw.phi
