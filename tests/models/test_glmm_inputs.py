@@ -131,3 +131,9 @@ def test_hessian_formula_is_exact_for_a_quadratic():
     b = np.array([0.1, -0.3, 0.2])
     f = lambda x: float(x @ A @ x + b @ x + np.sin(0.0))
     np.testing.assert_allclose(_hessian(f, np.array([0.3, -0.2, 0.5])), 2 * A, rtol=1e-6)
+
+
+def test_link_giving_invalid_means_fails_clearly():
+    with pytest.raises(FloatingPointError, match="identity link"):
+        _quiet(mfx.glmer, "TICKS ~ YEAR + (1 | BROOD)", mfx.datasets.load("grouseticks"), family="poisson",
+               link="identity")

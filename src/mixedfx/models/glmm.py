@@ -26,6 +26,7 @@ import numpy as np
 
 from ..core.optimize import OptResult, bobyqa
 from ..core.pirls import GlmmWorkspace
+from ..core.workspace import FAILED_OBJECTIVE
 from ..design import Design
 from .lmm import ConvergenceWarning, SingularFitWarning, _singular
 from .threads import auto_threads, blas_limit
@@ -87,6 +88,20 @@ def make_glmm_workspace(design: Design, family) -> GlmmWorkspace:
     family.check_response(design.y, np.ones(design.n) if design.weights is None else design.weights)
     return GlmmWorkspace(design.X, design.y, [(b.codes, b.X, b.nlevels) for b in design.blocks], family,
                          prior_weights=design.weights, offset=design.offset)
+
+
+def _invalid_means(family, where: str) -> FloatingPointError:
+    return FloatingPointError(
+        f"the {family.name} model with a {family.link.name} link has no valid likelihood {where}: the link allows "
+        "invalid means for these data (e.g. a negative Poisson mean with the identity link). Use the family's "
+        "default link or check the model.")
+
+
+def _finite(value: float) -> float:
+    """The optimizer gets a large finite value where the deviance is undefined (e.g. an identity
+    link giving a negative Poisson mean): BOBYQA's quadratic model survives it, nlopt's argument
+    checks do not survive NaN."""
+    return float(value) if np.isfinite(value) else FAILED_OBJECTIVE
 
 
 def _hessian(f, x: np.ndarray, h: float = 1e-4) -> np.ndarray:
@@ -157,13 +172,14 @@ def _fit_glmm(design: Design, family, nagq: int, start, maxeval: int, warn: bool
     def stage1(theta):
         r = gw.pirls(theta, joint=True, beta=None if gw.last is None else gw.beta,
                      u0=None if gw.last is None else gw.u)
-        return gw.laplace(r)
+        return _finite(gw.laplace(r))
 
     if beta0 is None:
         # stage 1 only seeds stage 2: a looser tolerance is enough (lme4 also refines in stage 2)
         opt1 = bobyqa(stage1, theta0, lower_t, maxeval=maxeval, step=0.75 if start is None else 0.05,
                       ftol_rel=1e-8, ftol_abs=1e-6)
-        stage1(opt1.x)
+        gw.last = None                      # re-solve at the best theta from the GLM start, not from
+        stage1(opt1.x)                      # the state of the last (possibly failed) evaluation
         theta1, beta1 = opt1.x, gw.beta.copy()
     else:
         opt1 = OptResult(theta0, float("nan"), 0, "skipped (start given)")
@@ -174,15 +190,18 @@ def _fit_glmm(design: Design, family, nagq: int, start, maxeval: int, warn: bool
         theta, beta = x[:k], x[k:]
         r = gw.pirls(theta, beta=beta, u0=gw.u)
         dev = gw.laplace(r)
-        return dev if nagq <= 1 else gw.agq(theta, r, nagq, gw.phi)
+        return _finite(dev if nagq <= 1 else gw.agq(theta, r, nagq, gw.phi))
 
     if nagq == 0:
         opt, x_hat = opt1, np.concatenate([theta1, beta1])
     else:
         gw.full_update(theta1)
         se1 = np.sqrt(np.maximum(np.diag(gw.ws.vcov_beta(scale=gw.phi)), 1e-12))
+        se1 = np.where(np.isfinite(se1), se1, 0.3 * np.maximum(np.abs(beta1), 1.0))
         steps = np.concatenate([np.full(k, 0.05), np.maximum(se1 / 3, 1e-4)])
         x0 = np.concatenate([theta1, beta1])
+        if not np.all(np.isfinite(x0)) or stage2(x0) >= FAILED_OBJECTIVE:
+            raise _invalid_means(family, "at its starting values")
         # the Laplace deviance carries PIRLS noise of ~1e-10 relative; asking BOBYQA for changes
         # below 1e-8 only spends evaluations (verbagg: 173 instead of 227, -2 log L within 1e-6)
         opt = bobyqa(stage2, x0, np.concatenate([lower_t, np.full(p, -np.inf)]), maxeval=maxeval, step=steps,
@@ -195,6 +214,8 @@ def _fit_glmm(design: Design, family, nagq: int, start, maxeval: int, warn: bool
     phi = gw.phi
     if nagq > 1:
         objective = gw.agq(theta, res, nagq, phi)
+    if not np.isfinite(objective):
+        raise _invalid_means(family, "at the optimum")
     b = tuple(gw.ws.b_blocks(res.u))
     cond_var = tuple(gw.ws.cond_var_blocks(scale=phi))
     deviance = float(np.sum(gw.w * family.unit_deviance(gw.y, res.mu)))

@@ -11,6 +11,15 @@ variance averaged over the rows, which handles random slopes) and the residual v
 * marginal R2 ``= sigma2_f / (sigma2_f + sigma2_r + sigma2_e)``;
 * conditional R2 ``= (sigma2_f + sigma2_r) / (sigma2_f + sigma2_r + sigma2_e)``.
 
+Count families (Poisson, negative binomial) with a log link use Nakagawa et al.'s (2017)
+log-normal approximation on the latent scale, ``sigma2_e = log(1 + 1/lambda)`` (Poisson) or
+``log(1 + 1/lambda + 1/theta)`` (negative binomial), with ``lambda = exp(b0)`` from the
+intercept of the null model (same random effects, fixed part ``~ 1``), refitted here.  A
+Gamma log link uses ``log(1 + phi)``.  As in ``insight``, observation-level random effects (one
+level per row, such as ``(1 | INDEX)`` in grouseticks) count as dispersion, not as group
+variance.  On grouseticks this gives adjusted ICC 0.5151 against performance's 0.5136: an
+open 0.3% difference, likely from the null-model refit.
+
 One known difference: ``performance`` (through ``insight``) leaves out random-slope terms
 that have no intercept of their own, such as the ``(0 + x | g)`` half of ``(x || g)``; we
 count their variance (it is random-effect variance).  ``include_uncorrelated_slopes=False``
@@ -33,24 +42,48 @@ def variance_components(result, include_uncorrelated_slopes: bool = True) -> dic
     eta_f = d.X @ fit.beta
     sigma2_f = float(np.var(eta_f, ddof=1)) if len(eta_f) > 1 else 0.0
     lams = fit.workspace.layout.lambdas(fit.theta)
-    per_term = []
+    family = getattr(result, "family", None)
+    per_term, olre = [], 0.0
     for blk, lam in zip(d.blocks, lams):
+        G = result._scale ** 2 * lam @ lam.T
+        var = float(np.mean(np.einsum("ij,jk,ik->i", blk.X, G, blk.X)))
+        if family is not None and blk.nlevels == d.n and blk.p == 1:
+            olre += var                 # observation-level random effect: dispersion, not groups
+            per_term.append(0.0)
+            continue
         if not include_uncorrelated_slopes and not blk.term.lhs.intercept:
             per_term.append(0.0)
             continue
-        G = result._scale ** 2 * lam @ lam.T
-        per_term.append(float(np.mean(np.einsum("ij,jk,ik->i", blk.X, G, blk.X))))
-    family = getattr(result, "family", None)
+        per_term.append(var)
     if family is None:
         sigma2_e, method = result.sigma ** 2, "residual variance"
     elif family.name == "binomial" and family.link.name in _LATENT:
         sigma2_e, method = _LATENT[family.link.name], f"latent scale ({family.link.name}: distribution variance)"
+    elif family.name in ("poisson", "negative.binomial") and family.link.name == "log":
+        lam0 = float(np.exp(_null_intercept(result)))
+        extra = 1.0 / family.theta if family.name == "negative.binomial" else 0.0
+        sigma2_e = float(np.log1p(1.0 / lam0 + extra))
+        method = "latent scale (log-normal approximation, Nakagawa et al. 2017; null-model intercept)"
+    elif family.name == "Gamma" and family.link.name == "log":
+        sigma2_e, method = float(np.log1p(fit.phi)), "latent scale (log-normal approximation: log(1 + phi))"
     else:
         raise NotImplementedError(
-            f"ICC and R2 for the {family.name} family ({family.link.name} link) are not available yet; "
-            "they are implemented for linear mixed models and binomial models with logit, probit or cloglog links")
+            f"ICC and R2 for the {family.name} family with a {family.link.name} link are not available; "
+            "they cover LMMs, binomial (logit, probit, cloglog), and log-link Poisson, negative binomial and Gamma")
+    if olre:
+        method += "; observation-level random effects counted as dispersion"
     return {"sigma2_f": sigma2_f, "sigma2_r": float(sum(per_term)), "sigma2_r_terms": per_term,
-            "sigma2_e": float(sigma2_e), "method": method}
+            "sigma2_e": float(sigma2_e) + olre, "method": method}
+
+
+def _null_intercept(result) -> float:
+    """Intercept of the null model: same random effects and family, fixed part ``~ 1``."""
+    from dataclasses import replace
+
+    from ..models import fit_glmm
+    d = result.fit.design
+    null = replace(d, X=np.ones((d.n, 1)), xnames=("(Intercept)",))
+    return float(fit_glmm(null, result.family, nagq=1, warn=False, compute_vcov=False).beta[0])
 
 
 def icc(result, by_group: bool = False, include_uncorrelated_slopes: bool = True):
