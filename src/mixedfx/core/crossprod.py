@@ -110,34 +110,16 @@ class CrossProducts:
 
     def compute(self, w: np.ndarray | None, y: np.ndarray) -> dict:
         """All blocks of A for prior/working weights ``w`` (None: 1) and response ``y``."""
-        n = self.n
-        w = np.ones(n) if w is None else np.asarray(w, float)
+        w = np.ones(self.n) if w is None else np.asarray(w, float)
+        out = self.compute_zz(w)
         if not hasattr(self, "_F"):
-            self._F = np.empty((n, self.p + 1))
+            self._F = np.empty((self.n, self.p + 1))
             self._F[:, :self.p] = self.X
         F = self._F
         F[:, self.p] = y
         Fw = F * w[:, None]
-        p0, l0 = self.p0, self.l0
-        out = {"AFF": F.T @ Fw}
-        A00 = np.empty((l0, p0, p0))
-        if p0 == 1 and self._intercept0:
-            A00[:, 0, 0] = np.bincount(self.codes0, w, minlength=l0)
-        else:
-            for a in range(p0):
-                wa = w * self.val0[:, a]
-                for b in range(a, p0):
-                    A00[:, a, b] = A00[:, b, a] = np.bincount(self.codes0, wa * self.val0[:, b], minlength=l0)
-        out["A00"] = A00
+        out["AFF"] = F.T @ Fw
         out["AF0"] = np.asarray(self.Z0t @ Fw).T.copy()
-        if not self.has_rest:
-            return out
-        out["AFr"] = np.asarray(self.Zrt @ Fw).T.copy()
-        k = self.r0_coef.shape[1]
-        wr = w if k == 1 else np.repeat(w, k)
-        self.Ar0.data[:] = np.bincount(self.r0_pos, wr * self._r0_flat, minlength=self.r0_nnz)
-        k = self.rr_coef.shape[1]
-        wr = w if k == 1 else np.repeat(w, k)
-        self.Arr.data[:] = np.bincount(self.rr_pos, wr * self._rr_flat, minlength=self.rr_nnz)
-        out["Ar0"], out["Arr"] = self.Ar0, self.Arr
+        if self.has_rest:
+            out["AFr"] = np.asarray(self.Zrt @ Fw).T.copy()
         return out
