@@ -5,7 +5,9 @@
 """
 from . import datasets
 from . import families
+from . import inference
 from .api import glmer, lmer
+from .inference import anova
 from .design import DesignError, IdentifiabilityWarning, MissingDataWarning, RankDeficiencyWarning
 from .formula import FormulaSyntaxError
 from .families import ResponseError
@@ -13,5 +15,5 @@ from .models import ConvergenceWarning, SingularFitWarning
 from .models.glmm import SeparationWarning
 
 __version__ = "0.1.0"
-__all__ = ["lmer", "glmer", "families", "datasets", "DesignError", "FormulaSyntaxError", "MissingDataWarning",
+__all__ = ["lmer", "glmer", "anova", "inference", "families", "datasets", "DesignError", "FormulaSyntaxError", "MissingDataWarning",
            "RankDeficiencyWarning", "IdentifiabilityWarning", "ConvergenceWarning", "ResponseError", "SeparationWarning", "SingularFitWarning", "__version__"]

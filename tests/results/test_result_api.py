@@ -14,12 +14,14 @@ def test_summary_text_has_lme4_sections(lmm_fit):
     for piece in ["Linear mixed model fit by REML ['lmerMod']", "Formula: Reaction ~ Days + (Days | Subject)",
                   "REML criterion at convergence: 1743.6", "Scaled residuals:", "Random effects:",
                   "Groups   Name        Variance Std.Dev.", "Residual", "Number of obs: 180, groups:  Subject, 18",
-                  "Fixed effects:", "Estimate Std. Error t value", "Correlation of Fixed Effects:", "Days -0.138"]:
+                  "Fixed effects:", "Estimate Std. Error     df t value Pr(>|t|)", "Correlation of Fixed Effects:",
+                  "Days -0.138"]:
         assert piece in text, piece
-    # the fixed-effects lines carry lme4's numbers (251.405, 6.825, 36.84)
+    # the fixed-effects lines carry lme4's numbers (251.405, 6.825, 36.84) and lmerTest's df (17.0)
     line = next(line for line in text.splitlines() if line.startswith("(Intercept)"))
-    est, se, t = map(float, line.split()[1:])
+    est, se, df, t = map(float, line.split()[1:5])
     assert abs(est - 251.405) < 1e-3 and abs(se - 6.825) < 1e-3 and abs(t - 36.838) < 1e-2
+    assert abs(df - 17.0) < 1e-2 and line.split()[-1] == "<2e-16"
     assert "0.07" in next(line for line in text.splitlines() if line.strip().startswith("Days") and "." in line)
 
 

@@ -1,1 +1,9 @@
-"""Reserved for later issues: inference."""
+"""Inference for fitted models: degrees of freedom, F tests, intervals, model comparison.
+
+Importing this package registers ``coef_table``, ``anova`` and ``confint`` with the result
+classes (see :mod:`mixedfx.results.extensions`).
+"""
+from .compare import anova
+from .fixed import anova_type3, coef_table, confint
+
+__all__ = ["anova", "anova_type3", "coef_table", "confint"]

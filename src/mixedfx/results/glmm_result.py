@@ -125,7 +125,8 @@ class GeneralizedLinearMixedModelResult(MixedModelResultBase):
         return marginal_slopes(self)
 
     # ------------------------------------------------------------- reporting
-    def coef_table(self) -> pd.DataFrame:
+    def coef_table(self, ddf: str = "none") -> pd.DataFrame:
+        """Wald z tests of the fixed effects (GLMMs have no denominator df)."""
         est, se = self.fixef, self.se
         z = est / se
         return pd.DataFrame({"Estimate": est, "Std. Error": se, "z value": z,

@@ -145,6 +145,12 @@ class MixedModelResultBase:
         from .variance import r2
         return r2(self, include_uncorrelated_slopes=include_uncorrelated_slopes)
 
+    def confint(self, method: str = "wald", level: float = 0.95, parm=None) -> pd.DataFrame:
+        """Confidence intervals (DataFrame ``lower, upper`` indexed by lme4's names); see
+        :func:`mixedfx.inference.confint`."""
+        from .extensions import lookup
+        return lookup("confint")(self, method=method, level=level, parm=parm)
+
     def _repr_html_(self) -> str:
         return self.summary()._repr_html_()
 
@@ -228,11 +234,18 @@ class LinearMixedModelResult(MixedModelResultBase):
         return predict_eta(self.fit, newdata, re_form, allow_new_levels)
 
     # ------------------------------------------------------------- reporting
-    def coef_table(self) -> pd.DataFrame:
-        est, se = self.fixef, self.se
-        return pd.DataFrame({"Estimate": est, "Std. Error": se, "t value": est / se})
+    def coef_table(self, ddf: str = "satterthwaite") -> pd.DataFrame:
+        """Fixed effects with ``estimate, se, df, t, p`` (``ddf``: ``"satterthwaite"`` as lmerTest,
+        ``"residual"``, ``"none"``); see :func:`mixedfx.inference.coef_table`."""
+        from .extensions import lookup
+        return lookup("coef_table")(self, ddf=ddf)
 
-    def summary(self) -> Summary:
+    def anova(self, ddf: str = "satterthwaite") -> pd.DataFrame:
+        """Type III F tests per fixed-effect term: ``F, numdf, dendf, p`` (lmerTest's ``anova``)."""
+        from .extensions import lookup
+        return lookup("anova_type3")(self, ddf=ddf)
+
+    def summary(self, ddf: str = "satterthwaite") -> Summary:
         """lme4-style summary (``print`` it; renders as HTML in notebooks)."""
         title = ("Linear mixed model fit by REML ['lmerMod']" if self.reml
                  else "Linear mixed model fit by maximum likelihood  ['lmerMod']")
@@ -259,8 +272,13 @@ class LinearMixedModelResult(MixedModelResultBase):
             notes.append("boundary (singular) fit: a variance component is (nearly) zero or a correlation is +/-1")
         for m in self.fit.opt.messages:
             notes.append(f"convergence: {m}")
+        ct = self.coef_table(ddf=ddf)
+        table = pd.DataFrame({"Estimate": ct["estimate"], "Std. Error": ct["se"], "df": ct["df"],
+                              "t value": ct["t"], "Pr(>|t|)": ct["p"]})
+        if ddf == "none":
+            table = table.drop(columns="df").rename(columns={"t value": "z value", "Pr(>|t|)": "Pr(>|z|)"})
         return Summary(title, self.formula, self.data_name, crit, info, sr, self.varcorr, self.nobs,
-                       self.ngroups, self.coef_table(), corr, tuple(notes))
+                       self.ngroups, table, corr, tuple(notes))
 
     def __repr__(self) -> str:
         kind = "REML" if self.reml else "ML"

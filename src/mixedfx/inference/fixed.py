@@ -1,0 +1,107 @@
+"""Tests and intervals for LMM fixed effects: coefficient table, type III F tests, Wald intervals.
+
+``ddf``: ``"satterthwaite"`` (lmerTest's default), ``"residual"`` (``n - p``), ``"none"``
+(z / chi-square tests); ``"kenward-roger"`` is not available yet.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from ..results.extensions import register
+from .satterthwaite import VarparFunctions, satterthwaite_df_multi, varpar_covariance, vcov_jacobian
+from .terms import type3_contrasts
+
+__all__ = ["coef_table", "anova_type3", "confint"]
+
+_DDF = ("satterthwaite", "residual", "none", "kenward-roger")
+
+
+def _check_ddf(ddf: str) -> str:
+    key = str(ddf).lower().replace("_", "-")
+    if key in ("kr", "kenward-roger"):
+        raise NotImplementedError("Kenward-Roger degrees of freedom are not available yet; use "
+                                  "ddf='satterthwaite' (lmerTest's default)")
+    if key not in _DDF:
+        raise ValueError(f"ddf must be one of {', '.join(_DDF)}, got {ddf!r}")
+    return key
+
+
+def _ingredients(result):
+    """Satterthwaite pieces, computed once per result (the factorization is restored after)."""
+    cache = result.__dict__.setdefault("_satterthwaite", {})
+    if not cache:
+        vf = VarparFunctions(result.fit)
+        try:
+            cache["A"] = varpar_covariance(vf)
+            cache["jac"] = vcov_jacobian(vf)
+        finally:
+            vf.restore()
+    return cache["A"], cache["jac"]
+
+
+def _df(result, L, ddf):
+    if ddf == "none":
+        return np.inf
+    if ddf == "residual":
+        return float(result.nobs - len(result.fixef))
+    A, jac = _ingredients(result)
+    return satterthwaite_df_multi(L, result.fit.vcov, jac, A)
+
+
+@register("coef_table")
+def coef_table(result, ddf: str = "satterthwaite") -> pd.DataFrame:
+    """Estimate, SE, df, t and two-sided p per fixed effect (``p`` from the t distribution)."""
+    ddf = _check_ddf(ddf)
+    beta, V = result.fit.beta, result.fit.vcov
+    se = np.sqrt(np.diag(V))
+    p = len(beta)
+    df = np.array([_df(result, np.eye(p)[j], ddf) for j in range(p)])
+    t = beta / se
+    pval = 2 * stats.t.sf(np.abs(t), df)
+    return pd.DataFrame({"estimate": beta, "se": se, "df": df, "t": t, "p": pval}, index=list(result.fixef.index))
+
+
+@register("anova_type3")
+def anova_type3(result, ddf: str = "satterthwaite") -> pd.DataFrame:
+    """Type III F tests, one row per fixed-effect term (lmerTest's ``anova``).
+
+    ``L`` is lmerTest's type III contrast (:func:`mixedfx.inference.terms.type3_contrasts`):
+    ``F = (L beta)' (L V L')^{-1} (L beta) / q`` on ``q`` and the Satterthwaite
+    (Fai-Cornelius) denominator df.
+    """
+    ddf = _check_ddf(ddf)
+    beta, V = result.fit.beta, result.fit.vcov
+    rows = {}
+    for term, L in type3_contrasts(result.fit.design).items():
+        q = L.shape[0]
+        Lb = L @ beta
+        F = float(Lb @ np.linalg.solve(L @ V @ L.T, Lb) / q)
+        den = _df(result, L, ddf)
+        pval = stats.f.sf(F, q, den) if np.isfinite(den) else stats.chi2.sf(F * q, q)
+        rows[term] = {"F": F, "numdf": q, "dendf": den, "p": pval}
+    return pd.DataFrame.from_dict(rows, orient="index", columns=["F", "numdf", "dendf", "p"])
+
+
+@register("confint")
+def confint(result, method: str = "wald", level: float = 0.95, parm=None) -> pd.DataFrame:
+    """Confidence intervals indexed by lme4's parameter names.
+
+    ``method="wald"``: ``estimate +- z se`` for the fixed effects (as lme4's ``confint(method =
+    "Wald")``, which gives no Wald interval for variance parameters).  Profile and bootstrap
+    intervals are not available yet.
+    """
+    if str(method).lower() != "wald":
+        raise NotImplementedError(f"confint(method={method!r}) is not available yet; use method='wald'")
+    if not 0 < level < 1:
+        raise ValueError("level must be between 0 and 1")
+    z = stats.norm.ppf(0.5 + level / 2)
+    est, se = result.fixef, result.se
+    out = pd.DataFrame({"lower": est - z * se, "upper": est + z * se})
+    if parm is not None:
+        missing = [q for q in np.atleast_1d(parm) if q not in out.index]
+        if missing:
+            raise KeyError(f"unknown parameter(s) {missing}; available: {list(out.index)}")
+        out = out.loc[list(np.atleast_1d(parm))]
+    return out

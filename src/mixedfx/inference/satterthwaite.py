@@ -1,0 +1,122 @@
+"""Satterthwaite denominator degrees of freedom for LMM fixed effects (as lmerTest).
+
+The variance parameters are ``varpar = (theta, sigma)``.  With the (REML or ML) deviance
+*not* profiled over sigma,
+
+    d(theta, sigma) = log|L_theta|^2 [+ log|R_X|^2] + nu log(2 pi sigma^2) + r^2(theta) / sigma^2 - sum log w,
+
+(``nu = n - p`` for REML, ``n`` for ML) the asymptotic covariance of ``varpar`` is
+``A = 2 H^{-1}``, ``H`` the Hessian of ``d`` at the optimum.  For a contrast ``L`` (1 x p),
+``V(varpar) = sigma^2 (R_X R_X')^{-1}`` and ``g = d(L V L') / d varpar``:
+
+    df = 2 (L V L')^2 / (g' A g).
+
+For a q-row ``L`` (F tests) the Fai-Cornelius approach: with ``L V L' = P D P'``, each
+eigen-direction ``m`` has ``nu_m`` as above; ``E = sum nu_m / (nu_m - 2)`` over ``nu_m > 2`` and
+``df = 2 E / (E - q)``.  Derivatives are central differences (Richardson-extrapolated),
+evaluated with the fitted model's own factorization: no n x n matrix is ever formed.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["VarparFunctions", "satterthwaite_df", "satterthwaite_df_multi"]
+
+
+class VarparFunctions:
+    """Deviance and vcov(beta) as functions of ``varpar = (theta, sigma)`` for a fitted LMM."""
+
+    def __init__(self, fit):
+        self.fit = fit
+        self.ws = fit.workspace
+        self.reml = fit.reml
+        self.x0 = np.concatenate([fit.theta, [fit.sigma]])
+
+    def _at(self, theta):
+        self.ws.update(np.asarray(theta, float))
+        return self.ws
+
+    def deviance(self, varpar) -> float:
+        theta, sigma = varpar[:-1], varpar[-1]
+        ws = self._at(theta)
+        nu = ws.n - ws.p if self.reml else ws.n
+        val = ws.logdet_Z + nu * np.log(2 * np.pi * sigma ** 2) + ws.pwrss / sigma ** 2 - ws.log_weights
+        return float(val + (ws.logdet_X if self.reml else 0.0))
+
+    def vcov(self, varpar) -> np.ndarray:
+        theta, sigma = varpar[:-1], varpar[-1]
+        return self._at(theta).vcov_beta(scale=sigma ** 2)
+
+    def restore(self) -> None:
+        self.ws.update(self.fit.theta)
+
+
+def _richardson(f, x, i, h, r=4):
+    """Richardson-extrapolated central difference of f (scalar or array) along coordinate i."""
+    table = []
+    for k in range(r):
+        hk = h / 2 ** k
+        e = np.zeros_like(x)
+        e[i] = hk
+        table.append((np.asarray(f(x + e)) - np.asarray(f(x - e))) / (2 * hk))
+    for m in range(1, r):
+        table = [(4 ** m * table[k + 1] - table[k]) / (4 ** m - 1) for k in range(len(table) - 1)]
+    return table[0]
+
+
+def _step(x):
+    return 1e-3 * np.maximum(np.abs(x), 0.1)
+
+
+def _hessian(f, x, h):
+    """Central second differences, Richardson-extrapolated once (O(h^4))."""
+    m = len(x)
+
+    def once(hs):
+        f0 = f(x)
+        E = np.diag(hs)
+        fp = [f(x + E[i]) for i in range(m)]
+        fm = [f(x - E[i]) for i in range(m)]
+        H = np.empty((m, m))
+        for i in range(m):
+            H[i, i] = (fp[i] - 2 * f0 + fm[i]) / hs[i] ** 2
+            for j in range(i):
+                H[i, j] = H[j, i] = (f(x + E[i] + E[j]) - f(x + E[i] - E[j]) - f(x - E[i] + E[j])
+                                     + f(x - E[i] - E[j])) / (4 * hs[i] * hs[j])
+        return H
+    return (4 * once(h / 2) - once(h)) / 3
+
+
+def varpar_covariance(vf: VarparFunctions) -> np.ndarray:
+    """``A = 2 H^{-1}`` with ``H`` the Hessian of the varpar deviance at the optimum."""
+    H = _hessian(vf.deviance, vf.x0, _step(vf.x0))
+    return 2.0 * np.linalg.pinv(0.5 * (H + H.T))
+
+
+def vcov_jacobian(vf: VarparFunctions) -> np.ndarray:
+    """``dV / d varpar_k`` stacked as (k, p, p)."""
+    x = vf.x0
+    h = _step(x)
+    return np.stack([_richardson(vf.vcov, x, k, h[k], r=2) for k in range(len(x))])
+
+
+def satterthwaite_df(L: np.ndarray, V: np.ndarray, jac: np.ndarray, A: np.ndarray) -> float:
+    """df for one contrast row ``L``."""
+    L = np.asarray(L, float).ravel()
+    var = float(L @ V @ L)
+    g = np.array([L @ J @ L for J in jac])
+    denom = float(g @ A @ g)
+    return float(2 * var ** 2 / denom) if denom > 0 else np.inf
+
+
+def satterthwaite_df_multi(L: np.ndarray, V: np.ndarray, jac: np.ndarray, A: np.ndarray) -> float:
+    """Fai-Cornelius df for a q-row contrast matrix."""
+    L = np.atleast_2d(np.asarray(L, float))
+    q = L.shape[0]
+    if q == 1:
+        return satterthwaite_df(L[0], V, jac, A)
+    d, P = np.linalg.eigh(L @ V @ L.T)
+    nus = np.array([satterthwaite_df(P[:, m] @ L, V, jac, A) for m in range(q)])
+    big = nus > 2
+    E = float(np.sum(nus[big] / (nus[big] - 2)))
+    return float(2 * E / (E - q)) if E > q else np.inf

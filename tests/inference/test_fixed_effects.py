@@ -1,0 +1,85 @@
+"""Satterthwaite df, type III F tests and Wald intervals against lmerTest / lme4 (../shared/reference)."""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import load_reference, reference_ids
+from mixedfx.inference.satterthwaite import (VarparFunctions, satterthwaite_df_multi, varpar_covariance,
+                                             vcov_jacobian)
+
+SATT = [i for i in reference_ids("lmer") if load_reference(i).get("satterthwaite")]
+AOV = [i for i in SATT if load_reference(i)["anova_type3"]["term"]]
+
+
+def df_at_lme4_parameters(m, ref):
+    """Our Satterthwaite df evaluated at lme4's own theta and sigma (isolates the method)."""
+    vf = VarparFunctions(m.fit)
+    theta = np.array([ref["theta"][ref["theta_names"].index(n)] for n in m.theta.index])
+    vf.x0 = np.concatenate([theta, [ref["sigma"]]])
+    try:
+        A, jac, V = varpar_covariance(vf), vcov_jacobian(vf), vf.vcov(vf.x0)
+    finally:
+        vf.restore()
+    return np.array([satterthwaite_df_multi(np.eye(len(m.fixef))[j], V, jac, A) for j in range(len(m.fixef))])
+
+
+@pytest.mark.parametrize("ref_id", SATT)
+def test_satterthwaite_matches_lmertest(lmm_fit, ref_id):
+    m, ref = lmm_fit(ref_id)
+    s = ref["satterthwaite"]
+    ct = m.coef_table()
+    assert list(ct.columns) == ["estimate", "se", "df", "t", "p"]
+    assert list(ct.index) == s["term"]
+    np.testing.assert_allclose(ct["df"], s["df"], rtol=1e-3)
+    np.testing.assert_allclose(ct["t"], s["t"], rtol=1e-4)
+    # p within 1e-3, except extreme p-values on few df, where the 1e-5 difference between our optimum and
+    # lme4's (ours has the lower criterion) moves p by more; there the method itself is checked at lme4's
+    # parameters, where it reproduces lmerTest's df to 1e-4
+    at_lme4 = df_at_lme4_parameters(m, ref)
+    np.testing.assert_allclose(at_lme4, s["df"], rtol=1e-4)
+    rel = np.abs(ct["p"] - s["p"]) / np.asarray(s["p"])
+    for j in np.flatnonzero(rel > 1e-3):
+        assert s["p"][j] < 1e-6, (ct.index[j], ct["p"].iloc[j], s["p"][j])
+
+
+@pytest.mark.parametrize("ref_id", AOV)
+def test_type3_anova_matches_lmertest(lmm_fit, ref_id):
+    m, ref = lmm_fit(ref_id)
+    r = pd.DataFrame(ref["anova_type3"]).set_index("term")
+    a = m.anova()
+    assert list(a.columns) == ["F", "numdf", "dendf", "p"]
+    assert list(a.index) == list(r.index)
+    np.testing.assert_allclose(a["F"], r["F"], rtol=1e-3)
+    np.testing.assert_array_equal(a["numdf"], r["numdf"])
+    np.testing.assert_allclose(a["dendf"], r["dendf"], rtol=1e-3)
+    np.testing.assert_allclose(a["p"], r["p"], rtol=1e-3)
+
+
+@pytest.mark.parametrize("ref_id", [i for i in reference_ids("lmer") if load_reference(i).get("confint_wald")])
+def test_wald_intervals(lmm_fit, ref_id):
+    m, ref = lmm_fit(ref_id)
+    w = pd.DataFrame(ref["confint_wald"]).set_index("param")
+    ci = m.confint(method="wald")
+    assert list(ci.columns) == ["lower", "upper"] and list(ci.index) == list(w.index)
+    scale = np.abs(w.to_numpy()).max()
+    np.testing.assert_allclose(ci.to_numpy(), w.to_numpy(), rtol=1e-5, atol=1e-6 * scale)
+
+
+def test_ddf_options_and_summary(lmm_fit):
+    m, _ = lmm_fit("sleep_slopes_reml")
+    assert np.all(m.coef_table(ddf="residual")["df"] == 178)
+    assert np.all(np.isinf(m.coef_table(ddf="none")["df"]))
+    with pytest.raises(NotImplementedError, match="Kenward-Roger"):
+        m.coef_table(ddf="kenward-roger")
+    with pytest.raises(ValueError, match="ddf must be"):
+        m.coef_table(ddf="bogus")
+    text = str(m.summary())
+    assert "df t value Pr(>|t|)" in text.replace("  ", " ") or ("Pr(>|t|)" in text and " df " in text)
+    assert "Pr(>|z|)" in str(m.summary(ddf="none"))
+    with pytest.raises(NotImplementedError, match="profile"):
+        m.confint(method="profile")
+    assert list(m.confint(parm="Days").index) == ["Days"]
