@@ -85,20 +85,27 @@ def anova_type3(result, ddf: str = "satterthwaite") -> pd.DataFrame:
 
 
 @register("confint")
-def confint(result, method: str = "wald", level: float = 0.95, parm=None) -> pd.DataFrame:
+def confint(result, method: str = "wald", level: float = 0.95, parm=None, nsim: int = 500,
+            seed=None) -> pd.DataFrame:
     """Confidence intervals indexed by lme4's parameter names.
 
     ``method="wald"``: ``estimate +- z se`` for the fixed effects (as lme4's ``confint(method =
-    "Wald")``, which gives no Wald interval for variance parameters).  Profile and bootstrap
-    intervals are not available yet.
+    "Wald")``, which gives no Wald interval for variance parameters).  ``method="boot"``:
+    parametric-bootstrap percentile intervals for every parameter (``nsim`` replicates, LMMs).
+    Profile intervals are not available yet.
     """
-    if str(method).lower() != "wald":
-        raise NotImplementedError(f"confint(method={method!r}) is not available yet; use method='wald'")
+    method = str(method).lower()
     if not 0 < level < 1:
         raise ValueError("level must be between 0 and 1")
-    z = stats.norm.ppf(0.5 + level / 2)
-    est, se = result.fixef, result.se
-    out = pd.DataFrame({"lower": est - z * se, "upper": est + z * se})
+    if method == "boot":
+        from .bootstrap import boot_confint
+        out = boot_confint(result, level=level, nsim=nsim, seed=seed)
+    elif method == "wald":
+        z = stats.norm.ppf(0.5 + level / 2)
+        est, se = result.fixef, result.se
+        out = pd.DataFrame({"lower": est - z * se, "upper": est + z * se})
+    else:
+        raise NotImplementedError(f"confint(method={method!r}) is not available yet; use 'wald' or 'boot'")
     if parm is not None:
         missing = [q for q in np.atleast_1d(parm) if q not in out.index]
         if missing:

@@ -145,11 +145,22 @@ class MixedModelResultBase:
         from .variance import r2
         return r2(self, include_uncorrelated_slopes=include_uncorrelated_slopes)
 
-    def confint(self, method: str = "wald", level: float = 0.95, parm=None) -> pd.DataFrame:
+    def confint(self, method: str = "wald", level: float = 0.95, parm=None, nsim: int = 500,
+                seed=None) -> pd.DataFrame:
         """Confidence intervals (DataFrame ``lower, upper`` indexed by lme4's names); see
         :func:`mixedfx.inference.confint`."""
         from .extensions import lookup
-        return lookup("confint")(self, method=method, level=level, parm=parm)
+        return lookup("confint")(self, method=method, level=level, parm=parm, nsim=nsim, seed=seed)
+
+    def simulate(self, nsim: int = 1, seed=None, newdata=None, use_u: bool = False) -> pd.DataFrame:
+        """Responses simulated from the fit (``sim_1``, ... columns); see :func:`mixedfx.inference.simulate`."""
+        from .extensions import lookup
+        return lookup("simulate")(self, nsim=nsim, seed=seed, newdata=newdata, use_u=use_u)
+
+    def bootstrap(self, nsim: int = 500, seed=None, use_u: bool = False, progress: bool = False) -> pd.DataFrame:
+        """Parametric-bootstrap replicates of the parameters (lme4's names), one row each."""
+        from .extensions import lookup
+        return lookup("bootstrap")(self, nsim=nsim, seed=seed, use_u=use_u, progress=progress)
 
     def _repr_html_(self) -> str:
         return self.summary()._repr_html_()
