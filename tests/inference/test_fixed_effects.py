@@ -80,6 +80,33 @@ def test_ddf_options_and_summary(lmm_fit):
     text = str(m.summary())
     assert "df t value Pr(>|t|)" in text.replace("  ", " ") or ("Pr(>|t|)" in text and " df " in text)
     assert "Pr(>|z|)" in str(m.summary(ddf="none"))
-    with pytest.raises(NotImplementedError, match="profile"):
-        m.confint(method="profile")
+    with pytest.raises(ValueError, match="use 'wald', 'profile' or 'boot'"):
+        m.confint(method="bogus")
     assert list(m.confint(parm="Days").index) == ["Days"]
+
+
+@pytest.mark.parametrize("ref_id", [i for i in reference_ids("lmer") if load_reference(i).get("confint_profile")])
+def test_profile_intervals_match_lme4(lmm_fit, ref_id):
+    m, ref = lmm_fit(ref_id)
+    cp = pd.DataFrame(ref["confint_profile"]).set_index("param")
+    ci = m.confint(method="profile")
+    assert list(ci.index) == list(cp.index)
+    np.testing.assert_allclose(ci.to_numpy(), cp.to_numpy(), rtol=1e-3)
+    # the fitted model is left as it was
+    assert m.fit.workspace.objective(m.fit.theta) == pytest.approx(m.objective, rel=1e-12)
+
+
+def test_profile_zeta_curves(lmm_fit):
+    m, _ = lmm_fit("dyestuff")
+    z = m.profile()
+    assert set(z["param"]) == {"sd_(Intercept)|Batch", "sigma", "(Intercept)"}
+    for name, grp in z.groupby("param"):
+        assert np.all(np.diff(grp["zeta"].to_numpy()) > -1e-8), name      # monotone in the parameter
+        assert grp["zeta"].abs().max() >= 2.5
+    # reading the curves at zeta = -+1.96 reproduces the profile intervals
+    ci = m.confint(method="profile")
+    for name, grp in z.groupby("param"):
+        lo = np.interp(-1.959964, grp["zeta"], grp["value"])
+        hi = np.interp(1.959964, grp["zeta"], grp["value"])
+        span = ci.loc[name, "upper"] - ci.loc[name, "lower"]
+        assert abs(lo - ci.loc[name, "lower"]) < 0.02 * span and abs(hi - ci.loc[name, "upper"]) < 0.02 * span

@@ -90,9 +90,9 @@ def confint(result, method: str = "wald", level: float = 0.95, parm=None, nsim: 
     """Confidence intervals indexed by lme4's parameter names.
 
     ``method="wald"``: ``estimate +- z se`` for the fixed effects (as lme4's ``confint(method =
-    "Wald")``, which gives no Wald interval for variance parameters).  ``method="boot"``:
-    parametric-bootstrap percentile intervals for every parameter (``nsim`` replicates, LMMs).
-    Profile intervals are not available yet.
+    "Wald")``, which gives no Wald interval for variance parameters).  ``method="profile"``:
+    likelihood-profile intervals for every parameter (:mod:`mixedfx.inference.profile`, LMMs).
+    ``method="boot"``: parametric-bootstrap percentile intervals (``nsim`` replicates, LMMs).
     """
     method = str(method).lower()
     if not 0 < level < 1:
@@ -100,12 +100,15 @@ def confint(result, method: str = "wald", level: float = 0.95, parm=None, nsim: 
     if method == "boot":
         from .bootstrap import boot_confint
         out = boot_confint(result, level=level, nsim=nsim, seed=seed)
+    elif method == "profile":
+        from .profile import profile_confint
+        return profile_confint(result, level=level, parm=parm)
     elif method == "wald":
         z = stats.norm.ppf(0.5 + level / 2)
         est, se = result.fixef, result.se
         out = pd.DataFrame({"lower": est - z * se, "upper": est + z * se})
     else:
-        raise NotImplementedError(f"confint(method={method!r}) is not available yet; use 'wald' or 'boot'")
+        raise ValueError(f"confint(method={method!r}): use 'wald', 'profile' or 'boot'")
     if parm is not None:
         missing = [q for q in np.atleast_1d(parm) if q not in out.index]
         if missing:

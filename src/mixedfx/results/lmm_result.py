@@ -152,6 +152,11 @@ class MixedModelResultBase:
         from .extensions import lookup
         return lookup("confint")(self, method=method, level=level, parm=parm, nsim=nsim, seed=seed)
 
+    def profile(self, parm=None, width: float = 3.0, points: int = 9) -> pd.DataFrame:
+        """Likelihood-profile zeta curves (``param, value, zeta``); see :func:`mixedfx.inference.profile`."""
+        from .extensions import lookup
+        return lookup("profile")(self, parm=parm, width=width, points=points)
+
     def simulate(self, nsim: int = 1, seed=None, newdata=None, use_u: bool = False) -> pd.DataFrame:
         """Responses simulated from the fit (``sim_1``, ... columns); see :func:`mixedfx.inference.simulate`."""
         from .extensions import lookup
