@@ -64,3 +64,21 @@ def test_refit_false_and_bad_comparisons(fits):
         mfx.anova(fits["m0"], other)
     with pytest.raises(ValueError, match="at least two"):
         mfx.anova(fits["m0"])
+
+
+def test_bootstrap_lrt(fits):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        strong = mfx.anova(fits["m0"], fits["m2"], method="bootstrap", nsim=99, seed=1)
+        # a null comparison: two models simulated-equal in distribution give a non-small p-value
+        df = mfx.datasets.load("sleepstudy")
+        rng = np.random.default_rng(0)
+        df["noise"] = rng.normal(size=len(df))
+        a = mfx.lmer("Reaction ~ Days + (1 | Subject)", df, reml=False)
+        b = mfx.lmer("Reaction ~ Days + noise + (1 | Subject)", df, reml=False)
+        null = mfx.anova(a, b, method="bootstrap", nsim=99, seed=2)
+    assert strong["p"].iloc[1] == pytest.approx(1 / 100)          # the observed LRT (42) is never reached
+    chi2_p = mfx.anova(a, b)["p"].iloc[1]
+    assert abs(null["p"].iloc[1] - chi2_p) < 0.15                  # close to the chi-square p-value
+    with pytest.raises(ValueError, match="'lrt' or 'bootstrap'"):
+        mfx.anova(a, b, method="exact")
