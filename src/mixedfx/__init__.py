@@ -5,7 +5,7 @@
 """
 from . import datasets
 from . import families
-from . import inference
+from . import diagnostics, inference
 from .api import glmer, lmer
 from .inference import anova
 from .design import DesignError, IdentifiabilityWarning, MissingDataWarning, RankDeficiencyWarning

@@ -145,6 +145,11 @@ class MixedModelResultBase:
         from .variance import r2
         return r2(self, include_uncorrelated_slopes=include_uncorrelated_slopes)
 
+    def hatvalues(self):
+        """Leverages: the diagonal of the hat matrix (lme4's ``hatvalues``), one per observation."""
+        from .extensions import lookup
+        return lookup("hatvalues")(self)
+
     def confint(self, method: str = "wald", level: float = 0.95, parm=None, nsim: int = 500,
                 seed=None) -> pd.DataFrame:
         """Confidence intervals (DataFrame ``lower, upper`` indexed by lme4's names); see

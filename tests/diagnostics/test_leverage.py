@@ -1,0 +1,61 @@
+"""hatvalues() against lme4 (../shared/reference)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from conftest import load_reference, reference_ids
+from mixedfx.diagnostics.leverage import _leverages
+
+IDS = [i for i in reference_ids("lmer") if load_reference(i).get("hatvalues")]
+
+
+@pytest.mark.parametrize("ref_id", IDS)
+def test_hatvalues_match_lme4(lmm_fit, ref_id):
+    m, ref = lmm_fit(ref_id)
+    h = m.hatvalues()
+    r = np.asarray(ref["hatvalues"])
+    assert h.shape == (m.nobs,)
+    np.testing.assert_allclose(h, r, rtol=0, atol=1e-5)
+    # at lme4's own theta the leverages are lme4's to rounding: the remaining difference is the optimum
+    theta = np.array([ref["theta"][ref["theta_names"].index(n)] for n in m.theta.index])
+    ws, d = m.fit.workspace, m.fit.design
+    ws.update(theta)
+    try:
+        at_lme4 = _leverages(ws, [(b.codes, b.X, b.nlevels) for b in d.blocks], d.X, d.weights)
+    finally:
+        ws.update(m.fit.theta)
+    np.testing.assert_allclose(at_lme4, r, rtol=0, atol=1e-9)
+    assert 0 <= h.min() and h.max() <= 1 + 1e-12
+
+
+def test_hatvalues_dense_oracle():
+    """Against the explicit hat matrix of the penalized system on a small weighted crossed model."""
+    import pandas as pd
+    import mixedfx as mfx
+    rng = np.random.default_rng(4)
+    df = pd.DataFrame({"x": rng.normal(size=80), "g": rng.integers(0, 9, 80), "h": rng.integers(0, 4, 80),
+                       "w": rng.uniform(0.5, 2, 80)})
+    df["y"] = 1 + df.x + rng.normal(size=9)[df.g] + rng.normal(size=4)[df.h] + rng.normal(size=80)
+    m = mfx.lmer("y ~ x + (x | g) + (1 | h)", df, weights="w")
+    d, ws = m.fit.design, m.fit.workspace
+    from mixedfx.core import random_effects_matrix
+    import scipy.sparse as sp
+    lams = ws.layout.lambdas(m.fit.theta)
+    Z = sp.hstack([random_effects_matrix(b.codes, b.X, b.nlevels) for b in d.blocks]).toarray()
+    Lam = sp.block_diag([np.kron(np.eye(b.nlevels), lam) for b, lam in zip(d.blocks, lams)]).toarray()
+    A = np.hstack([Z @ Lam, d.X]) * np.sqrt(d.weights)[:, None]
+    M = A.T @ A
+    M[:Z.shape[1], :Z.shape[1]] += np.eye(Z.shape[1])
+    H = A @ np.linalg.solve(M, A.T)
+    np.testing.assert_allclose(m.hatvalues(), np.diag(H), rtol=1e-9, atol=1e-12)
+
+
+def test_glmm_hatvalues_not_yet():
+    import warnings
+    import mixedfx as mfx
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        g = mfx.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)", mfx.datasets.load("cbpp"))
+    with pytest.raises(NotImplementedError, match="linear mixed models"):
+        g.hatvalues()
