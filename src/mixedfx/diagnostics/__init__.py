@@ -1,7 +1,8 @@
-"""Diagnostics for fitted models (leverages; more to come).
+"""Diagnostics for fitted models: leverages and shrinkage (more to come).
 
-Importing this package registers ``hatvalues`` with the result classes.
+Importing this package registers ``hatvalues`` and ``shrinkage`` with the result classes.
 """
 from .leverage import hatvalues
+from .shrinkage import shrinkage
 
-__all__ = ["hatvalues"]
+__all__ = ["hatvalues", "shrinkage"]

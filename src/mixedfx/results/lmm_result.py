@@ -145,6 +145,12 @@ class MixedModelResultBase:
         from .variance import r2
         return r2(self, include_uncorrelated_slopes=include_uncorrelated_slopes)
 
+    def shrinkage(self, group: str | None = None) -> pd.DataFrame:
+        """Per group: size, raw (no-pooling) estimate, BLUP and shrinkage factor; see
+        :func:`mixedfx.diagnostics.shrinkage`."""
+        from .extensions import lookup
+        return lookup("shrinkage")(self, group=group)
+
     def hatvalues(self):
         """Leverages: the diagonal of the hat matrix (lme4's ``hatvalues``), one per observation."""
         from .extensions import lookup

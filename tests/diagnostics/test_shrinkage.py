@@ -1,0 +1,53 @@
+"""Shrinkage: the closed form on a random intercept, and the general definition."""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import mixedfx as mfx
+
+
+@pytest.fixture(scope="module")
+def teams():
+    """Seed 000's set-up: 18 support teams of 6 to 230 customers, tau = 6, sigma = 8."""
+    rng = np.random.default_rng(18)
+    sizes = rng.integers(6, 231, size=18)
+    team = np.repeat(np.arange(18), sizes)
+    wait = rng.uniform(0, 20, size=team.size)
+    csat = 75 - 0.5 * wait + rng.normal(0, 6, 18)[team] + rng.normal(0, 8, team.size)
+    return pd.DataFrame({"csat": csat, "wait": wait, "team": team})
+
+
+def test_random_intercept_shrinkage_is_the_closed_form(teams):
+    m = mfx.lmer("csat ~ wait + (1 | team)", teams)
+    s = m.shrinkage()
+    assert list(s.columns) == ["group", "term", "n", "raw", "blup", "shrinkage", "closed_form"]
+    np.testing.assert_array_equal(s["n"], np.bincount(teams.team))
+    np.testing.assert_allclose(s["shrinkage"], s["closed_form"], rtol=1e-10)
+    # the BLUP is exactly lambda_j times the team's mean residual from the fixed part
+    np.testing.assert_allclose(s["blup"], s["shrinkage"] * s["raw"], rtol=1e-9, atol=1e-12)
+    # small teams are shrunk more
+    order = np.argsort(s["n"].to_numpy())
+    assert s["shrinkage"].iloc[order[0]] < s["shrinkage"].iloc[order[-1]]
+
+
+def test_slopes_and_glmm_use_conditional_variances():
+    sleep = mfx.lmer("Reaction ~ Days + (Days | Subject)", mfx.datasets.load("sleepstudy"))
+    s = sleep.shrinkage("Subject")
+    assert set(s["term"]) == {"(Intercept)", "Days"} and "closed_form" not in s
+    assert s["shrinkage"].between(0, 1).all() and s["raw"].notna().all()
+    cv = sleep.ranef().set_index(["term", "grp"])["condsd"] ** 2
+    vc = sleep.varcorr
+    tau2 = vc[(vc["var1"] == "Days") & (vc["var2"] == "")]["vcov"].iloc[0]
+    days = s[s["term"] == "Days"].set_index("group")
+    np.testing.assert_allclose(days["shrinkage"], 1 - cv.loc["Days"].loc[days.index] / tau2, rtol=1e-12)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        g = mfx.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)", mfx.datasets.load("cbpp"))
+    gs = g.shrinkage()
+    assert gs["raw"].isna().all() and gs["shrinkage"].between(0, 1).all()
+    with pytest.raises(KeyError, match="no random-effects term"):
+        g.shrinkage("nope")
