@@ -7,6 +7,7 @@ from . import datasets
 from . import families
 from . import diagnostics, inference
 from .api import glmer, lmer
+from .diagnostics import compare_pooling
 from .inference import anova
 from .design import DesignError, IdentifiabilityWarning, MissingDataWarning, RankDeficiencyWarning
 from .formula import FormulaSyntaxError
@@ -15,5 +16,5 @@ from .models import ConvergenceWarning, SingularFitWarning
 from .models.glmm import SeparationWarning
 
 __version__ = "0.1.0"
-__all__ = ["lmer", "glmer", "anova", "inference", "families", "datasets", "DesignError", "FormulaSyntaxError", "MissingDataWarning",
+__all__ = ["lmer", "glmer", "anova", "compare_pooling", "inference", "families", "datasets", "DesignError", "FormulaSyntaxError", "MissingDataWarning",
            "RankDeficiencyWarning", "IdentifiabilityWarning", "ConvergenceWarning", "ResponseError", "SeparationWarning", "SingularFitWarning", "__version__"]

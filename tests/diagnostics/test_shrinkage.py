@@ -51,3 +51,28 @@ def test_slopes_and_glmm_use_conditional_variances():
     assert gs["raw"].isna().all() and gs["shrinkage"].between(0, 1).all()
     with pytest.raises(KeyError, match="no random-effects term"):
         g.shrinkage("nope")
+
+
+def test_compare_pooling_shows_the_naive_se_of_a_group_level_predictor(teams):
+    rng = np.random.default_rng(5)
+    budget = rng.normal(0, 1, 18)                      # a team-level predictor (constant within a team)
+    df = teams.assign(budget=budget[teams.team])
+    cmp = mfx.compare_pooling("csat ~ wait + budget + (1 | team)", df)
+    c = cmp.coefficients
+    assert list(c.columns) == ["complete_estimate", "complete_se_naive", "complete_se_cluster", "mixed_estimate",
+                               "mixed_se", "se_inflation"]
+    # the naive SE of the team-level predictor is several times too small; cluster-robust SEs agree better
+    assert c.loc["budget", "se_inflation"] > 3
+    assert c.loc["budget", "complete_se_cluster"] > 2 * c.loc["budget", "complete_se_naive"]
+    assert c.loc["wait", "se_inflation"] < 1.5         # a within-team predictor is barely affected
+    g = cmp.groups
+    assert set(g["coefficient"]) == {"(Intercept)", "wait", "budget"}
+    assert g.loc[g.coefficient == "budget", "no_pooling"].isna().all()
+    assert any("budget" in note for note in cmp.notes)
+    # partial-pooling estimates are the mixed model's coef()
+    wait = g[g.coefficient == "wait"].set_index("group")["partial_pooling"]
+    np.testing.assert_allclose(wait, cmp.model.coef()["team"]["wait"].loc[wait.index])
+    tiny = df[df.team == 0].iloc[:2]
+    few = pd.concat([df[df.team != 0], tiny])
+    cmp2 = mfx.compare_pooling("csat ~ wait + (1 | team)", few)
+    assert any("cannot be fitted alone" in note for note in cmp2.notes)

@@ -3,6 +3,7 @@
 Importing this package registers ``hatvalues`` and ``shrinkage`` with the result classes.
 """
 from .leverage import hatvalues
+from .pooling import PoolingComparison, compare_pooling
 from .shrinkage import shrinkage
 
-__all__ = ["hatvalues", "shrinkage"]
+__all__ = ["PoolingComparison", "compare_pooling", "hatvalues", "shrinkage"]
