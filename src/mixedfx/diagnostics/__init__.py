@@ -2,8 +2,9 @@
 
 Importing this package registers ``hatvalues`` and ``shrinkage`` with the result classes.
 """
+from .influence import influence
 from .leverage import hatvalues
 from .pooling import PoolingComparison, compare_pooling
 from .shrinkage import shrinkage
 
-__all__ = ["PoolingComparison", "compare_pooling", "hatvalues", "shrinkage"]
+__all__ = ["PoolingComparison", "compare_pooling", "hatvalues", "influence", "shrinkage"]

@@ -151,6 +151,12 @@ class MixedModelResultBase:
         from .extensions import lookup
         return lookup("shrinkage")(self, group=group)
 
+    def influence(self, level: str = "obs", method: str = "exact") -> pd.DataFrame:
+        """Case-deletion influence (leverage, Cook's distance, MDFFITS, COVTRACE, COVRATIO, RVC) per
+        observation or group; see :func:`mixedfx.diagnostics.influence`."""
+        from .extensions import lookup
+        return lookup("influence")(self, level=level, method=method)
+
     def hatvalues(self):
         """Leverages: the diagonal of the hat matrix (lme4's ``hatvalues``), one per observation."""
         from .extensions import lookup
