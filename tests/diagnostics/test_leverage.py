@@ -59,3 +59,21 @@ def test_glmm_hatvalues_not_yet():
         g = mfx.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)", mfx.datasets.load("cbpp"))
     with pytest.raises(NotImplementedError, match="linear mixed models"):
         g.hatvalues()
+
+
+def test_residual_levels(lmm_fit):
+    import warnings
+    import mixedfx as mfx
+    m, ref = lmm_fit("sleep_slopes_reml")
+    np.testing.assert_allclose(m.residuals(level="marginal"), m.fit.design.y - np.asarray(ref["predict_marginal_link"]),
+                               rtol=1e-6)
+    np.testing.assert_allclose(m.residuals("deviance"), m.residuals("pearson"))
+    with pytest.raises(ValueError, match="level"):
+        m.residuals(level="population")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        g = mfx.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)", mfx.datasets.load("cbpp"))
+    marg = g.residuals("response", level="marginal")
+    mu0 = 1 / (1 + np.exp(-g.predict(re_form="~0")))
+    np.testing.assert_allclose(marg, g.fit.design.y - mu0, rtol=1e-12)
+    assert np.sum(g.residuals("deviance") ** 2) == pytest.approx(g.deviance, rel=1e-10)

@@ -77,13 +77,18 @@ class GeneralizedLinearMixedModelResult(MixedModelResultBase):
         """Conditional means ``mu`` on the response scale (lme4's ``fitted``)."""
         return self.fit.mu.copy()
 
-    def residuals(self, type: str = "deviance") -> np.ndarray:
+    def residuals(self, type: str = "deviance", level: str = "conditional") -> np.ndarray:
         """``"deviance"`` (default, as lme4), ``"pearson"``, ``"response"`` or ``"working"``.
 
         Pearson: ``(y - mu) sqrt(w / V(mu))``; deviance: ``sign(y - mu) sqrt(w d(y, mu))``;
-        working: ``(y - mu) / (dmu/deta)``.
+        working: ``(y - mu) / (dmu/deta)``.  ``level="marginal"`` uses ``mu = g^{-1}(X beta)``
+        (random effects at zero) instead of the conditional means.
         """
-        y, mu, fam = self.fit.design.y, self.fit.mu, self.family
+        if level not in ("conditional", "marginal"):
+            raise ValueError(f"level must be 'conditional' or 'marginal', got {level!r}")
+        y, fam = self.fit.design.y, self.family
+        eta = self.fit.eta if level == "conditional" else self.predict(re_form="~0")
+        mu = self.fit.mu if level == "conditional" else fam.link.inverse(eta)
         w = self.fit.workspace.w
         r = y - mu
         if type == "response":
@@ -93,7 +98,7 @@ class GeneralizedLinearMixedModelResult(MixedModelResultBase):
         if type == "deviance":
             return np.sign(r) * np.sqrt(np.maximum(w * fam.unit_deviance(y, mu), 0.0))
         if type == "working":
-            return r / fam.link.mu_eta(self.fit.eta)
+            return r / fam.link.mu_eta(eta)
         raise ValueError(f"type must be 'deviance', 'pearson', 'response' or 'working', got {type!r}")
 
     def predict(self, newdata: pd.DataFrame | None = None, type: str = "link", re_form=None,

@@ -243,15 +243,20 @@ class LinearMixedModelResult(MixedModelResultBase):
         """Conditional fitted values ``X beta + Z b (+ offset)``."""
         return predict_eta(self.fit)
 
-    def residuals(self, type: str = "response") -> np.ndarray:
-        """``"response"``: y - fitted; ``"pearson"``: sqrt(w) (y - fitted) (lme4's definition)."""
-        r = self.fit.design.y - self.fitted()
+    def residuals(self, type: str = "response", level: str = "conditional") -> np.ndarray:
+        """Residuals at the ``"conditional"`` level (y minus ``X beta + Z b``) or the ``"marginal"``
+        level (y minus ``X beta``).  ``"response"``: raw; ``"pearson"`` and ``"deviance"``:
+        ``sqrt(w)`` times raw (lme4's definitions for LMMs, not divided by sigma)."""
+        if level not in ("conditional", "marginal"):
+            raise ValueError(f"level must be 'conditional' or 'marginal', got {level!r}")
+        fitted = self.fitted() if level == "conditional" else self.predict(re_form="~0")
+        r = self.fit.design.y - fitted
         if type == "response":
             return r
-        if type == "pearson":
+        if type in ("pearson", "deviance"):
             w = self.fit.design.weights
             return r if w is None else r * np.sqrt(w)
-        raise ValueError(f"type must be 'response' or 'pearson', got {type!r}")
+        raise ValueError(f"type must be 'response', 'pearson' or 'deviance', got {type!r}")
 
     def predict(self, newdata: pd.DataFrame | None = None, re_form=None,
                 allow_new_levels: bool = False) -> np.ndarray:
