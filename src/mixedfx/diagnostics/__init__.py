@@ -2,9 +2,10 @@
 
 Importing this package registers ``hatvalues`` and ``shrinkage`` with the result classes.
 """
+from .checks import CheckReport, check
 from .influence import influence
 from .leverage import hatvalues
 from .pooling import PoolingComparison, compare_pooling
 from .shrinkage import shrinkage
 
-__all__ = ["PoolingComparison", "compare_pooling", "hatvalues", "influence", "shrinkage"]
+__all__ = ["CheckReport", "check", "PoolingComparison", "compare_pooling", "hatvalues", "influence", "shrinkage"]

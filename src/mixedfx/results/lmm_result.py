@@ -151,6 +151,12 @@ class MixedModelResultBase:
         from .extensions import lookup
         return lookup("shrinkage")(self, group=group)
 
+    def check(self):
+        """Singular terms, convergence, scaling, identifiability and outlying groups; see
+        :func:`mixedfx.diagnostics.check`."""
+        from .extensions import lookup
+        return lookup("check")(self)
+
     def influence(self, level: str = "obs", method: str = "exact") -> pd.DataFrame:
         """Case-deletion influence (leverage, Cook's distance, MDFFITS, COVTRACE, COVRATIO, RVC) per
         observation or group; see :func:`mixedfx.diagnostics.influence`."""
