@@ -5,7 +5,7 @@
 """
 from . import datasets
 from . import families
-from . import diagnostics, inference
+from . import diagnostics, inference, plots
 from .api import glmer, lmer
 from .diagnostics import compare_pooling
 from .inference import anova

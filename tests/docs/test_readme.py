@@ -14,7 +14,10 @@ def _blocks(kind: str) -> list[str]:
         return re.findall(rf"```{kind}\n(.*?)```", f.read(), re.S)
 
 
-def test_readme_python_blocks_run(capsys):
+def test_readme_python_blocks_run(capsys, tmp_path, monkeypatch):
+    import matplotlib
+    matplotlib.use("Agg")
+    monkeypatch.chdir(tmp_path)          # the tour writes fit.html
     ns: dict = {}
     with pytest.warns(UserWarning, match="refitting model"):   # the tour's anova() says it refits by ML
         for block in _blocks("python"):
@@ -25,6 +28,7 @@ def test_readme_python_blocks_run(capsys):
     assert printed.strip().startswith(shown.strip()), "README summary block differs from print(m.summary())"
     assert "['glmerMod']" in printed                  # the GLMM tour ran and printed its summary
     assert 0.0 < ns["shrink"].min() < ns["shrink"].max() < 1.0
+    assert (tmp_path / "fit.html").read_text().startswith("<!DOCTYPE html>")
 
 
 def test_readme_shell_commands_are_the_ci_commands():

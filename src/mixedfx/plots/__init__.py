@@ -1,1 +1,12 @@
-"""Reserved for later issues: plots."""
+"""Plots of fitted models (matplotlib, imported lazily).  Every function takes ``ax=None`` and
+returns the Axes (or Figure) it drew on.
+
+>>> import mixedfx as mfx
+>>> m = mfx.lmer("Reaction ~ Days + (Days | Subject)", mfx.datasets.load("sleepstudy"))
+>>> ax = mfx.plots.caterpillar(m)          # doctest: +SKIP
+"""
+from .diagnostic import diagnostic_panel, qq, residuals_vs_fitted
+from .effects import caterpillar, ranef_ellipse, shrinkage_plot
+from .report import report
+
+__all__ = ["caterpillar", "diagnostic_panel", "qq", "ranef_ellipse", "report", "residuals_vs_fitted", "shrinkage_plot"]

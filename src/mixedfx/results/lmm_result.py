@@ -151,6 +151,16 @@ class MixedModelResultBase:
         from .extensions import lookup
         return lookup("shrinkage")(self, group=group)
 
+    def plot(self, **kwargs):
+        """Default diagnostic panel (residuals, Q-Q plots, caterpillar); see :mod:`mixedfx.plots`."""
+        from .extensions import lookup
+        return lookup("plot")(self, **kwargs)
+
+    def report(self, path=None, title: str | None = None) -> str:
+        """One self-contained HTML page (summary, variance decomposition, shrinkage, checks, plots)."""
+        from .extensions import lookup
+        return lookup("report")(self, path=path, title=title)
+
     def check(self):
         """Singular terms, convergence, scaling, identifiability and outlying groups; see
         :func:`mixedfx.diagnostics.check`."""

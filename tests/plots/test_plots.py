@@ -1,0 +1,110 @@
+"""Every plot renders headless (Agg) and draws what it should."""
+from __future__ import annotations
+
+import io
+import warnings
+
+import numpy as np
+import pytest
+
+matplotlib = pytest.importorskip("matplotlib")
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+import mixedfx as mfx  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def sleep():
+    return mfx.lmer("Reaction ~ Days + (Days | Subject)", mfx.datasets.load("sleepstudy"))
+
+
+def png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    data = buf.getvalue()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 1000
+    plt.close(fig)
+    return data
+
+
+def test_caterpillar(sleep):
+    ax = mfx.plots.caterpillar(sleep, term="Days")
+    assert len(ax.get_yticklabels()) == 18
+    assert ax.get_xlabel().startswith("conditional mode of Days")
+    ys = ax.lines[0].get_xdata() if ax.lines else ax.containers[0].lines[0].get_xdata()
+    assert np.all(np.diff(np.sort(ys)) >= 0)
+    png(ax.figure)
+
+
+def test_shrinkage_plot_draws_raw_blup_and_arrows(sleep):
+    ax = mfx.plots.shrinkage_plot(sleep)
+    assert len(ax.collections) == 2                           # raw and BLUP scatters
+    assert sum(len(c.get_offsets()) for c in ax.collections) == 36
+    assert len([t for t in ax.texts]) == 18                   # one arrow per subject
+    assert ax.get_xlabel() == "group size (n)"
+    png(ax.figure)
+
+
+def test_qq_and_residual_plots(sleep):
+    ax = mfx.plots.qq(sleep, "residuals")
+    assert len(ax.lines) == 2 and len(ax.lines[0].get_xdata()) == 180
+    ax2 = mfx.plots.qq(sleep, "ranef")
+    assert len(ax2.lines[0].get_xdata()) == 18 and ax2.get_ylabel() == "conditional modes: (Intercept) | Subject"
+    assert len(mfx.plots.qq(sleep, "ranef", term="Days").lines[0].get_xdata()) == 18
+    ax3 = mfx.plots.residuals_vs_fitted(sleep)
+    assert len(ax3.collections[0].get_offsets()) == 180 and ax3.get_ylabel() == "Pearson residuals"
+    for a in (ax, ax2, ax3):
+        png(a.figure)
+
+
+def test_random_effect_ellipse(sleep):
+    ax = mfx.plots.ranef_ellipse(sleep)
+    from matplotlib.patches import Ellipse
+    ellipses = [p for p in ax.patches if isinstance(p, Ellipse)]
+    assert len(ellipses) == 2
+    assert ellipses[1].width == pytest.approx(2 * ellipses[0].width)
+    assert len(ax.collections[0].get_offsets()) == 18
+    png(ax.figure)
+    with pytest.raises(ValueError, match="two or more columns"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            mfx.plots.ranef_ellipse(mfx.lmer("Yield ~ 1 + (1 | Batch)", mfx.datasets.load("dyestuff")))
+
+
+def test_default_panel(sleep):
+    fig = sleep.plot()
+    assert len(fig.axes) == 4
+    labels = [a.get_ylabel() for a in fig.axes]
+    assert "Pearson residuals" in labels and "Subject" in labels
+    assert any(lab.startswith("conditional modes") for lab in labels)
+    png(fig)
+
+
+def test_html_report_is_self_contained(sleep, tmp_path):
+    from html.parser import HTMLParser
+    path = tmp_path / "fit.html"
+    page = sleep.report(path)
+    assert path.read_text() == page
+
+    class Collect(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.imgs, self.ids, self.stack = [], set(), []
+
+        def handle_starttag(self, tag, attrs):
+            a = dict(attrs)
+            if tag == "img":
+                self.imgs.append(a.get("src", ""))
+            if "id" in a:
+                self.ids.add(a["id"])
+
+    p = Collect()
+    p.feed(page)
+    assert len(p.imgs) == 3 and all(src.startswith("data:image/png;base64,") for src in p.imgs)
+    import base64
+    for src in p.imgs:
+        assert base64.b64decode(src.split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n"
+    assert {"summary", "variance", "shrinkage", "checks"} <= p.ids
+    assert "REML criterion at convergence: 1743.6" in page
+    assert "http://" not in page and "https://" not in page          # nothing external
