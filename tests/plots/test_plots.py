@@ -108,3 +108,41 @@ def test_html_report_is_self_contained(sleep, tmp_path):
     assert {"summary", "variance", "shrinkage", "checks"} <= p.ids
     assert "REML criterion at convergence: 1743.6" in page
     assert "http://" not in page and "https://" not in page          # nothing external
+
+
+def test_pooling_spectrum_three_panels():
+    rng = np.random.default_rng(18)
+    import pandas as pd
+    sizes = rng.integers(6, 231, size=18)
+    team = np.repeat(np.arange(18), sizes)
+    wait = rng.uniform(0, 20, size=team.size)
+    csat = 75 - 0.5 * wait + rng.normal(0, 6, 18)[team] + rng.normal(0, 8, team.size)
+    cmp = mfx.compare_pooling("csat ~ wait + (1 | team)", pd.DataFrame({"csat": csat, "wait": wait, "team": team}))
+    axs = mfx.plots.pooling_spectrum(cmp, "wait")
+    assert [a.get_title() for a in axs] == ["complete pooling", "no pooling", "partial pooling"]
+    assert len(axs[0].lines) == 1 and len(axs[1].lines) == 18 and len(axs[2].lines) == 18
+    # the highlighted (smallest) team is drawn thicker in the no- and partial-pooling panels
+    assert sum(line.get_linewidth() == 2 for line in axs[2].lines) == 1
+    png(axs[0].figure)
+
+
+def test_conditional_vs_marginal_and_design_effect_curves(sleep):
+    rng = np.random.default_rng(2025)
+    import pandas as pd
+    g = np.repeat(np.arange(16), 250)
+    x = rng.uniform(0, 10, size=g.size)
+    y = (rng.uniform(size=g.size) < 1 / (1 + np.exp(-(-1 + 0.22 * x + rng.normal(0, 1.2, 16)[g])))).astype(float)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        glmm = mfx.glmer("y ~ x + (1 | market)", pd.DataFrame({"y": y, "x": x, "market": g}))
+    ax = mfx.plots.conditional_vs_marginal(glmm, "x")
+    assert len(ax.lines) == 16 + 2
+    typical, averaged = ax.lines[-2].get_ydata(), ax.lines[-1].get_ydata()
+    # the population-averaged curve is flatter: its range is smaller than the typical group's
+    assert np.ptp(averaged) < np.ptp(typical)
+    png(ax.figure)
+    ax2 = mfx.plots.design_effect_curve(sleep)
+    assert ax2.get_xlabel() == "group size m" and len(ax2.lines) == 2
+    png(ax2.figure)
+    with pytest.raises(ValueError, match="GLMMs"):
+        mfx.plots.conditional_vs_marginal(sleep, "Days")

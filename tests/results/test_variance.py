@@ -79,3 +79,21 @@ def test_uncorrelated_slope_variance_is_counted_by_default():
     days = m.fit.design.blocks[1].X[:, 0]
     r = tau0 + tau1 * (days ** 2).mean()
     assert with_slopes["adjusted"] == pytest.approx(r / (r + m.sigma ** 2), rel=1e-12)
+
+
+def test_design_effect_and_effective_n():
+    m = _fit(load_reference("sleep_intercept"))
+    t = m.icc(by_group=True)
+    rho = m.icc()["adjusted"]
+    assert t.loc["Subject", "mean_size"] == 10.0                      # balanced: 18 subjects x 10 days
+    assert t.loc["Subject", "design_effect"] == pytest.approx(1 + 9 * rho, rel=1e-12)
+    assert t.loc["Subject", "effective_n"] == pytest.approx(180 / (1 + 9 * rho), rel=1e-12)
+    # unequal sizes: Kish's average exceeds the plain mean
+    rng = np.random.default_rng(0)
+    sizes = rng.integers(6, 231, size=18)
+    g = np.repeat(np.arange(18), sizes)
+    y = rng.normal(0, 6, 18)[g] + rng.normal(0, 8, g.size)
+    import pandas as pd
+    u = mfx.lmer("y ~ 1 + (1 | g)", pd.DataFrame({"y": y, "g": g})).icc(by_group=True)
+    assert u.loc["g", "mean_size"] == pytest.approx(np.sum(sizes ** 2) / np.sum(sizes), rel=1e-12)
+    assert u.loc["g", "mean_size"] > sizes.mean()

@@ -87,19 +87,32 @@ def _null_intercept(result) -> float:
 
 
 def icc(result, by_group: bool = False, include_uncorrelated_slopes: bool = True):
-    """Adjusted and conditional ICC (``performance::icc``); per grouping factor with ``by_group``."""
+    """Adjusted and conditional ICC (``performance::icc``); per grouping factor with ``by_group``.
+
+    ``by_group=True`` adds per grouping factor the design effect ``1 + (m - 1) rho`` and the
+    effective sample size ``n / deff``, where ``rho`` is that factor's ICC and ``m`` is Kish's
+    average group size ``sum n_j^2 / sum n_j`` (equal to the common size for balanced groups;
+    larger than the mean when sizes vary, as clustering then costs more).
+    """
     v = variance_components(result, include_uncorrelated_slopes)
     f, r, e = v["sigma2_f"], v["sigma2_r"], v["sigma2_e"]
     if not by_group:
         return {"adjusted": r / (r + e), "conditional": r / (f + r + e), "method": v["method"]}
-    rows = {}
+    rows, sizes = {}, {}
     for blk, var in zip(result.fit.design.blocks, v["sigma2_r_terms"]):
         g = blk.group_label
-        rows.setdefault(g, 0.0)
-        rows[g] += var
-    return pd.DataFrame({"variance": rows}).assign(
-        icc=lambda t: t["variance"] / (r + e),
-        design_note=v["method"])
+        rows[g] = rows.get(g, 0.0) + var
+        sizes[g] = np.bincount(blk.codes, minlength=blk.nlevels)
+    table = pd.DataFrame({"variance": rows})
+    table["icc"] = table["variance"] / (r + e)
+    n = result.nobs
+    # design effect with unequal group sizes: Kish's average size m = sum n_j^2 / sum n_j
+    table["groups"] = [len(sizes[g]) for g in table.index]
+    table["mean_size"] = [float(np.sum(sizes[g] ** 2) / np.sum(sizes[g])) for g in table.index]
+    table["design_effect"] = 1 + (table["mean_size"] - 1) * table["icc"]
+    table["effective_n"] = n / table["design_effect"]
+    table["method"] = v["method"]
+    return table
 
 
 def r2(result, include_uncorrelated_slopes: bool = True) -> dict:
