@@ -1,7 +1,8 @@
 """Tests and intervals for LMM fixed effects: coefficient table, type III F tests, Wald intervals.
 
-``ddf``: ``"satterthwaite"`` (lmerTest's default), ``"residual"`` (``n - p``), ``"none"``
-(z / chi-square tests); ``"kenward-roger"`` is not available yet.
+``ddf``: ``"satterthwaite"`` (lmerTest's default), ``"kenward-roger"`` (pbkrtest's adjusted
+covariance and df, :mod:`mixedfx.inference.kenward_roger`; REML fits), ``"residual"`` (``n - p``),
+``"none"`` (z / chi-square tests).
 """
 from __future__ import annotations
 
@@ -21,8 +22,7 @@ _DDF = ("satterthwaite", "residual", "none", "kenward-roger")
 def _check_ddf(ddf: str) -> str:
     key = str(ddf).lower().replace("_", "-")
     if key in ("kr", "kenward-roger"):
-        raise NotImplementedError("Kenward-Roger degrees of freedom are not available yet; use "
-                                  "ddf='satterthwaite' (lmerTest's default)")
+        return "kenward-roger"
     if key not in _DDF:
         raise ValueError(f"ddf must be one of {', '.join(_DDF)}, got {ddf!r}")
     return key
@@ -31,7 +31,7 @@ def _check_ddf(ddf: str) -> str:
 def _ingredients(result):
     """Satterthwaite pieces, computed once per result (the factorization is restored after)."""
     cache = result.__dict__.setdefault("_satterthwaite", {})
-    if not cache:
+    if "A" not in cache:
         vf = VarparFunctions(result.fit)
         try:
             cache["A"] = varpar_covariance(vf)
@@ -39,6 +39,18 @@ def _ingredients(result):
         finally:
             vf.restore()
     return cache["A"], cache["jac"]
+
+
+def _kr(result):
+    """The Kenward-Roger pieces, computed once per result."""
+    cache = result.__dict__.setdefault("_satterthwaite", {})
+    if "kr" not in cache:
+        if not result.reml:
+            raise ValueError("Kenward-Roger is defined for REML fits (pbkrtest refits ML fits by REML); "
+                             "refit with reml=True or use ddf='satterthwaite'")
+        from .kenward_roger import KenwardRoger
+        cache["kr"] = KenwardRoger(result.fit)
+    return cache["kr"]
 
 
 def _df(result, L, ddf):
@@ -55,9 +67,14 @@ def coef_table(result, ddf: str = "satterthwaite") -> pd.DataFrame:
     """Estimate, SE, df, t and two-sided p per fixed effect (``p`` from the t distribution)."""
     ddf = _check_ddf(ddf)
     beta, V = result.fit.beta, result.fit.vcov
-    se = np.sqrt(np.diag(V))
     p = len(beta)
-    df = np.array([_df(result, np.eye(p)[j], ddf) for j in range(p)])
+    if ddf == "kenward-roger":                     # adjusted SE and KR df, as lmerTest's summary
+        kr = _kr(result)
+        se = np.sqrt(np.diag(kr.Phi_A))
+        df = np.array([kr.ddf(np.eye(p)[j]) for j in range(p)])
+    else:
+        se = np.sqrt(np.diag(V))
+        df = np.array([_df(result, np.eye(p)[j], ddf) for j in range(p)])
     t = beta / se
     pval = 2 * stats.t.sf(np.abs(t), df)
     return pd.DataFrame({"estimate": beta, "se": se, "df": df, "t": t, "p": pval}, index=list(result.fixef.index))
@@ -69,16 +86,20 @@ def anova_type3(result, ddf: str = "satterthwaite") -> pd.DataFrame:
 
     ``L`` is lmerTest's type III contrast (:func:`mixedfx.inference.terms.type3_contrasts`):
     ``F = (L beta)' (L V L')^{-1} (L beta) / q`` on ``q`` and the Satterthwaite
-    (Fai-Cornelius) denominator df.
+    (Fai-Cornelius) denominator df.  With ``ddf="kenward-roger"``, ``F`` is pbkrtest's scaled
+    statistic ``lambda (L beta)' (L Phi_A L')^{-1} (L beta) / q`` on the KR df.
     """
     ddf = _check_ddf(ddf)
     beta, V = result.fit.beta, result.fit.vcov
     rows = {}
     for term, L in type3_contrasts(result.fit.design).items():
         q = L.shape[0]
-        Lb = L @ beta
-        F = float(Lb @ np.linalg.solve(L @ V @ L.T, Lb) / q)
-        den = _df(result, L, ddf)
+        if ddf == "kenward-roger":
+            F, q, den, _ = _kr(result).ftest(L)
+        else:
+            Lb = L @ beta
+            F = float(Lb @ np.linalg.solve(L @ V @ L.T, Lb) / q)
+            den = _df(result, L, ddf)
         pval = stats.f.sf(F, q, den) if np.isfinite(den) else stats.chi2.sf(F * q, q)
         rows[term] = {"F": F, "numdf": q, "dendf": den, "p": pval}
     return pd.DataFrame.from_dict(rows, orient="index", columns=["F", "numdf", "dendf", "p"])

@@ -290,7 +290,8 @@ class LinearMixedModelResult(MixedModelResultBase):
     # ------------------------------------------------------------- reporting
     def coef_table(self, ddf: str = "satterthwaite") -> pd.DataFrame:
         """Fixed effects with ``estimate, se, df, t, p`` (``ddf``: ``"satterthwaite"`` as lmerTest,
-        ``"residual"``, ``"none"``); see :func:`mixedfx.inference.coef_table`."""
+        ``"kenward-roger"`` (adjusted SE and df, as pbkrtest), ``"residual"``, ``"none"``); see
+        :func:`mixedfx.inference.coef_table`."""
         from .extensions import lookup
         return lookup("coef_table")(self, ddf=ddf)
 
@@ -327,6 +328,8 @@ class LinearMixedModelResult(MixedModelResultBase):
         for m in self.fit.opt.messages:
             notes.append(f"convergence: {m}")
         ct = self.coef_table(ddf=ddf)
+        if str(ddf).lower().replace("_", "-") in ("kr", "kenward-roger"):
+            notes.append("t-tests use Kenward-Roger's method: adjusted standard errors and df (as pbkrtest)")
         table = pd.DataFrame({"Estimate": ct["estimate"], "Std. Error": ct["se"], "df": ct["df"],
                               "t value": ct["t"], "Pr(>|t|)": ct["p"]})
         if ddf == "none":
