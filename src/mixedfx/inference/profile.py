@@ -11,6 +11,9 @@ deviance minimized over all other parameters:
   by BOBYQA over the other SDs (>= 0), correlations ([-1, 1]) and sigma;
 * fixed effect ``beta_j``: the ML fit with ``x_j beta_j`` as an offset and without column j.
 
+GLMMs (Laplace or quadrature deviance over ``(theta, beta)``): see
+:mod:`mixedfx.inference.profile_glmm`.
+
 The interval at ``level`` solves ``zeta = -+ z``; where the profile does not reach ``z`` before
 a bound (an SD of 0, a correlation of +-1) the bound is the limit, as lme4 reports.
 """
@@ -34,8 +37,6 @@ __all__ = ["profile", "profile_confint"]
 class _Profiler:
     def __init__(self, result):
         fit = result.fit
-        if getattr(result, "family", None) is not None:
-            raise NotImplementedError("profile intervals are available for linear mixed models; GLMMs are next")
         self.design = fit.design
         self.ml = fit if not fit.reml else fit_lmm(fit.design, reml=False, warn=False)
         self.ws = self.ml.workspace
@@ -133,12 +134,20 @@ class _Profiler:
         return np.nan
 
     def restore(self, result):
-        result.fit.workspace.update(result.fit.theta)
+        if self.ws is result.fit.workspace:
+            result.fit.workspace.update(result.fit.theta)
+
+
+def _profiler(result):
+    if getattr(result, "family", None) is None:
+        return _Profiler(result)
+    from .profile_glmm import GlmmProfiler
+    return GlmmProfiler(result)
 
 
 def profile_confint(result, level: float = 0.95, parm=None) -> pd.DataFrame:
     """Profile-likelihood intervals indexed by lme4's names."""
-    pr = _Profiler(result)
+    pr = _profiler(result)
     z = stats.norm.ppf(0.5 + level / 2)
     names = pr.names if parm is None else list(np.atleast_1d(parm))
     rows = {}
@@ -147,8 +156,7 @@ def profile_confint(result, level: float = 0.95, parm=None) -> pd.DataFrame:
             raise KeyError(f"unknown parameter {name!r}; available: {pr.names}")
         j = pr.names.index(name)
         rows[name] = {"lower": pr.limit(j, -z), "upper": pr.limit(j, z)}
-    if pr.ws is result.fit.workspace:
-        pr.restore(result)
+    pr.restore(result)
     return pd.DataFrame.from_dict(rows, orient="index", columns=["lower", "upper"])
 
 
@@ -157,7 +165,7 @@ def profile(result, parm=None, width: float = 3.0, points: int = 9) -> pd.DataFr
     """Zeta curves: for each parameter, ``points`` values on each side of the estimate out to
     ``|zeta| = width`` (or a bound), with their signed root deviances.  Columns
     ``param, value, zeta``."""
-    pr = _Profiler(result)
+    pr = _profiler(result)
     names = pr.names if parm is None else list(np.atleast_1d(parm))
     rows = []
     for name in names:
@@ -170,7 +178,6 @@ def profile(result, parm=None, width: float = 3.0, points: int = 9) -> pd.DataFr
                 continue
             for x in np.linspace(c, end, points + 1)[1:]:
                 rows.append((name, float(x), pr.zeta(j, float(x))))
-    if pr.ws is result.fit.workspace:
-        pr.restore(result)
+    pr.restore(result)
     return pd.DataFrame(rows, columns=["param", "value", "zeta"]).sort_values(["param", "value"],
                                                                                kind="stable").reset_index(drop=True)
