@@ -71,3 +71,11 @@ def test_bootstrap_replicates_intervals_and_speed(sleep_fit):
     assert (ci["lower"] < ci["upper"]).all()
     assert ci.loc["Days", "lower"] < sleep_fit.fixef["Days"] < ci.loc["Days", "upper"]
     assert ci.loc["sigma", "lower"] < sleep_fit.sigma < ci.loc["sigma", "upper"]
+
+
+def test_bootstrap_n_jobs_gives_the_same_replicates(sleep_fit):
+    serial = sleep_fit.bootstrap(nsim=40, seed=11)
+    parallel = sleep_fit.bootstrap(nsim=40, seed=11, n_jobs=2)
+    pd.testing.assert_frame_equal(serial, parallel, check_exact=False, rtol=1e-10)
+    ci = sleep_fit.confint(method="boot", nsim=40, seed=11, n_jobs=-1)
+    assert ci.loc["Days", "lower"] == pytest.approx(serial["Days"].quantile(0.025))

@@ -146,3 +146,19 @@ def test_conditional_vs_marginal_and_design_effect_curves(sleep):
     png(ax2.figure)
     with pytest.raises(ValueError, match="GLMMs"):
         mfx.plots.conditional_vs_marginal(sleep, "Days")
+
+
+def test_profile_plot_panels_lines_and_interval_marks(sleep):
+    prof = sleep.profile(parm=["Days", "sd_Days|Subject"], points=4)
+    axs = mfx.plots.profile_plot(prof)
+    assert [a.get_xlabel() for a in axs if a.get_visible()] == ["Days", "sd_Days|Subject"]
+    ci = sleep.confint(method="profile", parm=["Days"])
+    a = axs[0]
+    zeta_line = a.lines[0]
+    assert len(zeta_line.get_xdata()) == len(prof[prof["param"] == "Days"])
+    horiz = [ln for ln in a.lines[1:] if np.ptp(ln.get_ydata()) == 0]
+    vert = [ln for ln in a.lines[1:] if np.ptp(ln.get_xdata()) == 0]
+    assert sorted(round(ln.get_ydata()[0], 2) for ln in horiz) == [-1.96, 1.96]
+    # the marked interval (interpolated on the plotted curve) is close to the profile interval
+    np.testing.assert_allclose(sorted(ln.get_xdata()[0] for ln in vert), ci.loc["Days"].to_numpy(), rtol=0.02)
+    png(a.figure)

@@ -46,42 +46,74 @@ def parameter_vector(blocks, layout, theta, sigma, beta, xnames, with_sigma=True
     return pd.Series(values, index=names, dtype=float)
 
 
-@register("bootstrap")
-def bootstrap(result, nsim: int = 500, seed=None, use_u: bool = False, progress: bool = False) -> pd.DataFrame:
-    """Parametric bootstrap replicates (one row each) of an LMM's parameters.
+_JOB: dict = {}      # state shared with forked bootstrap workers
 
-    The DataFrame has an attribute ``refits_per_second``.
-    """
-    fit = result.fit
-    if getattr(result, "family", None) is not None:
-        raise NotImplementedError("the parametric bootstrap is available for linear mixed models; GLMMs are next")
-    d = fit.design
-    ws = make_workspace(d, fit.reml)
+
+def _refit_columns(cols, progress: bool = False) -> list[pd.Series]:
+    """Refit the LMM to the simulated responses ``Y[:, cols]`` (state in ``_JOB``)."""
+    d, reml, theta, Y = _JOB["design"], _JOB["reml"], _JOB["theta"], _JOB["Y"]
+    ws = make_workspace(d, reml)
     lower = ws.layout.lower_bounds()
-    Y = simulate_array(result, nsim, seed, None, use_u)
     off = 0.0 if d.offset is None else d.offset
-    it = range(nsim)
+    it = cols
     if progress:
         try:
             from tqdm.auto import tqdm
-            it = tqdm(it, total=nsim, desc="bootstrap")
+            it = tqdm(cols, total=len(cols), desc="bootstrap")
         except ImportError:
             pass
     rows = []
-    t0 = time.perf_counter()
     for s in it:
         ws.reweight(d.weights, Y[:, s] - off)
-        opt = bobyqa(ws.objective, fit.theta, lower, step=0.05)
+        opt = bobyqa(ws.objective, theta, lower, step=0.05)
         ws.update(opt.x)
         rows.append(parameter_vector(d.blocks, ws.layout, opt.x, np.sqrt(ws.sigma2), ws.beta(), d.xnames))
+    return rows
+
+
+@register("bootstrap")
+def bootstrap(result, nsim: int = 500, seed=None, use_u: bool = False, progress: bool = False,
+              n_jobs: int = 1) -> pd.DataFrame:
+    """Parametric bootstrap replicates (one row each) of an LMM's parameters.
+
+    All ``nsim`` responses are simulated first (so the replicates do not depend on ``n_jobs``),
+    then refitted from the estimate on a re-weighted copy of the workspace.  ``n_jobs > 1`` splits
+    the refits over forked worker processes (``-1``: one per CPU; platforms without ``fork``
+    run serially).  The DataFrame has an attribute ``refits_per_second``.
+    """
+    fit = result.fit
+    if getattr(result, "family", None) is not None:
+        raise NotImplementedError("the parametric bootstrap is available for linear mixed models only")
+    import multiprocessing as mp
+    import os
+    if n_jobs is None or n_jobs == 0:
+        n_jobs = 1
+    if n_jobs < 0:
+        n_jobs = os.cpu_count() or 1
+    n_jobs = min(int(n_jobs), max(nsim, 1))
+    if n_jobs > 1 and "fork" not in mp.get_all_start_methods():
+        n_jobs = 1
+    Y = simulate_array(result, nsim, seed, None, use_u)
+    _JOB.update(design=fit.design, reml=fit.reml, theta=np.asarray(fit.theta, float), Y=Y)
+    t0 = time.perf_counter()
+    try:
+        if n_jobs == 1:
+            rows = _refit_columns(range(nsim), progress)
+        else:
+            chunks = [list(c) for c in np.array_split(np.arange(nsim), n_jobs)]
+            with mp.get_context("fork").Pool(n_jobs) as pool:
+                parts = pool.map(_refit_columns, chunks)
+            rows = [r for part in parts for r in part]
+    finally:
+        _JOB.clear()
     seconds = time.perf_counter() - t0
     out = pd.DataFrame(rows).reset_index(drop=True)
     out.attrs["refits_per_second"] = nsim / seconds if seconds > 0 else np.inf
     return out
 
 
-def boot_confint(result, level=0.95, nsim=500, seed=None) -> pd.DataFrame:
+def boot_confint(result, level=0.95, nsim=500, seed=None, n_jobs: int = 1) -> pd.DataFrame:
     """Percentile intervals from :func:`bootstrap` replicates."""
-    reps = bootstrap(result, nsim=nsim, seed=seed)
+    reps = bootstrap(result, nsim=nsim, seed=seed, n_jobs=n_jobs)
     a = (1 - level) / 2
     return pd.DataFrame({"lower": reps.quantile(a), "upper": reps.quantile(1 - a)})

@@ -107,20 +107,21 @@ def anova_type3(result, ddf: str = "satterthwaite") -> pd.DataFrame:
 
 @register("confint")
 def confint(result, method: str = "wald", level: float = 0.95, parm=None, nsim: int = 500,
-            seed=None) -> pd.DataFrame:
+            seed=None, n_jobs: int = 1) -> pd.DataFrame:
     """Confidence intervals indexed by lme4's parameter names.
 
     ``method="wald"``: ``estimate +- z se`` for the fixed effects (as lme4's ``confint(method =
     "Wald")``, which gives no Wald interval for variance parameters).  ``method="profile"``:
     likelihood-profile intervals for every parameter (:mod:`mixedfx.inference.profile`, LMMs).
-    ``method="boot"``: parametric-bootstrap percentile intervals (``nsim`` replicates, LMMs).
+    ``method="boot"``: parametric-bootstrap percentile intervals (``nsim`` replicates, LMMs;
+    ``n_jobs`` worker processes).
     """
     method = str(method).lower()
     if not 0 < level < 1:
         raise ValueError("level must be between 0 and 1")
     if method == "boot":
         from .bootstrap import boot_confint
-        out = boot_confint(result, level=level, nsim=nsim, seed=seed)
+        out = boot_confint(result, level=level, nsim=nsim, seed=seed, n_jobs=n_jobs)
     elif method == "profile":
         from .profile import profile_confint
         return profile_confint(result, level=level, parm=parm)

@@ -8,6 +8,7 @@ returns the Axes (or Figure) it drew on.
 from .diagnostic import diagnostic_panel, qq, residuals_vs_fitted
 from .effects import caterpillar, ranef_ellipse, shrinkage_plot
 from .pooling import conditional_vs_marginal, design_effect_curve, pooling_spectrum
+from .profile import profile_plot
 from .report import report
 
-__all__ = ["caterpillar", "conditional_vs_marginal", "design_effect_curve", "diagnostic_panel", "pooling_spectrum", "qq", "ranef_ellipse", "report", "residuals_vs_fitted", "shrinkage_plot"]
+__all__ = ["caterpillar", "conditional_vs_marginal", "design_effect_curve", "diagnostic_panel", "pooling_spectrum", "profile_plot", "qq", "ranef_ellipse", "report", "residuals_vs_fitted", "shrinkage_plot"]

@@ -179,11 +179,11 @@ class MixedModelResultBase:
         return lookup("hatvalues")(self)
 
     def confint(self, method: str = "wald", level: float = 0.95, parm=None, nsim: int = 500,
-                seed=None) -> pd.DataFrame:
+                seed=None, n_jobs: int = 1) -> pd.DataFrame:
         """Confidence intervals (DataFrame ``lower, upper`` indexed by lme4's names); see
         :func:`mixedfx.inference.confint`."""
         from .extensions import lookup
-        return lookup("confint")(self, method=method, level=level, parm=parm, nsim=nsim, seed=seed)
+        return lookup("confint")(self, method=method, level=level, parm=parm, nsim=nsim, seed=seed, n_jobs=n_jobs)
 
     def profile(self, parm=None, width: float = 3.0, points: int = 9) -> pd.DataFrame:
         """Likelihood-profile zeta curves (``param, value, zeta``); see :func:`mixedfx.inference.profile`."""
@@ -195,10 +195,12 @@ class MixedModelResultBase:
         from .extensions import lookup
         return lookup("simulate")(self, nsim=nsim, seed=seed, newdata=newdata, use_u=use_u)
 
-    def bootstrap(self, nsim: int = 500, seed=None, use_u: bool = False, progress: bool = False) -> pd.DataFrame:
-        """Parametric-bootstrap replicates of the parameters (lme4's names), one row each."""
+    def bootstrap(self, nsim: int = 500, seed=None, use_u: bool = False, progress: bool = False,
+                  n_jobs: int = 1) -> pd.DataFrame:
+        """Parametric-bootstrap replicates of the parameters (lme4's names), one row each;
+        ``n_jobs`` worker processes (the replicates do not depend on it), ``progress`` a tqdm bar."""
         from .extensions import lookup
-        return lookup("bootstrap")(self, nsim=nsim, seed=seed, use_u=use_u, progress=progress)
+        return lookup("bootstrap")(self, nsim=nsim, seed=seed, use_u=use_u, progress=progress, n_jobs=n_jobs)
 
     def _repr_html_(self) -> str:
         return self.summary()._repr_html_()
