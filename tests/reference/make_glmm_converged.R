@@ -19,7 +19,8 @@ sleep <- rd("sleepstudy"); sleep$Subject <- factor(sleep$Subject)
 ctl <- glmerControl(tolPwrss = 1e-12)
 info <- function(fit) list(theta = unname(getME(fit, "theta")), theta_names = names(getME(fit, "theta")),
   fixef = as.list(fixef(fit)), se = as.list(sqrt(diag(as.matrix(vcov(fit))))),
-  minus2loglik = -2 * as.numeric(logLik(fit)), deviance = deviance(fit), sigma = sigma(fit))
+  minus2loglik = -2 * as.numeric(logLik(fit)), deviance = deviance(fit), sigma = sigma(fit),
+  hatvalues = unname(suppressWarnings(hatvalues(fit))))
 res <- list()
 res$cbpp_binomial <- info(glmer(cbind(incidence, size - incidence) ~ period + (1 | herd), cbpp, binomial, control = ctl))
 res$cbpp_binomial_agq <- info(glmer(cbind(incidence, size - incidence) ~ period + (1 | herd), cbpp, binomial,

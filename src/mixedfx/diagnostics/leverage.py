@@ -1,5 +1,7 @@
 """Leverages (lme4's ``hatvalues``) from the blocked factorization, never forming the n x n hat matrix.
 
+For GLMMs the same computation uses the final PIRLS factor, as lme4 does (see :func:`hatvalues`).
+
 The fitted values of the penalized least-squares problem are ``H y`` with
 ``H = W^{1/2} A (L L')^{-1} A' W^{1/2}``, ``A = [Z Lambda, X]`` and ``L`` the full blocked factor, so
 ``h_i = w_i ||L^{-1} a_i||^2`` for row ``a_i``.  With the blocks of ``L``:
@@ -64,7 +66,15 @@ def _leverages(ws, blocks, X, weights, chunk: int = 4096) -> np.ndarray:
 
 @register("hatvalues")
 def hatvalues(result) -> np.ndarray:
-    """Diagonal of the hat matrix, one value per observation (lme4's ``hatvalues``)."""
+    """Diagonal of the hat matrix, one value per observation (lme4's ``hatvalues``).
+
+    LMMs: ``h_i = w_i ||L^{-1} a_i||^2`` (prior weights ``w``), the leverages of the penalized
+    least-squares fit; they sum to the effective number of parameters.  GLMMs: lme4's definition,
+    the same formula with the factor ``L`` of the final PIRLS step (working weights at the
+    conditional modes) and the *prior* weights ``w_i`` (binomial trials for ``cbind`` responses),
+    so the values are not bounded by 1 and are a relative, not absolute, measure (lme4 warns that
+    the hat matrix "may not make sense for GLMMs").
+    """
     fit = result.fit
     d = fit.design
     blocks = [(b.codes, b.X, b.nlevels) for b in d.blocks]
@@ -72,5 +82,7 @@ def hatvalues(result) -> np.ndarray:
         ws = fit.workspace
         ws.update(fit.theta)
         return _leverages(ws, blocks, d.X, d.weights)
-    raise NotImplementedError("hatvalues() is available for linear mixed models; for GLMMs lme4's definition "
-                              "(e.g. summing to 163.5 over cbpp's 56 rows) is not yet reproduced")
+    gw = fit.workspace
+    gw.pirls(fit.theta, beta=fit.beta, u0=fit.u)
+    gw.full_update(fit.theta)
+    return _leverages(gw.ws, blocks, d.X, gw.w)
