@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..core.optimize import bobyqa
+from ..core.optimize import bobyqa, newton_polish
 from ..models import make_workspace
 from ..results.extensions import register
 from .leverage import hatvalues
@@ -76,6 +76,7 @@ def influence(result, level: str = "obs", method: str = "exact") -> pd.DataFrame
         if method == "exact":   # converged tightly: Cook's distance is a small difference of estimates
             theta_i = bobyqa(ws.objective, fit.theta, lower, step=0.05, ftol_rel=0.0, ftol_abs=0.0,
                              xtol_abs=1e-12).x
+            theta_i = newton_polish(ws.objective, theta_i, lower)   # BOBYQA alone: theta to ~1e-6
         else:
             theta_i = fit.theta
         ws.update(theta_i)
