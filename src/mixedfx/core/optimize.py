@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .finite_diff import central_derivatives
+
 __all__ = ["OptResult", "bobyqa", "newton_polish"]
 
 
@@ -125,18 +127,12 @@ def newton_polish(fun, x, lower, iters: int = 4, rel_step: float = 1e-4):
     f0 = fun(x)
     for _ in range(iters):
         h = rel_step * np.maximum(np.abs(x[free]), 0.1)
-        m = free.size
-        E = np.zeros((m, x.size))
-        E[np.arange(m), free] = h
-        fp = np.array([fun(x + E[i]) for i in range(m)])
-        fm = np.array([fun(x - E[i]) for i in range(m)])
-        g = (fp - fm) / (2 * h)
-        H = np.empty((m, m))
-        for i in range(m):
-            H[i, i] = (fp[i] - 2 * f0 + fm[i]) / h[i] ** 2
-            for j in range(i):
-                H[i, j] = H[j, i] = (fun(x + E[i] + E[j]) - fun(x + E[i] - E[j]) - fun(x - E[i] + E[j])
-                                     + fun(x - E[i] - E[j])) / (4 * h[i] * h[j])
+
+        def sub(z):
+            y = x.copy()
+            y[free] = z
+            return fun(y)
+        g, H = central_derivatives(sub, x[free], h, f0)
         try:
             c = np.linalg.cholesky(H)
         except np.linalg.LinAlgError:

@@ -84,17 +84,24 @@ class _Profiler:
         ws = self.ws.update(theta)
         return float(ws.logdet_Z + ws.n * np.log(2 * np.pi * sigma ** 2) + ws.pwrss / sigma ** 2 - ws.log_weights)
 
+    def min_over_others(self, j: int, x: float, step, **tol) -> float:
+        """The deviance with parameter ``j`` fixed at ``x``, minimized over the other ``nvar - 1``."""
+        others = [i for i in range(self.nvar) if i != j]
+
+        def inner(z):
+            v = self.vhat.copy()
+            v[j] = x
+            v[others] = z
+            return self.deviance(v)
+        if not others:
+            return inner(np.zeros(0))
+        step = step if np.isscalar(step) else np.asarray(step)[others]
+        start = np.clip(self.vhat[others], self.lower[others], self.upper[others])
+        return bobyqa(inner, start, self.lower[others], self.upper[others], step=step, **tol).fun
+
     def zeta(self, j: int, x: float) -> float:
         if j < self.nvar:
-            others = [i for i in range(self.nvar) if i != j]
-
-            def inner(z):
-                v = self.vhat.copy()
-                v[j] = x
-                v[others] = z
-                return self.deviance(v)
-            d = bobyqa(inner, np.clip(self.vhat[others], self.lower[others], self.upper[others]),
-                       self.lower[others], self.upper[others], step=0.05).fun if others else inner(np.zeros(0))
+            d = self.min_over_others(j, x, 0.05)
             center = self.vhat[j]
         else:
             k = j - self.nvar

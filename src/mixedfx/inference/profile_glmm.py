@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..core.optimize import bobyqa
 from .bootstrap import parameter_vector
 from .profile import _Profiler
 
@@ -66,16 +65,7 @@ class GlmmProfiler(_Profiler):
         return float(dev) if np.isfinite(dev) else 1e15
 
     def zeta(self, j: int, x: float) -> float:
-        others = [i for i in range(self.nvar) if i != j]
-
-        def inner(z):
-            v = self.vhat.copy()
-            v[j] = x
-            v[others] = z
-            return self.deviance(v)
-        start = np.clip(self.vhat[others], self.lower[others], self.upper[others])
-        d = bobyqa(inner, start, self.lower[others], self.upper[others], step=self.steps[others],
-                   ftol_rel=1e-12, ftol_abs=1e-8).fun
+        d = self.min_over_others(j, x, self.steps, ftol_rel=1e-12, ftol_abs=1e-8)
         return float(np.sign(x - self.vhat[j]) * np.sqrt(max(d - self.d_hat, 0.0)))
 
     def center_and_scale(self, j: int):

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..core.finite_diff import central_derivatives
+
 __all__ = ["VarparFunctions", "satterthwaite_df", "satterthwaite_df_multi"]
 
 
@@ -73,17 +75,7 @@ def _hessian(f, x, h):
     m = len(x)
 
     def once(hs):
-        f0 = f(x)
-        E = np.diag(hs)
-        fp = [f(x + E[i]) for i in range(m)]
-        fm = [f(x - E[i]) for i in range(m)]
-        H = np.empty((m, m))
-        for i in range(m):
-            H[i, i] = (fp[i] - 2 * f0 + fm[i]) / hs[i] ** 2
-            for j in range(i):
-                H[i, j] = H[j, i] = (f(x + E[i] + E[j]) - f(x + E[i] - E[j]) - f(x - E[i] + E[j])
-                                     + f(x - E[i] - E[j])) / (4 * hs[i] * hs[j])
-        return H
+        return central_derivatives(f, x, hs)[1]
     return (4 * once(h / 2) - once(h)) / 3
 
 
