@@ -65,3 +65,14 @@ def lmm_fit():
                 _FITS[ref_id] = mfx.lmer(ref["formula"], reference_data(ref), reml=is_reml(ref))
         return _FITS[ref_id], load_reference(ref_id)
     return get
+
+
+def seed000_teams(seed: int = 18) -> pd.DataFrame:
+    """Seed 000's set-up: 18 support teams of 6 to 230 customers, tau = 6, sigma = 8."""
+    import numpy as np
+    rng = np.random.default_rng(seed)
+    sizes = rng.integers(6, 231, size=18)
+    team = np.repeat(np.arange(18), sizes)
+    wait = rng.uniform(0, 20, size=team.size)
+    csat = 75 - 0.5 * wait + rng.normal(0, 6, 18)[team] + rng.normal(0, 8, team.size)
+    return pd.DataFrame({"csat": csat, "wait": wait, "team": team})

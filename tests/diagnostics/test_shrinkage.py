@@ -13,12 +13,8 @@ import mixedfx as mfx
 @pytest.fixture(scope="module")
 def teams():
     """Seed 000's set-up: 18 support teams of 6 to 230 customers, tau = 6, sigma = 8."""
-    rng = np.random.default_rng(18)
-    sizes = rng.integers(6, 231, size=18)
-    team = np.repeat(np.arange(18), sizes)
-    wait = rng.uniform(0, 20, size=team.size)
-    csat = 75 - 0.5 * wait + rng.normal(0, 6, 18)[team] + rng.normal(0, 8, team.size)
-    return pd.DataFrame({"csat": csat, "wait": wait, "team": team})
+    from conftest import seed000_teams
+    return seed000_teams()
 
 
 def test_random_intercept_shrinkage_is_the_closed_form(teams):

@@ -111,13 +111,8 @@ def test_html_report_is_self_contained(sleep, tmp_path):
 
 
 def test_pooling_spectrum_three_panels():
-    rng = np.random.default_rng(18)
-    import pandas as pd
-    sizes = rng.integers(6, 231, size=18)
-    team = np.repeat(np.arange(18), sizes)
-    wait = rng.uniform(0, 20, size=team.size)
-    csat = 75 - 0.5 * wait + rng.normal(0, 6, 18)[team] + rng.normal(0, 8, team.size)
-    cmp = mfx.compare_pooling("csat ~ wait + (1 | team)", pd.DataFrame({"csat": csat, "wait": wait, "team": team}))
+    from conftest import seed000_teams
+    cmp = mfx.compare_pooling("csat ~ wait + (1 | team)", seed000_teams())
     axs = mfx.plots.pooling_spectrum(cmp, "wait")
     assert [a.get_title() for a in axs] == ["complete pooling", "no pooling", "partial pooling"]
     assert len(axs[0].lines) == 1 and len(axs[1].lines) == 18 and len(axs[2].lines) == 18

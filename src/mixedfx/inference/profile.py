@@ -34,6 +34,17 @@ from .bootstrap import parameter_vector
 __all__ = ["profile", "profile_confint"]
 
 
+def variance_bounds(sizes) -> tuple[list[float], list[float]]:
+    """Bounds of the SD (>= 0) and correlation ([-1, 1]) parameters, in lme4's order per term."""
+    lo, hi = [], []
+    for p in sizes:
+        for b in range(p):
+            for a in range(b, p):
+                lo.append(0.0 if a == b else -1.0)
+                hi.append(np.inf if a == b else 1.0)
+    return lo, hi
+
+
 class _Profiler:
     def __init__(self, result):
         fit = result.fit
@@ -46,12 +57,7 @@ class _Profiler:
         self.nvar = sum(p * (p + 1) // 2 for p in self.sizes) + 1
         self.vhat = parameter_vector(self.design.blocks, self.ws.layout, self.ml.theta, self.ml.sigma,
                                      self.ml.beta, self.design.xnames).to_numpy()[:self.nvar]
-        lo, hi = [], []
-        for p in self.sizes:
-            for b in range(p):
-                for a in range(b, p):
-                    lo.append(0.0 if a == b else -1.0)
-                    hi.append(np.inf if a == b else 1.0)
+        lo, hi = variance_bounds(self.sizes)
         self.lower = np.array(lo + [1e-10])
         self.upper = np.array(hi + [np.inf])
         self.d_hat = self.deviance(self.vhat)

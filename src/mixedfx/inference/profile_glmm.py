@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from .bootstrap import parameter_vector
-from .profile import _Profiler
+from .profile import _Profiler, variance_bounds
 
 __all__ = ["GlmmProfiler"]
 
@@ -39,12 +39,7 @@ class GlmmProfiler(_Profiler):
         self.nvar_re = sum(p * (p + 1) // 2 for p in self.sizes)
         self.vhat = pv.to_numpy().astype(float)
         self.nvar = len(self.vhat)                 # every parameter is profiled by optimization
-        lo, hi = [], []
-        for p in self.sizes:
-            for b in range(p):
-                for a in range(b, p):
-                    lo.append(0.0 if a == b else -1.0)
-                    hi.append(np.inf if a == b else 1.0)
+        lo, hi = variance_bounds(self.sizes)
         nb = len(fit.beta)
         self.lower = np.array(lo + [-np.inf] * nb)
         self.upper = np.array(hi + [np.inf] * nb)
