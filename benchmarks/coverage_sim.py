@@ -8,7 +8,7 @@ the parametric bootstrap (percentile).  For ``tau = sd(b1)``: profile and bootst
 Wald interval for variance parameters).  The test of ``H0: slope = 10.5`` (true) at alpha 0.05
 with Satterthwaite df must reject 3.5-6.5% of the time.
 
-Usage: ``python benchmarks/coverage.py [--nsim 1000] [--nboot 200] [--jobs 2]``
+Usage: ``python benchmarks/coverage_sim.py [--nsim 1000] [--nboot 200] [--jobs 2]``
 (also run by the slow test ``tests/inference/test_coverage.py``).
 """
 from __future__ import annotations
