@@ -66,7 +66,18 @@ def test_wald_intervals(lmm_fit, ref_id):
     ci = m.confint(method="wald")
     assert list(ci.columns) == ["lower", "upper"] and list(ci.index) == list(w.index)
     scale = np.abs(w.to_numpy()).max()
-    np.testing.assert_allclose(ci.to_numpy(), w.to_numpy(), rtol=1e-5, atol=1e-6 * scale)
+    ws = m.fit.workspace
+    theta_lme4 = np.array([ref["theta"][ref["theta_names"].index(n)] for n in m.theta.index])
+    if m.objective < ref["objective"] * (1 - 1e-12):
+        # our optimum is lower (checked with our own criterion at lme4's theta), so our estimates
+        # differ from lme4's by up to 2e-6; the method is compared at lme4's theta
+        assert ws.objective(theta_lme4) > m.objective
+        ws.update(theta_lme4)
+        z = 1.959963984540054
+        est, se = ws.beta(), np.sqrt(np.diag(ws.vcov_beta()))
+        ws.update(m.fit.theta)
+        ci = pd.DataFrame({"lower": est - z * se, "upper": est + z * se}, index=ci.index)
+    np.testing.assert_allclose(ci.to_numpy(), w.to_numpy(), rtol=1e-6, atol=1e-7 * scale)
 
 
 def test_ddf_options_and_summary(lmm_fit):
