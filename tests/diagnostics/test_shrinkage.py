@@ -44,7 +44,8 @@ def test_slopes_and_glmm_use_conditional_variances():
         warnings.simplefilter("ignore")
         g = mfx.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)", mfx.datasets.load("cbpp"))
     gs = g.shrinkage()
-    assert gs["raw"].isna().all() and gs["shrinkage"].between(0, 1).all()
+    assert gs["raw"].notna().all() and gs["shrinkage"].between(0, 1).all()
+    assert (gs["blup"].abs() < gs["raw"].abs()).all()          # every herd pulled toward the mean
     with pytest.raises(KeyError, match="no random-effects term"):
         g.shrinkage("nope")
 
@@ -72,3 +73,29 @@ def test_compare_pooling_shows_the_naive_se_of_a_group_level_predictor(teams):
     few = pd.concat([df[df.team != 0], tiny])
     cmp2 = mfx.compare_pooling("csat ~ wait + (1 | team)", few)
     assert any("cannot be fitted alone" in note for note in cmp2.notes)
+
+
+def test_glmm_raw_estimate_is_the_groups_own_mle_and_nan_without_events():
+    from scipy.optimize import minimize_scalar
+    from scipy.special import expit
+    rng = np.random.default_rng(4)
+    g = np.repeat(np.arange(12), 40)
+    x = rng.normal(size=g.size)
+    y = rng.binomial(1, expit(-0.5 + 0.8 * x + rng.normal(0, 1, 12)[g]))
+    y[g == 3] = 0                                   # a group without events: no finite MLE
+    df = pd.DataFrame({"y": y, "x": x, "g": g})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        m = mfx.glmer("y ~ x + (1 | g)", df, family="binomial")
+    s = m.shrinkage().set_index("group")
+    assert np.isnan(s.loc["3", "raw"]) and np.isfinite(s.loc["3", "blup"])
+    offset = m.fit.design.X @ m.fit.beta
+    for level in ["0", "5", "11"]:
+        rows = g == int(level)
+
+        def nll(b):
+            p = expit(offset[rows] + b)
+            return -np.sum(y[rows] * np.log(p) + (1 - y[rows]) * np.log1p(-p))
+        mle = minimize_scalar(nll, bounds=(-10, 10), method="bounded", options={"xatol": 1e-10}).x
+        assert s.loc[level, "raw"] == pytest.approx(mle, abs=1e-6)
+        assert abs(s.loc[level, "blup"]) < abs(s.loc[level, "raw"])        # pulled toward 0

@@ -11,8 +11,10 @@ BLUP is exactly ``lambda_j`` times the group's mean residual from the fixed part
 random slopes and crossed terms the same definition applies coefficient by coefficient;
 the raw (no-pooling) estimate is then the group's least-squares fit of the partial residual
 ``y - X beta - (other terms' Z b)`` on the term's columns (NaN where the group has too few
-rows).  For GLMMs the conditional variances are the Laplace ones and the raw estimate is
-not given.
+rows).  For GLMMs the conditional variances are the Laplace ones, and the raw estimate is the
+group's own maximum-likelihood fit of ``b_j`` (family and prior weights as the model's) with the
+fixed part and the other terms as an offset, by Fisher scoring from the BLUP.  It is NaN where
+that estimate does not exist (no events, or all events, in a binomial group: separation).
 """
 from __future__ import annotations
 
@@ -44,6 +46,8 @@ def shrinkage(result, group: str | None = None) -> pd.DataFrame:
         G = scale2 * lam @ lam.T
         n_j = np.bincount(blk.codes, minlength=blk.nlevels)
         raw = np.full((blk.nlevels, blk.p), np.nan)
+        if not is_lmm:
+            raw = _glmm_raw(fit, k, blk)
         if is_lmm:
             partial = d.y - d.X @ fit.beta - (0.0 if d.offset is None else d.offset)
             for k2, b2 in enumerate(d.blocks):
@@ -63,3 +67,44 @@ def shrinkage(result, group: str | None = None) -> pd.DataFrame:
                 frame["closed_form"] = tau2 / (tau2 + result.sigma ** 2 / n_j)
             frames.append(frame)
     return pd.concat(frames, ignore_index=True)
+
+
+def _glmm_raw(fit, k: int, blk, maxit: int = 50) -> np.ndarray:
+    """Per-level no-pooling MLE of term ``k``'s coefficients, other effects held as an offset."""
+    gw = fit.workspace
+    family, y, w = gw.family, gw.y, gw.w
+    eta_other = fit.eta - np.einsum("ij,ij->i", blk.X, fit.b[k][blk.codes])
+    raw = np.full((blk.nlevels, blk.p), np.nan)
+    order = np.argsort(blk.codes, kind="stable")
+    bounds = np.searchsorted(blk.codes[order], np.arange(blk.nlevels + 1))
+    for j in range(blk.nlevels):
+        rows = order[bounds[j]:bounds[j + 1]]
+        Xj = blk.X[rows]
+        if len(rows) < blk.p or np.linalg.matrix_rank(Xj) < blk.p:
+            continue
+        b = fit.b[k][j].copy()
+        for _ in range(maxit):
+            eta = eta_other[rows] + Xj @ b
+            mu = family.link.inverse(eta)
+            me = family.link.mu_eta(eta)
+            W = w[rows] * me ** 2 / family.variance(mu)
+            if not np.all(np.isfinite(W)) or W.max() <= 0:
+                b[:] = np.nan
+                break
+            score = Xj.T @ (w[rows] * (y[rows] - mu) * me / family.variance(mu))
+            info = Xj.T @ (W[:, None] * Xj)
+            try:
+                step = np.linalg.solve(info, score)
+            except np.linalg.LinAlgError:
+                b[:] = np.nan
+                break
+            b = b + step
+            if np.max(np.abs(b)) > 30:           # diverging: the MLE does not exist (separation)
+                b[:] = np.nan
+                break
+            if np.max(np.abs(step)) < 1e-10 * (1 + np.max(np.abs(b))):
+                break
+        else:
+            b[:] = np.nan
+        raw[j] = b
+    return raw
