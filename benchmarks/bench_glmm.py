@@ -24,6 +24,9 @@ import warnings
 
 import mixedfx as mfx
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _rtiming import timing_script  # noqa: E402
+
 MODELS = {  # id: (dataset, formula, family, nagq, R family expression)
     "cbpp_binomial": ("cbpp", "cbind(incidence, size - incidence) ~ period + (1 | herd)", "binomial", 1, "binomial"),
     "cbpp_binomial_agq": ("cbpp", "cbind(incidence, size - incidence) ~ period + (1 | herd)", "binomial", 25,
@@ -35,27 +38,8 @@ MODELS = {  # id: (dataset, formula, family, nagq, R family expression)
     "sleep_gamma_log": ("sleepstudy", "Reaction ~ Days + (1 | Subject)", "Gamma log", 1, "Gamma(link = 'log')"),
 }
 
-R_SCRIPT = r"""
-suppressPackageStartupMessages(library(lme4))
-a <- commandArgs(trailingOnly = TRUE)
-spec <- jsonlite::fromJSON(a[1], simplifyVector = FALSE)
-out <- list()
-for (m in spec$models) {
-  d <- read.csv(m$csv, stringsAsFactors = FALSE)
-  for (col in names(m$factors)) d[[col]] <- factor(as.character(d[[col]]), levels = unlist(m$factors[[col]]))
-  fam <- eval(parse(text = m$family))
-  f <- as.formula(m$formula)
-  fit <- suppressWarnings(glmer(f, d, family = fam, nAGQ = m$nagq))
-  times <- numeric(0)
-  for (i in seq_len(m$reps)) {
-    t0 <- proc.time()[["elapsed"]]
-    fit <- suppressWarnings(glmer(f, d, family = fam, nAGQ = m$nagq))
-    times <- c(times, proc.time()[["elapsed"]] - t0)
-  }
-  out[[m$id]] <- list(median = median(times), min = min(times), m2ll = -2 * as.numeric(logLik(fit)))
-}
-writeLines(jsonlite::toJSON(out, auto_unbox = TRUE, digits = NA), a[2])
-"""
+R_SCRIPT = timing_script("suppressWarnings(glmer(f, d, family = fam, nAGQ = m$nagq))",
+                         "m2ll = -2 * as.numeric(logLik(fit))", setup="fam <- eval(parse(text = m$family))")
 
 
 def main(argv=None) -> int:

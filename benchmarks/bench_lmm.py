@@ -28,6 +28,9 @@ import warnings
 
 import mixedfx as mfx
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _rtiming import timing_script  # noqa: E402
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 MODELS = {   # id: (dataset, formula, reml)
@@ -43,27 +46,8 @@ MODELS = {   # id: (dataset, formula, reml)
     "insteval_crossed": ("insteval", "y ~ 1 + service + (1 | s) + (1 | d) + (1 | dept)", True),
 }
 
-R_SCRIPT = r"""
-suppressPackageStartupMessages(library(lme4))
-args <- commandArgs(trailingOnly = TRUE)
-spec <- jsonlite::fromJSON(args[1], simplifyVector = FALSE)
-out <- list()
-for (m in spec$models) {
-  d <- read.csv(m$csv, stringsAsFactors = FALSE)
-  for (col in names(m$factors)) d[[col]] <- factor(as.character(d[[col]]), levels = unlist(m$factors[[col]]))
-  f <- as.formula(m$formula)
-  fit <- lmer(f, d, REML = m$reml)          # warm-up
-  times <- numeric(0)
-  for (i in seq_len(m$reps)) {
-    t0 <- proc.time()[["elapsed"]]
-    fit <- lmer(f, d, REML = m$reml)
-    times <- c(times, proc.time()[["elapsed"]] - t0)
-  }
-  out[[m$id]] <- list(median = median(times), min = min(times), max = max(times), reps = m$reps,
-                      objective = if (m$reml) REMLcrit(fit) else deviance(fit))
-}
-writeLines(jsonlite::toJSON(out, auto_unbox = TRUE, digits = NA), args[2])
-"""
+R_SCRIPT = timing_script("lmer(f, d, REML = m$reml)",
+                         "objective = if (m$reml) REMLcrit(fit) else deviance(fit)")
 
 
 def have_r() -> bool:
