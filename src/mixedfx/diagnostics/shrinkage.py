@@ -87,11 +87,12 @@ def _glmm_raw(fit, k: int, blk, maxit: int = 50) -> np.ndarray:
             eta = eta_other[rows] + Xj @ b
             mu = family.link.inverse(eta)
             me = family.link.mu_eta(eta)
-            W = w[rows] * me ** 2 / family.variance(mu)
+            wv = w[rows] * me / family.variance(mu)
+            W = wv * me
             if not np.all(np.isfinite(W)) or W.max() <= 0:
                 b[:] = np.nan
                 break
-            score = Xj.T @ (w[rows] * (y[rows] - mu) * me / family.variance(mu))
+            score = Xj.T @ (wv * (y[rows] - mu))
             info = Xj.T @ (W[:, None] * Xj)
             try:
                 step = np.linalg.solve(info, score)

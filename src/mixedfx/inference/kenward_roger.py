@@ -40,7 +40,8 @@ __all__ = ["KenwardRoger", "MAX_Q"]
 MAX_Q = 12000
 
 
-def _pairs(p: int, a: int, b: int) -> list[tuple[int, int]]:
+def _pairs(a: int, b: int) -> list[tuple[int, int]]:
+    """``D = E_ab + E_ba`` (or ``E_aa``) as the ordered index pairs it sums over."""
     return [(a, a)] if a == b else [(a, b), (b, a)]
 
 
@@ -69,15 +70,15 @@ class KenwardRoger:
         s2 = float(fit.sigma) ** 2
         WZ = Z.multiply(w[:, None]).tocsr()
         ZWZ = (Z.T @ WZ).toarray()
-        ZWX = np.asarray(WZ.T @ X)
-        LtZWZ = np.asarray((Lam.T @ ZWZ))                        # Lambda' Z'WZ  (q x q)
-        M = np.asarray(LtZWZ @ Lam.toarray()) + np.eye(q)
+        LtZWZ = np.asarray(Lam.T @ ZWZ)                          # Lambda' Z'WZ  (q x q)
+        M = np.asarray(Lam.T @ LtZWZ.T) + np.eye(q)              # Lambda' Z'WZ Lambda + I (Lambda sparse)
         cf = cho_factor(M, lower=True, check_finite=False)
         Lc = cf[0]
         Y = solve_triangular(Lc, LtZWZ, lower=True, check_finite=False)      # L^{-1} Lambda' Z'WZ
         Y2 = solve_triangular(Lc, Y, lower=True, trans="T", check_finite=False)   # M^{-1} Lambda' Z'WZ
-        C = (ZWZ - Y.T @ Y) / s2                                 # Z' Sigma^-1 Z
-        Cr = (ZWZ - Y.T @ Y - Y2.T @ Y2) / s2 ** 2               # Z' Sigma^-1 W^-1 Sigma^-1 Z
+        ZWZ -= Y.T @ Y
+        C = ZWZ / s2                                             # Z' Sigma^-1 Z
+        Cr = (ZWZ - Y2.T @ Y2) / s2 ** 2                         # Z' Sigma^-1 W^-1 Sigma^-1 Z
         Linv = solve_triangular(Lc, np.eye(q), lower=True, check_finite=False)
         Minv = Linv.T @ Linv
         tr_res = (n - 2 * (q - np.trace(Minv)) + (q - 2 * np.trace(Minv) + np.sum(Minv * Minv))) / s2 ** 2
@@ -113,13 +114,13 @@ class KenwardRoger:
         Q = np.empty((m, m, p, p))
         K = np.empty((m, m))
         for i, (k, a, b) in enumerate(params):
-            pr = _pairs(0, a, b)
+            pr = _pairs(a, b)
             P[i] = -sum(SX[idx(k, x)].T @ SX[idx(k, y)] for x, y in pr)
             Q[i, -1] = sum(SX[idx(k, x)].T @ RZX[idx(k, y)] for x, y in pr)
             Q[-1, i] = Q[i, -1].T
             K[i, -1] = K[-1, i] = sum(np.trace(Cr[np.ix_(idx(k, y), idx(k, x))]) for x, y in pr)
             for j, (k2, a2, b2) in enumerate(params):
-                pr2 = _pairs(0, a2, b2)
+                pr2 = _pairs(a2, b2)
                 Q[i, j] = sum(SX[idx(k, x)].T @ C[np.ix_(idx(k, y), idx(k2, u))] @ SX[idx(k2, v)]
                               for x, y in pr for u, v in pr2)
                 K[i, j] = sum(np.sum(C[np.ix_(idx(k, y), idx(k2, u))] * C[np.ix_(idx(k2, v), idx(k, x))].T)
