@@ -30,7 +30,7 @@ def _check_ddf(ddf: str) -> str:
 
 def _ingredients(result):
     """Satterthwaite pieces, computed once per result (the factorization is restored after)."""
-    cache = result.__dict__.setdefault("_satterthwaite", {})
+    cache = result.__dict__.setdefault("_ddf_cache", {})
     if "A" not in cache:
         vf = VarparFunctions(result.fit)
         try:
@@ -43,7 +43,7 @@ def _ingredients(result):
 
 def _kr(result):
     """The Kenward-Roger pieces, computed once per result."""
-    cache = result.__dict__.setdefault("_satterthwaite", {})
+    cache = result.__dict__.setdefault("_ddf_cache", {})
     if "kr" not in cache:
         if not result.reml:
             raise ValueError("Kenward-Roger is defined for REML fits (pbkrtest refits ML fits by REML); "

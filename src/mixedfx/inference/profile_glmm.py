@@ -32,7 +32,6 @@ class GlmmProfiler(_Profiler):
         self.ws = None
         self.design = fit.design
         self.sizes = self.gw.ws.sizes
-        self.k = len(fit.theta)
         pv = parameter_vector(self.design.blocks, self.gw.ws.layout, fit.theta, 1.0, fit.beta, self.design.xnames,
                               with_sigma=False)
         self.names = list(pv.index)
