@@ -1,4 +1,4 @@
-"""hatvalues() against lme4 (../shared/reference)."""
+"""hatvalues() against lme4 (tests/reference/lme4)."""
 from __future__ import annotations
 
 import numpy as np
@@ -19,10 +19,10 @@ def test_hatvalues_match_lme4(lmm_fit, ref_id):
     np.testing.assert_allclose(h, r, rtol=0, atol=1e-5)
     # at lme4's own theta the leverages are lme4's to rounding: the remaining difference is the optimum
     theta = np.array([ref["theta"][ref["theta_names"].index(n)] for n in m.theta.index])
-    ws, d = m.fit.workspace, m.fit.design
-    ws.update(theta)
+    ws = m.fit.workspace
+    ws.update(theta)          # the user's theta, factored on the standardized problem
     try:
-        at_lme4 = _leverages(ws, [(b.codes, b.X, b.nlevels) for b in d.blocks], d.X, d.weights)
+        at_lme4 = _leverages(ws.internal, ws.blocks, ws.X, ws.weights)
     finally:
         ws.update(m.fit.theta)
     np.testing.assert_allclose(at_lme4, r, rtol=0, atol=1e-9)

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .workspace import PLSWorkspace
+from .workspace import FAILED_OBJECTIVE, PLSWorkspace
 
 __all__ = ["GlmmWorkspace", "PirlsResult"]
 
@@ -130,6 +130,12 @@ class GlmmWorkspace:
                 z = eta - self.offset + (self.y - mu) / me
                 self.ws.reweight(W, z)
                 self.ws.update(theta)
+                if self.ws.objective_value >= FAILED_OBJECTIVE:     # the weighted system did not factor
+                    if beta is None:
+                        raise FloatingPointError(
+                            "the weighted least-squares system of the first PIRLS step could not be factored: the "
+                            "working weights or response are not finite (check the offset and the response)")
+                    break
                 beta_new = self.ws.beta()
                 u_new = self.ws.u()
             else:   # u-only: only L_Z and Lambda' Z' W (z - X beta) are needed

@@ -47,7 +47,8 @@ class CheckReport:
 def _singular(result, rows):
     d, fit = result.fit.design, result.fit
     found = False
-    for blk, lam in zip(d.blocks, fit.workspace.layout.lambdas(fit.theta)):
+    # judged on the standardized problem, as is_singular: the verdict does not depend on units
+    for blk, lam in zip(d.blocks, fit.layout.lambdas(fit.theta_internal)):
         cov = lam @ lam.T
         sd = np.sqrt(np.diag(cov))
         for c, cn in enumerate(blk.cnames):
@@ -78,8 +79,8 @@ def _convergence(result, rows):
         rows.append(("convergence", "ok" if fit.opt.converged else "warning",
                      f"optimizer status: {fit.opt.status}", "" if fit.opt.converged else "refit with start=the result"))
         return
-    ws = fit.workspace
-    theta = fit.theta.copy()
+    ws = fit.workspace.internal           # the standardized problem the optimizer solved
+    theta = fit.internal.theta.copy()
     lower = ws.layout.lower_bounds()
     h = 1e-5 * np.maximum(np.abs(theta), 1.0)
     on_bound = np.isfinite(lower) & (theta - lower < SINGULAR_TOL)
@@ -138,7 +139,8 @@ def _scaling(result, rows):
         big, small = d.xnames[cols[int(np.argmax(sd))]], d.xnames[cols[int(np.argmin(sd))]]
         rows.append(("predictor scaling", "warning",
                      f"fixed-effect columns differ in scale by {ratio:.3g}x ({big} vs {small})",
-                     "rescale predictors, e.g. scale(x) in the formula"))
+                     "the fit does not depend on it (it is computed on standardized copies), but coefficients "
+                     "on comparable scales are easier to read: consider scale(x) in the formula"))
     else:
         rows.append(("predictor scaling", "ok", f"column scales within {ratio:.3g}x", ""))
 
@@ -146,7 +148,7 @@ def _scaling(result, rows):
 def _outliers(result, rows):
     fit = result.fit
     frames = []
-    for k, (blk, lam) in enumerate(zip(fit.design.blocks, fit.workspace.layout.lambdas(fit.theta))):
+    for k, (blk, lam) in enumerate(zip(fit.design.blocks, fit.layout.lambdas(fit.theta))):
         G = result._scale ** 2 * lam @ lam.T
         for c, cn in enumerate(blk.cnames):
             spread = np.sqrt(np.maximum(G[c, c] - fit.cond_var[k][:, c, c], 0.0))

@@ -59,14 +59,18 @@ def influence(result, level: str = "obs", method: str = "exact") -> pd.DataFrame
         units = [np.flatnonzero(codes == j) for j in range(blocks[0].nlevels)]
         labels = list(blocks[0].levels)
     h = hatvalues(result)
-    ws = make_workspace(d, fit.reml)
+    ws = make_workspace(d, fit.reml, scaling=fit.scaling)
     w = np.ones(n) if d.weights is None else d.weights.copy()
     y = d.y - (0.0 if d.offset is None else d.offset)
-    V = fit.vcov
+    # beta and V on the standardized scale: the measures are invariant quadratic forms there, and
+    # beta - beta_(i) is not a difference of huge numbers (an intercept of 1e9 in user units)
+    V = fit.internal.vcov
+    beta_hat = fit.internal.beta
     Vinv = np.linalg.inv(V)
     logdetV = np.linalg.slogdet(V)[1]
     base = _components(ws, fit.theta, fit.sigma ** 2)
     lower = ws.layout.lower_bounds()
+    iws, theta0 = ws.internal, fit.internal.theta     # refits run on the standardized problem
     rows = []
     for rows_i in units:
         wi = w.copy()
@@ -74,15 +78,15 @@ def influence(result, level: str = "obs", method: str = "exact") -> pd.DataFrame
         ws.reweight(wi, y)
         ws.n = n - len(rows_i)
         if method == "exact":   # converged tightly: Cook's distance is a small difference of estimates
-            theta_i = bobyqa(ws.objective, fit.theta, lower, step=0.05, ftol_rel=0.0, ftol_abs=0.0,
+            theta_i = bobyqa(iws.objective, theta0, lower, step=0.05, ftol_rel=0.0, ftol_abs=0.0,
                              xtol_abs=1e-12).x
-            theta_i = newton_polish(ws.objective, theta_i, lower)   # BOBYQA alone: theta to ~1e-6
+            theta_i = newton_polish(iws.objective, theta_i, lower)   # BOBYQA alone: theta to ~1e-6
         else:
-            theta_i = fit.theta
-        ws.update(theta_i)
-        beta_i, V_i = ws.beta(), ws.vcov_beta()
-        diff = fit.beta - beta_i
-        comps = _components(ws, theta_i, ws.sigma2)
+            theta_i = theta0
+        ws.update_internal(theta_i)
+        beta_i, V_i = iws.beta(), iws.vcov_beta()
+        diff = beta_hat - beta_i
+        comps = _components(ws, ws.theta, ws.sigma2)
         row = {"leverage": float(h[rows_i].sum()), "cooksd": float(diff @ Vinv @ diff / p),
                "mdffits": float(diff @ np.linalg.solve(V_i, diff) / p),
                "covtrace": float(abs(np.trace(Vinv @ V_i) - p)),

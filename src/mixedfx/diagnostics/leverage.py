@@ -79,9 +79,10 @@ def hatvalues(result) -> np.ndarray:
     d = fit.design
     blocks = [(b.codes, b.X, b.nlevels) for b in d.blocks]
     if getattr(result, "family", None) is None:
+        # the hat matrix does not depend on units: use the standardized problem's factor
         ws = fit.workspace
-        ws.update(fit.theta)
-        return _leverages(ws, blocks, d.X, d.weights)
+        ws.update_internal(fit.internal.theta)
+        return _leverages(ws.internal, ws.blocks, ws.X, ws.weights)
     gw = fit.workspace
     gw.pirls(fit.theta, beta=fit.beta, u0=fit.u)
     gw.full_update(fit.theta)

@@ -36,7 +36,7 @@ def shrinkage(result, group: str | None = None) -> pd.DataFrame:
         group = labels[0]
     if group not in labels:
         raise KeyError(f"no random-effects term with grouping factor {group!r}; the model has {sorted(set(labels))}")
-    lams = fit.workspace.layout.lambdas(fit.theta)
+    lams = fit.layout.lambdas(fit.theta)
     scale2 = result._scale ** 2
     is_lmm = getattr(result, "family", None) is None
     frames = []

@@ -1,7 +1,8 @@
 """Parametric bootstrap of an LMM: simulate from the fit, refit, collect lme4-named parameters.
 
-Each replicate draws ``y*`` with :func:`mixedfx.inference.simulate.simulate_array` and refits
-on a separate workspace built once for the design: only the cross-products change
+Each replicate draws ``y*`` on the standardized scale with
+:func:`mixedfx.inference.simulate.simulate_internal` and refits on a separate workspace built
+once for the design: only the cross-products change
 (``reweight``, O(n)), and BOBYQA starts at the original estimate with a small trust region,
 so a sleepstudy refit costs a few milliseconds.  Parameters are reported on lme4's scale and
 with its names (``sd_(Intercept)|Subject``, ``cor_Days.(Intercept)|Subject``, ``sigma`` and the
@@ -18,7 +19,7 @@ from ..core.optimize import bobyqa
 from ..models import make_workspace
 from ..results.extensions import register
 from ..results.tables import group_names
-from .simulate import simulate_array
+from .simulate import simulate_internal
 
 __all__ = ["bootstrap", "parameter_vector", "boot_confint"]
 
@@ -52,9 +53,8 @@ _JOB: dict = {}      # state shared with forked bootstrap workers
 def _refit_columns(cols, progress: bool = False) -> list[pd.Series]:
     """Refit the LMM to the simulated responses ``Y[:, cols]`` (state in ``_JOB``)."""
     d, reml, theta, Y = _JOB["design"], _JOB["reml"], _JOB["theta"], _JOB["Y"]
-    ws = make_workspace(d, reml)
+    ws = make_workspace(d, reml, scaling=_JOB["scaling"])
     lower = ws.layout.lower_bounds()
-    off = 0.0 if d.offset is None else d.offset
     it = cols
     if progress:
         try:
@@ -63,11 +63,11 @@ def _refit_columns(cols, progress: bool = False) -> list[pd.Series]:
         except ImportError:
             pass
     rows = []
-    for s in it:
-        ws.reweight(d.weights, Y[:, s] - off)
-        opt = bobyqa(ws.objective, theta, lower, step=0.05)
-        ws.update(opt.x)
-        rows.append(parameter_vector(d.blocks, ws.layout, opt.x, np.sqrt(ws.sigma2), ws.beta(), d.xnames))
+    for s in it:     # refits run on the standardized problem; parameters are reported in user units
+        ws.internal.reweight(ws.weights, Y[:, s])
+        opt = bobyqa(ws.internal.objective, theta, lower, step=0.05)
+        ws.update_internal(opt.x)
+        rows.append(parameter_vector(d.blocks, ws.layout, ws.theta, np.sqrt(ws.sigma2), ws.beta(), d.xnames))
     return rows
 
 
@@ -93,8 +93,9 @@ def bootstrap(result, nsim: int = 500, seed=None, use_u: bool = False, progress:
     n_jobs = min(int(n_jobs), max(nsim, 1))
     if n_jobs > 1 and "fork" not in mp.get_all_start_methods():
         n_jobs = 1
-    Y = simulate_array(result, nsim, seed, None, use_u)
-    _JOB.update(design=fit.design, reml=fit.reml, theta=np.asarray(fit.theta, float), Y=Y)
+    Y = simulate_internal(result, nsim, seed, use_u)      # standardized responses
+    _JOB.update(design=fit.design, reml=fit.reml, theta=np.asarray(fit.internal.theta, float), Y=Y,
+                scaling=fit.scaling)
     t0 = time.perf_counter()
     try:
         if n_jobs == 1:

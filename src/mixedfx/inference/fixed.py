@@ -36,9 +36,10 @@ def _ingredients(result):
         try:
             cache["A"] = varpar_covariance(vf)
             cache["jac"] = vcov_jacobian(vf)
+            cache["vf"] = vf
         finally:
             vf.restore()
-    return cache["A"], cache["jac"]
+    return cache["A"], cache["jac"], cache["vf"]
 
 
 def _kr(result):
@@ -58,8 +59,9 @@ def _df(result, L, ddf):
         return np.inf
     if ddf == "residual":
         return float(result.nobs - len(result.fixef))
-    A, jac = _ingredients(result)
-    return satterthwaite_df_multi(L, result.fit.vcov, jac, A)
+    A, jac, vf = _ingredients(result)
+    Lint = vf.contrast(L)
+    return satterthwaite_df_multi(Lint if np.ndim(L) == 2 else Lint[0], vf.V, jac, A)
 
 
 @register("coef_table")

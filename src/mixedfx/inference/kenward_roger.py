@@ -64,7 +64,7 @@ class KenwardRoger:
         if q > MAX_Q:
             raise MemoryError(f"Kenward-Roger needs dense {q} x {q} matrices (q = number of random effects); "
                               f"above {MAX_Q} use ddf='satterthwaite'")
-        lams = fit.workspace.layout.lambdas(np.asarray(fit.theta, float))
+        lams = fit.layout.lambdas(np.asarray(fit.theta, float))
         Z = sp.hstack([random_effects_matrix(c, Xk, nl) for c, Xk, nl in blocks], format="csr")
         Lam = sp.block_diag([sp.kron(sp.identity(nl), lam) for (_, _, nl), lam in zip(blocks, lams)], format="csr")
         s2 = float(fit.sigma) ** 2

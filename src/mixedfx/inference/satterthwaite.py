@@ -15,6 +15,11 @@ For a q-row ``L`` (F tests) the Fai-Cornelius approach: with ``L V L' = P D P'``
 eigen-direction ``m`` has ``nu_m`` as above; ``E = sum nu_m / (nu_m - 2)`` over ``nu_m > 2`` and
 ``df = 2 E / (E - q)``.  Derivatives are central differences (Richardson-extrapolated),
 evaluated with the fitted model's own factorization: no n x n matrix is ever formed.
+
+Everything is computed on the standardized problem (:mod:`mixedfx.core.scaling`), where the
+steps are well scaled whatever the data's units.  The df are invariant to that change of
+parameters: a user contrast ``L`` becomes ``L B`` with ``beta = B beta_int + c g``, and
+``V`` is the standardized ``Var(beta_int)`` (:meth:`VarparFunctions.contrast`).
 """
 from __future__ import annotations
 
@@ -26,13 +31,19 @@ __all__ = ["VarparFunctions", "satterthwaite_df", "satterthwaite_df_multi"]
 
 
 class VarparFunctions:
-    """Deviance and vcov(beta) as functions of ``varpar = (theta, sigma)`` for a fitted LMM."""
+    """Deviance and vcov(beta) as functions of the standardized ``varpar = (theta, sigma)``."""
 
     def __init__(self, fit):
         self.fit = fit
-        self.ws = fit.workspace
+        self.ws = fit.workspace.internal
         self.reml = fit.reml
-        self.x0 = np.concatenate([fit.theta, [fit.sigma]])
+        self.x0 = np.concatenate([fit.internal.theta, [fit.internal.sigma]])
+        self.V = fit.internal.vcov
+        self.B = fit.scaling.beta_map
+
+    def contrast(self, L) -> np.ndarray:
+        """A user contrast of beta as a contrast of the standardized beta (up to a scale)."""
+        return np.atleast_2d(np.asarray(L, float)) @ self.B
 
     def _at(self, theta):
         self.ws.update(np.asarray(theta, float))
@@ -50,7 +61,7 @@ class VarparFunctions:
         return self._at(theta).vcov_beta(scale=sigma ** 2)
 
     def restore(self) -> None:
-        self.ws.update(self.fit.theta)
+        self.ws.update(self.fit.internal.theta)
 
 
 def _richardson(f, x, i, h, r=4):

@@ -14,7 +14,7 @@ import pandas as pd
 
 from ..results.extensions import register
 
-__all__ = ["simulate", "simulate_array"]
+__all__ = ["simulate", "simulate_array", "simulate_internal"]
 
 
 def _random_parts(fit, newdata):
@@ -36,7 +36,7 @@ def simulate_array(result, nsim: int = 1, seed=None, newdata: pd.DataFrame | Non
     n = X.shape[0]
     family = getattr(result, "family", None)
     scale = result.sigma if family is None else np.sqrt(fit.phi)
-    lams = fit.workspace.layout.lambdas(fit.theta)
+    lams = fit.layout.lambdas(fit.theta)
     eta_fixed = X @ fit.beta + off
     # codes per term with every unseen level of newdata numbered after the fitted ones
     coded = []
@@ -59,6 +59,34 @@ def simulate_array(result, nsim: int = 1, seed=None, newdata: pd.DataFrame | Non
                 table[:nl] = fit.b[k]          # fitted modes for seen levels, new draws for the rest
             eta += np.einsum("ij,ij->i", Zk, table[codes])
         out[:, s] = _draw_response(result, eta, rng, newdata is None)
+    return out
+
+
+def simulate_internal(result, nsim: int = 1, seed=None, use_u: bool = False) -> np.ndarray:
+    """LMM responses for the fitted rows on the standardized scale (:mod:`mixedfx.core.scaling`).
+
+    The same draws as :func:`simulate_array` (for a term whose columns are only rescaled, the
+    same numbers up to the change of units), made where a response of 1e9 +- 1e-5 keeps its
+    digits: ``y_int = X_int beta_int + Z_int b_int + e_int`` with the offset and centre removed.
+    This is what a parametric bootstrap refits.
+    """
+    fit = result.fit
+    ws = fit.workspace
+    rng = np.random.default_rng(seed)
+    inner = fit.internal
+    lams = ws.layout.lambdas(inner.theta)
+    eta_fixed = ws.X @ inner.beta
+    w = ws.weights
+    out = np.empty((ws.n, nsim))
+    for s in range(nsim):
+        eta = eta_fixed.copy()
+        for k, ((codes, Zk, nl), lam) in enumerate(zip(ws.blocks, lams)):
+            table = inner.sigma * rng.standard_normal((nl, lam.shape[0])) @ lam.T
+            if use_u:
+                table = inner.b[k]
+            eta += np.einsum("ij,ij->i", Zk, table[codes])
+        sd = inner.sigma / (np.sqrt(w) if w is not None else 1.0)
+        out[:, s] = eta + sd * rng.standard_normal(len(eta))
     return out
 
 

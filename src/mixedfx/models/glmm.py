@@ -20,16 +20,18 @@ from __future__ import annotations
 
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from ..core.optimize import OptResult, bobyqa
 from ..core.pirls import GlmmWorkspace
+from ..core.scaling import Standardization, standardize
+from ..core.covariance import ThetaLayout
 from ..core.workspace import FAILED_OBJECTIVE
 from ..design import Design
 from .lmm import ConvergenceWarning, SingularFitWarning, _singular
-from .threads import auto_threads, blas_limit
+from .threads import adaptive, blas_policy
 
 __all__ = ["GlmmFit", "fit_glmm", "SeparationWarning"]
 
@@ -77,11 +79,33 @@ class GlmmFit:
     opt: OptResult
     is_singular: bool
     seconds: float
-    workspace: GlmmWorkspace = field(repr=False, compare=False)
+    internal_workspace: GlmmWorkspace = field(repr=False, compare=False)
+    scaling: Standardization | None = field(repr=False, compare=False, default=None)
+    theta_internal: np.ndarray | None = field(repr=False, compare=False, default=None)
 
     @property
     def reml(self) -> bool:
         return False
+
+    @property
+    def layout(self):
+        """Where each term's entries live in theta (:class:`~mixedfx.core.covariance.ThetaLayout`)."""
+        return self.internal_workspace.layout
+
+    @property
+    def workspace(self) -> GlmmWorkspace:
+        """A PIRLS workspace on the user's data at the optimum (built on first use).
+
+        The fit itself runs on standardized covariates (``internal_workspace``, whose ``u`` is
+        the spherical modes there); downstream methods evaluate at the user's theta and beta.
+        """
+        ws = self.__dict__.get("_user_workspace")
+        if ws is None:
+            ws = make_glmm_workspace(self.design, self.family)
+            ws.tol = 1e-10
+            ws.pirls(self.theta, beta=self.beta)
+            object.__setattr__(self, "_user_workspace", ws)
+        return ws
 
 
 def make_glmm_workspace(design: Design, family) -> GlmmWorkspace:
@@ -134,8 +158,28 @@ def fit_glmm(design: Design, family, nagq: int = 1, start=None, maxeval: int = 1
     negative binomial shape search); ``vcov`` is then the PIRLS factor's.
     """
     dense = sum(b.q for b in design.blocks[1:])
-    with blas_limit(auto_threads(dense, blas_threads)):
-        return _fit_glmm(design, family, nagq, start, maxeval, warn, compute_vcov)
+    sc = standardize(design.X, None, [b.X for b in design.blocks], scale_response=False, center=design.offset)
+    inner = replace(design, X=sc.fixed(design.X),
+                    blocks=tuple(replace(b, X=sc.term(k, b.X)) for k, b in enumerate(design.blocks)),
+                    offset=None if design.offset is None else design.offset + sc.y_center)
+    if start is not None:
+        st = {"theta": start.theta, "beta": start.beta} if hasattr(start, "theta") else dict(start)
+        layout = ThetaLayout(tuple(b.p for b in design.blocks))
+        start = {"theta": None if st.get("theta") is None else sc.theta_to_internal(st["theta"], layout),
+                 "beta": None if st.get("beta") is None else sc.beta_to_internal(st["beta"])}
+    with blas_policy(dense, blas_threads):
+        fit = _fit_glmm(inner, family, nagq, start, maxeval, warn, compute_vcov)
+    return _to_user(fit, design, sc)
+
+
+def _to_user(fit: GlmmFit, design: Design, sc: Standardization) -> GlmmFit:
+    """The fit on standardized covariates in the user's units (:mod:`mixedfx.core.scaling`:
+    ``s_y = 1``, the offset centred instead of the response; eta, mu and the likelihood are
+    unchanged)."""
+    layout = fit.internal_workspace.layout
+    return replace(fit, design=design, theta=sc.theta_to_user(fit.theta, layout), beta=sc.beta_to_user(fit.beta),
+                   vcov=sc.vcov_to_user(fit.vcov), b=tuple(sc.b_to_user(fit.b)),
+                   cond_var=tuple(sc.cond_var_to_user(fit.cond_var)), scaling=sc, theta_internal=fit.theta)
 
 
 def _fit_glmm(design: Design, family, nagq: int, start, maxeval: int, warn: bool,
@@ -239,7 +283,7 @@ def _fit_glmm(design: Design, family, nagq: int, start, maxeval: int, warn: bool
     return GlmmFit(design=design, family=family, nagq=int(nagq), theta=theta, beta=beta, phi=phi, vcov=vcov,
                    vcov_method=method, b=b, cond_var=cond_var, u=res.u, eta=res.eta, mu=res.mu,
                    objective=float(objective), deviance=deviance, opt_stage1=opt1, opt=opt,
-                   is_singular=singular, seconds=time.perf_counter() - t0, workspace=gw)
+                   is_singular=singular, seconds=time.perf_counter() - t0, internal_workspace=gw)
 
 
 def _vcov(objective, x_hat, k, gw, phi):

@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from ..core.optimize import OptResult, bobyqa
+from ..core.optimize import OptResult, bobyqa, newton_polish
+from ..core.scaled_workspace import ScaledWorkspace
 from ..core.start import moment_start
-from ..core.workspace import FAILED_OBJECTIVE, PLSWorkspace
-from .threads import auto_threads, blas_limit
+from ..core.workspace import FAILED_OBJECTIVE
+from .threads import adaptive, blas_policy
 from ..design import Design
 
 __all__ = ["LmmFit", "ConvergenceWarning", "SingularFitWarning", "make_workspace", "fit_lmm",
@@ -47,7 +48,11 @@ class LmmFit:
     cond_var : per term, (n_levels, p_k, p_k) conditional covariances of b.
     objective : the optimized criterion (REML criterion or ML deviance).
     deviance_ml : ML deviance at the optimum (lme4's ``deviance()`` of a REML fit).
-    opt : optimizer report.  seconds : wall time of the fit.
+    opt : optimizer report (on the internal, standardized problem: ``opt.fun`` is the internal
+    criterion).  seconds : wall time of the fit.
+    internal : theta, beta, sigma and vcov of the standardized problem
+    (:mod:`mixedfx.core.scaling`); ``workspace.scaling`` maps them to the user's units.
+    workspace : a :class:`~mixedfx.core.scaled_workspace.ScaledWorkspace`.
     """
     design: Design
     reml: bool
@@ -56,6 +61,7 @@ class LmmFit:
     sigma: float
     vcov: np.ndarray
     b: tuple
+    b: tuple
     cond_var: tuple
     objective: float
     deviance_ml: float
@@ -63,13 +69,39 @@ class LmmFit:
     opt: OptResult
     is_singular: bool
     seconds: float
-    workspace: PLSWorkspace = field(repr=False, compare=False)
+    workspace: ScaledWorkspace = field(repr=False, compare=False)
+    internal: "InternalEstimates" = field(repr=False, compare=False, default=None)
+
+    @property
+    def scaling(self):
+        return self.workspace.scaling
+
+    @property
+    def layout(self):
+        """Where each term's entries live in theta (:class:`~mixedfx.core.covariance.ThetaLayout`)."""
+        return self.workspace.layout
+
+    @property
+    def theta_internal(self) -> np.ndarray:
+        """theta of the standardized problem (singularity is judged there: invariant to units)."""
+        return self.internal.theta
 
 
-def make_workspace(design: Design, reml: bool = True) -> PLSWorkspace:
+@dataclass(frozen=True)
+class InternalEstimates:
+    """The optimum in the standardized units the optimizer works in."""
+    theta: np.ndarray
+    beta: np.ndarray
+    sigma: float
+    vcov: np.ndarray
+    b: tuple
+
+
+def make_workspace(design: Design, reml: bool = True, scaling=None) -> ScaledWorkspace:
+    """The deviance function's workspace: user's units outside, standardized data inside."""
     y = design.y if design.offset is None else design.y - design.offset
-    return PLSWorkspace(design.X, y, [(b.codes, b.X, b.nlevels) for b in design.blocks],
-                        weights=design.weights, reml=reml)
+    return ScaledWorkspace(design.X, y, [(b.codes, b.X, b.nlevels) for b in design.blocks],
+                           weights=design.weights, reml=reml, scaling=scaling)
 
 
 def _singular(theta: np.ndarray, lower: np.ndarray) -> bool:
@@ -77,7 +109,33 @@ def _singular(theta: np.ndarray, lower: np.ndarray) -> bool:
     return bool(np.any(theta[bounded] < SINGULAR_TOL))
 
 
-def fit_lmm(design: Design, reml: bool = True, start="moments", maxeval: int = 100_000,
+#: largest number of theta parameters for which the optimum is refined by a Newton step
+#: (finite-difference Hessian: about 2 n_theta^2 evaluations)
+POLISH_MAX_THETA = 8
+
+
+def _polish(ws, opt: OptResult, lower) -> OptResult:
+    """Refine BOBYQA's optimum by Newton steps (:func:`~mixedfx.core.optimize.newton_polish`).
+
+    BOBYQA stops when the criterion changes by less than ~1e-14 relative, which leaves theta
+    uncertain to ~1e-7; the Newton step pins the optimum to ~1e-10, so equivalent data (other
+    units, rounding) give the same estimates to 1e-8 and better.
+    """
+    if opt.messages or not 0 < len(opt.x) <= POLISH_MAX_THETA:
+        return opt
+    count = [0]
+
+    def f(t):
+        count[0] += 1
+        return ws.objective(t)
+    x = newton_polish(f, opt.x, lower, iters=3)
+    val = f(x)
+    if not val <= opt.fun + 1e-12 * abs(opt.fun):     # the criterion is flat to rounding here
+        return replace(opt, nfev=opt.nfev + count[0])
+    return replace(opt, x=x, fun=float(val), nfev=opt.nfev + count[0])
+
+
+def fit_lmm(design: Design, reml: bool = True, start="moments", maxeval: int | None = None,
             blas_threads="auto", warn: bool = True) -> LmmFit:
     """Optimize the profiled REML/ML criterion over theta and freeze the solution.
 
@@ -86,33 +144,43 @@ def fit_lmm(design: Design, reml: bool = True, start="moments", maxeval: int = 1
     design : output of :func:`mixedfx.design.build_design`.
     reml : optimize the REML criterion (default) or the ML deviance.
     start : initial theta; ``"moments"`` (default) for ANOVA-type moment estimates
-        (:func:`mixedfx.core.start.moment_start`), ``"lme4"`` for lme4's start.
+        (:func:`mixedfx.core.start.moment_start`), ``"lme4"`` for lme4's start (identity
+        factors of the standardized problem), or the user's theta (e.g. a previous fit's).
+
+    The optimizer works on the standardized copy of the data (:mod:`mixedfx.core.scaling`), so
+    the fit does not depend on the units or origin of the response and covariates; the frozen
+    numbers are mapped back exactly.
+    maxeval : cap on criterion evaluations (default ``max(20000, 1000 n_theta)``; reaching it
+        gives a ConvergenceWarning).
     blas_threads : cap on BLAS threads while fitting (``"auto"``: 1 for small dense
         blocks, the available cores for large ones; an int: that cap; None: no cap).
     """
     t0 = time.perf_counter()
     ws = make_workspace(design, reml)
+    iws = ws.internal
     layout = ws.layout
     lower = layout.lower_bounds()
     step = 0.75
     if isinstance(start, str) and start == "moments":
         y = design.y if design.offset is None else design.y - design.offset
-        x0 = moment_start(design.X, y, [(b.codes, b.X, b.nlevels) for b in design.blocks], layout,
-                          design.weights)
+        x0 = moment_start(ws.X, ws.scaling.response(y), ws.blocks, layout, ws.weights)
         # trust region on the scale of the start (insteval: 40 instead of 81 evaluations)
         step = np.where(lower == 0, np.clip(0.25 * np.abs(x0), 0.1, 0.75), 0.25)
     elif start is None or (isinstance(start, str) and start == "lme4"):
         x0 = layout.initial()
     else:
-        x0 = np.asarray(start, float)
+        x0 = np.asarray(start, float).ravel()
+        if len(x0) != layout.n_theta:
+            raise ValueError(f"start has {len(x0)} values; this model has {layout.n_theta} theta parameters")
+        x0 = ws.theta_to_internal(np.maximum(x0, lower))
         step = 0.05     # a warm start needs a small trust region (31 vs 80 evaluations from the optimum)
-    if len(x0) != layout.n_theta:
-        raise ValueError(f"start has {len(x0)} values; this model has {layout.n_theta} theta parameters")
-    with blas_limit(auto_threads(ws.qr, blas_threads)):
-        opt = bobyqa(ws.objective, x0, lower, maxeval=maxeval, step=step)
-        theta = opt.x
-        ws.update(theta)
-        if ws.objective_value >= FAILED_OBJECTIVE:
+    with blas_policy(ws.qr, blas_threads):
+        if maxeval is None:     # a cap with a ConvergenceWarning, not minutes on a degenerate model
+            maxeval = max(20_000, 1_000 * layout.n_theta)
+        opt = _polish(iws, bobyqa(iws.objective, x0, lower, maxeval=maxeval, step=step), lower)
+        theta_int = opt.x
+        iws.update(theta_int)
+        if iws.objective_value >= FAILED_OBJECTIVE:
             raise FloatingPointError(
                 "the penalized least-squares system could not be factored at any theta tried; the fixed-effects "
                 "matrix may be numerically singular or the response degenerate (check for huge or constant columns)")
@@ -120,9 +188,13 @@ def fit_lmm(design: Design, reml: bool = True, start="moments", maxeval: int = 1
         b = tuple(ws.b_blocks())
         cond_var = tuple(ws.cond_var_blocks())
         vcov = ws.vcov_beta()
-    nu_ml = ws.n
-    dev_ml = ws.logdet_Z + nu_ml * (1 + np.log(2 * np.pi * ws.pwrss / nu_ml)) - ws.log_weights
-    singular = _singular(theta, lower)
+        internal = InternalEstimates(theta=theta_int.copy(), beta=iws.beta(), sigma=float(np.sqrt(iws.sigma2)),
+                                     vcov=iws.vcov_beta(), b=tuple(iws.b_blocks()))
+    theta = ws.theta_to_user(theta_int)
+    nu_ml = iws.n
+    dev_ml = (iws.logdet_Z + nu_ml * (1 + np.log(2 * np.pi * iws.pwrss / nu_ml)) - iws.log_weights
+              + ws.scaling.objective_shift(iws.n, iws.p, reml=False))
+    singular = _singular(theta_int, lower)     # on the standardized scale: invariant to units
     if warn:
         for msg in opt.messages:
             warnings.warn(msg, ConvergenceWarning, stacklevel=3)
@@ -131,6 +203,6 @@ def fit_lmm(design: Design, reml: bool = True, start="moments", maxeval: int = 1
                           "+/-1; see result.is_singular and consider simplifying the random effects",
                           SingularFitWarning, stacklevel=3)
     return LmmFit(design=design, reml=reml, theta=theta, beta=beta, sigma=float(np.sqrt(ws.sigma2)),
-                  vcov=vcov, b=b, cond_var=cond_var, objective=float(opt.fun), deviance_ml=float(dev_ml),
-                  pwrss=ws.pwrss, opt=opt, is_singular=singular, seconds=time.perf_counter() - t0,
-                  workspace=ws)
+                  vcov=vcov, b=b, cond_var=cond_var, objective=float(opt.fun + ws.shift),
+                  deviance_ml=float(dev_ml), pwrss=ws.pwrss, opt=opt, is_singular=singular,
+                  seconds=time.perf_counter() - t0, workspace=ws, internal=internal)

@@ -65,7 +65,7 @@ def ranef_ellipse(result, group: str | None = None, ax=None):
     if k is None:
         raise ValueError("the model has no random-effects term with two or more columns (e.g. (x | g))")
     blk = d.blocks[k]
-    lam = result.fit.workspace.layout.lambdas(result.fit.theta)[k]
+    lam = result.fit.layout.lambdas(result.fit.theta)[k]
     G = (result._scale ** 2 * lam @ lam.T)[:2, :2]
     b = result.fit.b[k][:, :2]
     ax.scatter(b[:, 0], b[:, 1], color="C0", s=18)

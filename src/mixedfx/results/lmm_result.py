@@ -55,7 +55,7 @@ class MixedModelResultBase:
     @cached_property
     def theta(self) -> pd.Series:
         """Relative covariance parameters with lme4's names (``Subject.(Intercept)``...)."""
-        layout = self.fit.workspace.layout
+        layout = self.fit.layout
         blocks = self.fit.design.blocks
         names = layout.names([b.group_label for b in blocks], [b.cnames for b in blocks])
         return pd.Series(self.fit.theta, index=names, name="theta")
@@ -75,7 +75,7 @@ class MixedModelResultBase:
 
     # ------------------------------------------------------- variance components
     def _term_covariances(self) -> list[np.ndarray]:
-        lams = self.fit.workspace.layout.lambdas(self.fit.theta)
+        lams = self.fit.layout.lambdas(self.fit.theta)
         return [self._scale ** 2 * lam @ lam.T for lam in lams]
 
     @property

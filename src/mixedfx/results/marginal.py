@@ -26,7 +26,7 @@ _NODES, _WEIGHTS = np.polynomial.hermite.hermgauss(40)
 def _fixed_and_variance(result, newdata):
     fit = result.fit
     d = fit.design
-    lams = fit.workspace.layout.lambdas(fit.theta)
+    lams = fit.layout.lambdas(fit.theta)
     G = [result._scale ** 2 * lam @ lam.T for lam in lams]
     if newdata is None:
         eta_f = d.X @ fit.beta + (0.0 if d.offset is None else d.offset)

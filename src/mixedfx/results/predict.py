@@ -65,11 +65,8 @@ def predict_eta(fit: LmmFit, newdata: pd.DataFrame | None = None, re_form=None,
     terms = select_terms(fit, re_form)
     d = fit.design
     if newdata is None:
-        eta = d.X @ fit.beta + (0.0 if d.offset is None else d.offset)
-        for k in terms:
-            blk = d.blocks[k]
-            eta = eta + np.einsum("ij,ij->i", blk.X, fit.b[k][blk.codes])
-        return eta
+        parts = [(k, (d.blocks[k].codes, d.blocks[k].X)) for k in terms]
+        return _combine(fit, d.X, parts, d.offset)
     if not isinstance(newdata, pd.DataFrame):
         raise TypeError(f"newdata must be a pandas DataFrame, got {type(newdata).__name__}")
     out = np.full(len(newdata), np.nan)
@@ -78,9 +75,7 @@ def predict_eta(fit: LmmFit, newdata: pd.DataFrame | None = None, re_form=None,
     if len(data) == 0:
         return out
     spec = d.spec
-    eta = spec.fixed_matrix(data) @ fit.beta
-    if spec.formula.offsets:
-        eta = eta + spec.offset(data)
+    offset = spec.offset(data) if spec.formula.offsets else None
     parts = list(zip(terms, spec.random_parts(data, which=set(terms))))
     unknown = []
     for k, (codes, _) in parts:
@@ -91,10 +86,33 @@ def predict_eta(fit: LmmFit, newdata: pd.DataFrame | None = None, re_form=None,
     if unknown and not allow_new_levels:
         raise DesignError(f"newdata has levels not in the fitted data ({'; '.join(unknown)}). Pass "
                           "allow_new_levels=True to predict them at the population level (random effects of zero)")
-    for k, (codes, Xk) in parts:
-        unseen = codes < 0
-        bk = np.zeros((len(codes), fit.b[k].shape[1]))
-        bk[~unseen] = fit.b[k][codes[~unseen]]
-        eta = eta + np.einsum("ij,ij->i", Xk, bk)
-    out[ok] = eta
+    out[ok] = _combine(fit, spec.fixed_matrix(data), parts, offset)
     return out
+
+
+def _combine(fit, X: np.ndarray, parts, offset) -> np.ndarray:
+    """``offset + X beta + sum_k Z_k b_k`` (unseen levels, code -1, get b = 0).
+
+    An LMM fitted on standardized data is evaluated there, ``c + s_y (X_int beta_int +
+    Z_int b_int)``: the user's ``X beta`` can be a small difference of huge numbers (a covariate
+    near 1e6 with a slope of 1e5), the standardized one is not.
+    """
+    internal = getattr(fit, "internal", None)
+    if internal is not None:
+        sc = fit.scaling
+        eta = sc.fixed(X) @ internal.beta
+        for k, (codes, Xk) in parts:
+            eta = eta + _re_part(codes, sc.term(k, Xk), internal.b[k])
+        eta = sc.y_center + sc.y_scale * eta
+    else:
+        eta = X @ fit.beta
+        for k, (codes, Xk) in parts:
+            eta = eta + _re_part(codes, Xk, fit.b[k])
+    return eta if offset is None else eta + offset
+
+
+def _re_part(codes, Xk, bk_levels) -> np.ndarray:
+    unseen = codes < 0
+    bk = np.zeros((len(codes), bk_levels.shape[1]))
+    bk[~unseen] = bk_levels[codes[~unseen]]
+    return np.einsum("ij,ij->i", Xk, bk)

@@ -47,7 +47,7 @@ def variance_components(result, include_uncorrelated_slopes: bool = True, null_i
     d = fit.design
     eta_f = d.X @ fit.beta
     sigma2_f = float(np.var(eta_f, ddof=1)) if len(eta_f) > 1 else 0.0
-    lams = fit.workspace.layout.lambdas(fit.theta)
+    lams = fit.layout.lambdas(fit.theta)
     family = getattr(result, "family", None)
     per_term, olre = [], 0.0
     for blk, lam in zip(d.blocks, lams):
