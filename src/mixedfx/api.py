@@ -5,6 +5,7 @@ They live here rather than in ``models/`` because ``results`` is downstream of
 """
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from .design import build_design
@@ -16,6 +17,83 @@ from .results import GeneralizedLinearMixedModelResult, LinearMixedModelResult
 __all__ = ["lmer", "glmer"]
 
 
+def _check_reml(reml) -> bool:
+    if not isinstance(reml, (bool, np.bool_)):
+        raise TypeError(f"reml must be True (REML) or False (maximum likelihood), got {reml!r} "
+                        f"({type(reml).__name__})")
+    return bool(reml)
+
+
+def _n_theta(design) -> int:
+    return sum(b.p * (b.p + 1) // 2 for b in design.blocks)
+
+
+def _finite_vector(value, what: str, size: int, meaning: str) -> np.ndarray:
+    """``value`` as a finite float vector of length ``size``, or a ValueError naming ``what``."""
+    try:
+        arr = np.asarray(value, dtype=float)
+    except (TypeError, ValueError):
+        raise ValueError(f"{what} must be numbers, got {value!r}") from None
+    if arr.ndim > 1:
+        raise ValueError(f"{what} must be a flat list of {size} numbers, got an array of shape {arr.shape}")
+    arr = arr.ravel()
+    if len(arr) != size:
+        raise ValueError(f"{what} has {len(arr)} value(s); this model has {size} {meaning}")
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        raise ValueError(f"{what} contains NaN or infinite values (position(s) "
+                         f"{', '.join(map(str, np.flatnonzero(bad)[:5]))}); give finite numbers")
+    return arr
+
+
+def _lmm_start(start, design):
+    """Check lmer's ``start=``: "moments", "lme4", None, a previous fit or theta values."""
+    if start is None or (isinstance(start, str) and start in ("moments", "lme4")):
+        return start
+    if isinstance(start, str):
+        raise ValueError(f"start={start!r} is not a known start; use 'moments' (the default), 'lme4', a previous "
+                         "result or an array of theta values")
+    start = getattr(start, "fit", start)
+    if isinstance(start, dict):
+        extra = set(start) - {"theta"}
+        if extra:
+            raise ValueError(f"start= for lmer takes only 'theta' (got {', '.join(sorted(map(str, extra)))})")
+        start = start.get("theta")
+    elif hasattr(start, "theta") and not isinstance(start, np.ndarray):
+        start = np.asarray(start.theta, dtype=float)
+    return _finite_vector(start, "start=", _n_theta(design), "theta parameters")
+
+
+def _glmm_start(start, design):
+    """Check glmer's ``start=``: None, a previous result/fit or a dict with 'theta' and/or 'beta'."""
+    if start is None:
+        return None
+    start = getattr(start, "fit", start)
+    if hasattr(start, "theta") and hasattr(start, "beta"):
+        start = {"theta": start.theta, "beta": start.beta}
+    if not isinstance(start, dict):
+        raise ValueError(f"start= for glmer must be a previous result or a dict with 'theta' and/or 'beta', "
+                         f"got {type(start).__name__}")
+    extra = set(start) - {"theta", "beta"}
+    if extra:
+        raise ValueError(f"start= may hold 'theta' and 'beta' only (got {', '.join(sorted(map(str, extra)))})")
+    out = {}
+    if start.get("theta") is not None:
+        out["theta"] = _finite_vector(start["theta"], "start['theta']", _n_theta(design), "theta parameters")
+    if start.get("beta") is not None:
+        out["beta"] = _finite_vector(start["beta"], "start['beta']", design.X.shape[1],
+                                     f"fixed effects ({', '.join(design.xnames)})")
+    return out
+
+
+def _check_nagq(nagq) -> int:
+    ok = isinstance(nagq, (int, np.integer, float, np.floating)) and not isinstance(nagq, (bool, np.bool_)) \
+        and np.isfinite(nagq) and nagq >= 0 and float(nagq).is_integer()
+    if not ok:
+        raise ValueError(f"nagq must be a whole number >= 0 (0, 1 = Laplace, or quadrature nodes), got {nagq!r}")
+    return int(nagq)
+
+
 def lmer(formula: str, data: pd.DataFrame, reml: bool = True, weights=None, offset=None,
          start="moments", data_name: str | None = None, **control) -> LinearMixedModelResult:
     """Fit a linear mixed model from an lme4 formula.
@@ -25,10 +103,19 @@ def lmer(formula: str, data: pd.DataFrame, reml: bool = True, weights=None, offs
     formula : lme4 formula, e.g. ``"Reaction ~ Days + (Days | Subject)"``.
     data : DataFrame with the variables.  String, categorical and boolean columns are
         factors (R's treatment contrasts); grouping variables are always factors.
-    reml : REML (default) or maximum likelihood (``reml=False``).
-    weights : prior weights (column name or array); residual variance ``sigma^2 / w_i``.
-    offset : known offset (column name or array), added to ``offset(...)`` terms.
-    start : initial theta: ``"moments"`` (default), ``"lme4"`` or an array.
+    reml : REML (default) or maximum likelihood (``reml=False``); must be a bool.
+    weights : prior weights (column name, array or Series); residual variance ``sigma^2 / w_i``.
+        A Series is matched to the rows by index label, as pandas aligns.
+    offset : known offset (column name, array or Series), added to ``offset(...)`` terms.
+
+    Raises
+    ------
+    FormulaSyntaxError, DesignError
+        For a formula that does not parse, or data that do not fit it (the message names
+        the column, argument or term).  ``TypeError`` for a ``reml`` that is not a bool,
+        ``ValueError`` for a bad ``start``.
+    start : initial theta: ``"moments"`` (default), ``"lme4"``, a previous result or an
+        array of theta values (finite, one per theta parameter).
     data_name : name shown in the summary.
     control : passed to :func:`mixedfx.models.fit_lmm` (``maxeval``, ``blas_threads``).
 
@@ -43,8 +130,10 @@ def lmer(formula: str, data: pd.DataFrame, reml: bool = True, weights=None, offs
     >>> round(m.objective, 4)
     1743.6283
     """
+    reml = _check_reml(reml)
     f = parse_formula(formula)
     design = build_design(f, data, weights=weights, offset=offset, lmm=True)
+    start = _lmm_start(start, design)
     fit = fit_lmm(design, reml=reml, start=start, **control)
     return LinearMixedModelResult(fit, formula, data_name)
 
@@ -71,14 +160,17 @@ def glmer(formula: str, data: pd.DataFrame, family="binomial", link=None, nagq: 
     >>> m = mfx.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)",
     ...               mfx.datasets.load("cbpp"), family="binomial")
     """
+    nagq = _check_nagq(nagq)
     if isinstance(family, str) and family.lower() in ("negbin", "negative_binomial", "negative.binomial"):
         from .models.negbin import fit_negbin
+        if start is not None:
+            raise ValueError("start= is not used with family='negbin' (the shape search starts from a Poisson "
+                             "fit); leave it out")
         fit = fit_negbin(parse_formula(formula), data, link, nagq, weights, offset, **control)
         return GeneralizedLinearMixedModelResult(fit, formula, data_name)
     fam = get_family(family, link)
     f = parse_formula(formula)
     design = build_design(f, data, weights=weights, offset=offset, family=fam)
-    if start is not None and hasattr(start, "fit"):
-        start = start.fit
+    start = _glmm_start(start, design)
     fit = fit_glmm(design, fam, nagq=nagq, start=start, **control)
     return GeneralizedLinearMixedModelResult(fit, formula, data_name)

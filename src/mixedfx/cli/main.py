@@ -14,17 +14,46 @@ import warnings
 __all__ = ["main"]
 
 
+def _read_file(path: str):
+    """A CSV or Parquet file as a DataFrame, or SystemExit with a one-line reason."""
+    import pandas as pd
+
+    if os.path.isdir(path):
+        raise SystemExit(f"error: --data {path!r} is a directory; give a CSV or Parquet file")
+    parquet = path.lower().endswith((".parquet", ".pq"))
+    try:
+        if os.path.getsize(path) == 0:
+            raise SystemExit(f"error: --data {path!r} is an empty file")
+        if not parquet:
+            with open(path, "rb") as fh:
+                head = fh.read(4096)
+            if head.startswith(b"PAR1"):
+                parquet = True
+            elif b"\0" in head:
+                raise SystemExit(f"error: --data {path!r} looks like a binary file, not a CSV file "
+                                 "(Parquet files are read when their name ends in .parquet)")
+        df = pd.read_parquet(path) if parquet else pd.read_csv(path)
+    except SystemExit:
+        raise
+    except UnicodeDecodeError as exc:
+        raise SystemExit(f"error: --data {path!r} is not a text CSV file ({exc.reason} at byte {exc.start})") from None
+    except pd.errors.EmptyDataError:
+        raise SystemExit(f"error: --data {path!r} has no columns to read") from None
+    except Exception as exc:     # parser, permission and Parquet errors: one line, not a traceback
+        kind = "Parquet" if parquet else "CSV"
+        raise SystemExit(f"error: could not read --data {path!r} as {kind}: {exc}") from None
+    if df.shape[1] == 0 or len(df) == 0:
+        raise SystemExit(f"error: --data {path!r} has {len(df)} row(s) and {df.shape[1]} column(s); nothing to fit")
+    return df
+
+
 def _read_data(source: str, factors: list[str]):
     import pandas as pd
 
     from .. import datasets
 
     if os.path.exists(source):
-        lower = source.lower()
-        if lower.endswith((".parquet", ".pq")):
-            df = pd.read_parquet(source)
-        else:
-            df = pd.read_csv(source)
+        df = _read_file(source)
         name = os.path.basename(source)
     else:
         try:
@@ -59,6 +88,19 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except BrokenPipeError:
+        # the reader (e.g. `| head`) went away: stop quietly, as Unix tools do
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        except (OSError, ValueError, AttributeError):
+            pass
+        return 141
+
+
+def _main(argv: list[str] | None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "datasets":
         from .. import datasets
@@ -67,8 +109,6 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name:12s} {datasets.describe(name)['description']}")
         return 0
     from ..api import glmer, lmer
-    from ..design import DesignError
-    from ..formula import FormulaSyntaxError
 
     df, name = _read_data(args.data, args.factor)
     with warnings.catch_warnings(record=True) as caught:
@@ -79,7 +119,8 @@ def main(argv: list[str] | None = None) -> int:
                           weights=args.weights, data_name=name)
             else:
                 m = lmer(args.formula, df, reml=not args.ml, weights=args.weights, data_name=name)
-        except (DesignError, FormulaSyntaxError, ValueError) as exc:
+        except (ValueError, FloatingPointError) as exc:
+            # DesignError, FormulaSyntaxError and ResponseError are ValueErrors with a message for users
             print(f"error: {exc}", file=sys.stderr)
             return 2
     messages = [str(w.message) for w in caught]

@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 
 from ..formula.terms import ModelFormula, parse_formula
-from ..formula.ast import deparse
+from ..formula.ast import Call, Name, deparse
+from .columns import check_numeric_column, row_label, string_columns, vector_argument
 from .evaluate import AtomState, DesignError, check_columns, evaluate_atom
 from .matrices import TermMatrixSpec, build_term_matrix, drop_aliased_columns
 from .response import glmm_response
@@ -34,11 +35,13 @@ class DesignSpec:
 
     def fixed_matrix(self, data: pd.DataFrame) -> np.ndarray:
         """X for new data (same columns, contrasts, levels and scaling as the fit)."""
+        data = string_columns(data)
         labels = {a for t in self.fixed.termlist.terms for a in t}
         check_columns(sorted({v for lab in labels for v in _names(self.formula.atoms[lab])}), data, "newdata")
         return self.fixed.matrix(self._atoms(data, labels), len(data))
 
     def offset(self, data: pd.DataFrame) -> np.ndarray:
+        data = string_columns(data)
         out = np.zeros(len(data))
         for node in self.formula.offsets:
             out += evaluate_atom(node, data, self.state, training=False)
@@ -46,6 +49,7 @@ class DesignSpec:
 
     def random_parts(self, data: pd.DataFrame, which=None) -> list[tuple[np.ndarray, np.ndarray]]:
         """Per random term (in fitted order): (codes with -1 for unseen levels, lhs matrix)."""
+        data = string_columns(data)
         out = []
         for k, (group, levels, lhs) in enumerate(self.random):
             if which is not None and k not in which:
@@ -92,11 +96,94 @@ def _vector_arg(value, data: pd.DataFrame, what: str) -> tuple[np.ndarray | None
         return None, None
     if isinstance(value, str):
         check_columns([value], data, f"{what}= argument")
+        check_numeric_column(data[value], value, what)
         return None, value
-    arr = np.asarray(value, dtype=float).ravel()
-    if len(arr) != len(data):
-        raise DesignError(f"{what}= has length {len(arr)} but the data have {len(data)} rows")
-    return arr, None
+    return vector_argument(value, data, what), None
+
+
+def _missing_report(data: pd.DataFrame, cols: list[str], arrays: dict) -> list[tuple[str, int]]:
+    """(what, number of missing rows) for every column or argument with missing values, most first."""
+    counts = [(repr(c), int(data[c].isna().sum())) for c in cols]
+    counts += [(what, int(np.isnan(arr).sum())) for what, arr in arrays.items() if arr is not None]
+    return sorted([c for c in counts if c[1]], key=lambda c: -c[1])
+
+
+def _check_response_not_on_rhs(f: ModelFormula) -> None:
+    """The response used again as a predictor or in a random term makes a degenerate model."""
+    resp = f.response_label
+    labels = {resp: f"the response {resp!r}"}
+    if isinstance(f.response, Call) and f.response.func == "cbind":
+        labels.update({deparse(a.value): f"{deparse(a.value)!r} (part of the response {resp})"
+                       for a in f.response.args})
+    for t in f.fixed.terms:
+        for a in t:
+            if a in labels:
+                raise DesignError(f"{labels[a]} also appears as a predictor (term {':'.join(t)!r}); "
+                                  "remove it from the right-hand side")
+    for term in f.random:
+        for a in (a for t in term.lhs.terms for a in t):
+            if a in labels:
+                raise DesignError(f"{labels[a]} appears in the random-effects term ({term.text}); a random "
+                                  "slope on the response makes a degenerate model: remove it")
+        for g in term.group:
+            key = deparse(Name(0, 0, id=g))
+            if key in labels:
+                raise DesignError(f"{labels[key]} is used as a grouping factor in ({term.text}); "
+                                  "group by another column")
+
+
+#: numbers beyond this overflow double precision when squared and summed (X'X, y'y)
+HUGE = 1e150
+
+
+def _check_magnitude(v, what: str, index: pd.Index) -> None:
+    if not isinstance(v, np.ndarray) or v.dtype.kind != "f" or v.size == 0:
+        return
+    with np.errstate(all="ignore"):
+        i = int(np.argmax(np.abs(v)))
+    if abs(v[i]) > HUGE:
+        raise DesignError(f"{what} reaches {v[i]:.3g} (row {row_label(index, i)!r}); numbers this large overflow "
+                          "when squared: rescale it (change its units)")
+
+
+def _offset_part(value: np.ndarray, what: str, index: pd.Index) -> np.ndarray:
+    bad = ~np.isfinite(value)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise DesignError(f"the offset {what} is not finite in {int(bad.sum())} row(s) (first: row {row_label(index, i)!r}, "
+                          f"value {value[i]}); an offset must be a finite number in every row")
+    return value
+
+
+def _check_offset(off: np.ndarray, y: np.ndarray, family) -> None:
+    """Reject offsets that overflow or swamp the response (they would wreck the fit downstream)."""
+    big = float(np.max(np.abs(off)))
+    link = getattr(getattr(family, "link", None), "name", "identity") if family is not None else "identity"
+    if not np.isfinite(big):
+        raise DesignError("the offsets add up to infinity; check their sizes")
+    if link != "identity":
+        # a constant shift is absorbed by the intercept (the fit centres the offset); the model is
+        # fitted to the offset's values as given, rounding included.  Variation beyond 1e4 on the
+        # link scale is no offset (exp(1e4) overflows): most likely exposure instead of log(exposure)
+        spread = float(np.ptp(off))
+        if not np.isfinite(spread) or spread > 1e4:
+            raise DesignError(f"the offset varies by {spread:.3g} on the scale of the linear predictor ({link} link), "
+                              "so the means over- or underflow. An offset is on the link scale (e.g. log(exposure), "
+                              "not exposure)")
+        return
+    with np.errstate(all="ignore"):
+        r = y - off
+    size = float(np.max(np.abs(r)))
+    tol = 1e4 * np.finfo(float).eps
+    if not np.isfinite(size) or (size > 1e150 and big > 1e150):
+        raise DesignError(f"the offset (largest |value| {big:.3g}) is too large: the response minus the offset "
+                          f"reaches {size:.3g}, whose squares overflow; rescale the offset and the response")
+    if np.ptp(r) <= tol * size and np.ptp(y) > tol * float(np.max(np.abs(y))):
+        if big * tol > np.ptp(y):
+            raise DesignError(f"the offset (largest |value| {big:.3g}) swamps the response: the response's variation "
+                              f"({np.ptp(y):.3g}) is lost to rounding in response - offset; rescale the offset")
+        raise DesignError("the response minus the offset is constant: the offset explains the response exactly, "
+                          "leaving nothing to model")
 
 
 def _check_weights(w: np.ndarray) -> None:
@@ -129,24 +216,38 @@ def build_design(formula: str | ModelFormula, data: pd.DataFrame, weights=None, 
         raise DesignError("the formula has no response: write it as 'y ~ x + (1 | g)'")
     if len(data) == 0:
         raise DesignError("the data frame is empty")
+    data = string_columns(data)
     check_columns(f.variables, data)
+    _check_response_not_on_rhs(f)
     w_arr, w_col = _vector_arg(weights, data, "weights")
     o_arr, o_col = _vector_arg(offset, data, "offset")
-    cols = [v for v in f.variables if v in data.columns] + [c for c in (w_col, o_col) if c]
+    cols = list(dict.fromkeys([v for v in f.variables if v in data.columns] + [c for c in (w_col, o_col) if c]))
+    dup = [c for c in cols if int((data.columns == c).sum()) > 1]
+    if dup:
+        raise DesignError(f"the data have several columns named {dup[0]!r}; column names must be unique")
     ok = data[cols].notna().all(axis=1).to_numpy().copy()
     for arr in (w_arr, o_arr):
         if arr is not None:
             ok &= ~np.isnan(arr)
     n_dropped = int((~ok).sum())
     if n_dropped:
-        warnings.warn(f"{n_dropped} row(s) with missing values dropped (of {len(data)})",
+        report = _missing_report(data, cols, {"weights=": w_arr, "offset=": o_arr})
+        empty = [what for what, k in report if k == len(data)]
+        if empty:
+            raise DesignError(f"{'column ' if empty[0].startswith(chr(39)) else ''}{empty[0]} has no values: all "
+                              f"{len(data)} rows are missing (NaN/None); fix or drop it")
+        where = ", ".join(f"{what}: {k}" for what, k in report[:5])
+        warnings.warn(f"{n_dropped} row(s) with missing values dropped (of {len(data)}; missing in {where})",
                       MissingDataWarning, stacklevel=3)
         data = data.loc[ok]
         w_arr = None if w_arr is None else w_arr[ok]
         o_arr = None if o_arr is None else o_arr[ok]
     n = len(data)
     if n < 2:
-        raise DesignError(f"only {n} complete observation(s); a mixed model needs several observations per group")
+        where = ", ".join(f"{what} in {k} row(s)" for what, k in report[:5]) if n_dropped else ""
+        raise DesignError(f"only {n} complete observation(s) of {n + n_dropped}"
+                          + (f" (missing values: {where})" if where else "")
+                          + "; a mixed model needs several observations per group")
     state = AtomState()
     trials = None
     if family is not None:
@@ -156,16 +257,32 @@ def build_design(formula: str | ModelFormula, data: pd.DataFrame, weights=None, 
     if not isinstance(resp, np.ndarray):
         raise DesignError(f"the response {f.response_label!r} is not numeric (it is categorical); "
                           "a linear mixed model needs a numeric response (use glmer for binary outcomes)")
+    _check_magnitude(resp, f"the response {f.response_label!r}", data.index)
     if lmm and np.ptp(resp) == 0:
         raise DesignError(f"the response {f.response_label!r} is constant ({resp[0]:g} in every row); "
                           "there is no variation to model")
+    fam_name = getattr(family, "name", "")
+    if fam_name in ("poisson", "negative.binomial") and not np.any(resp):
+        raise DesignError(f"the response {f.response_label!r} is 0 in every row: a {fam_name} model of counts "
+                          "that are all zero has no finite estimates (the log mean goes to minus infinity); "
+                          "check the response column")
     atoms = {lab: evaluate_atom(node, data, state, training=True) for lab, node in f.atoms.items()}
+    for lab, v in atoms.items():
+        _check_magnitude(v, repr(lab), data.index)
     X, fspec = build_term_matrix(f.fixed, atoms, n)
+    for j, name in enumerate(fspec.names):
+        _check_magnitude(X[:, j], f"the fixed-effects column {name!r}", data.index)
     X, fspec = drop_aliased_columns(X, fspec)
+    if lmm and X.shape[1] >= n:
+        raise DesignError(f"the fixed effects have {X.shape[1]} columns for {n} observations, so they fit the data "
+                          "exactly and leave nothing to estimate the variance components from; remove fixed effects "
+                          "or collect more data")
     blocks = []
     for term in f.random:
         codes, levels = grouping_factor(term.group, data)
         Xk, lspec = build_term_matrix(term.lhs, atoms, n)
+        for j, name in enumerate(lspec.names):
+            _check_magnitude(Xk[:, j], f"the column {name!r} of ({term.text})", data.index)
         blocks.append(ReBlock(term, levels, codes, Xk, lspec.names, lspec))
     blocks.sort(key=lambda b: -b.nlevels)   # lme4's order: decreasing number of levels, stable
     check_levels(blocks, n, lmm)
@@ -175,12 +292,23 @@ def build_design(formula: str | ModelFormula, data: pd.DataFrame, weights=None, 
         _check_weights(weights_v)
     if trials is not None:
         weights_v = trials if weights_v is None else weights_v * trials
-    off = o_arr if o_col is None else data[o_col].to_numpy(dtype=float)
+    off = None
+    if o_arr is not None:
+        off = _offset_part(o_arr, "given as offset=", data.index)
+    elif o_col is not None:
+        off = _offset_part(data[o_col].to_numpy(dtype=float), f"column {o_col!r}", data.index)
     for node in f.offsets:
-        val = evaluate_atom(node, data, state, training=True)
+        try:
+            val = evaluate_atom(node, data, state, training=True)
+        except DesignError as exc:
+            raise DesignError(f"in offset({deparse(node)}): {exc}") from None
         if not isinstance(val, np.ndarray):
             raise DesignError(f"offset({deparse(node)}) must be numeric")
-        off = val if off is None else off + val
+        val = _offset_part(val, f"offset({deparse(node)})", data.index)
+        with np.errstate(all="ignore"):
+            off = val if off is None else off + val
+    if off is not None:
+        _check_offset(off, np.asarray(resp, float), family)
     spec = DesignSpec(f, state, fspec, tuple((b.term.group, b.levels, b.lhs_spec) for b in blocks))
     return Design(np.asarray(resp, float), X, fspec.names, tuple(blocks), weights_v, off,
                   n_dropped, data.index, spec)

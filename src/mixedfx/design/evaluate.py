@@ -14,13 +14,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from ..formula.ast import Arg, BinOp, Call, Name, Node, Number, Paren, String, UnaryOp, deparse
+from ..formula.ast import Arg, Bar, BinOp, Call, Name, Node, Number, Paren, String, UnaryOp, deparse, postorder
+from .columns import column_values, row_label
+from .errors import DesignError
 
 __all__ = ["AtomState", "DesignError", "evaluate_atom", "to_factor", "level_labels", "check_columns"]
-
-
-class DesignError(ValueError):
-    """The data do not fit the formula (missing column, wrong type, bad values)."""
 
 
 @dataclass
@@ -65,6 +63,16 @@ def level_labels(values) -> list[str]:
     return out
 
 
+def _merge_equal_labels(labels: list[str]) -> tuple[list[str], np.ndarray]:
+    """Distinct labels (first appearance order) and the map old index -> new index.
+
+    Values that print alike (``0.1`` and ``0.1 + 1e-17`` at 15 digits) share a level, as
+    R's ``factor()`` merges levels with duplicated labels.
+    """
+    codes, uniq = pd.factorize(pd.Index(labels, dtype=object))
+    return [str(u) for u in uniq], np.asarray(codes, dtype=np.int64)
+
+
 def to_factor(values, name: str, levels: list[str] | None = None) -> pd.Categorical:
     """Convert a column to a factor with R's level order.
 
@@ -78,6 +86,9 @@ def to_factor(values, name: str, levels: list[str] | None = None) -> pd.Categori
         cat = pd.Categorical(values)
         labels = level_labels(cat.categories)
         codes = cat.codes
+        if len(set(labels)) < len(labels):
+            labels, merge = _merge_equal_labels(labels)
+            codes = np.where(codes >= 0, merge[np.maximum(codes, 0)], -1)
         if levels is None and not (codes < 0).any():
             # fast path: remap codes onto the used categories, keeping their order
             present = np.zeros(len(labels), bool)
@@ -100,6 +111,9 @@ def to_factor(values, name: str, levels: list[str] | None = None) -> pd.Categori
             inv, uniq_vals = pd.factorize(pd.Series(arr, dtype=object).map(str), sort=True)
             uniq_vals = np.asarray(uniq_vals, dtype=object)
         uniq = level_labels(uniq_vals)
+        if len(set(uniq)) < len(uniq):
+            uniq, merge = _merge_equal_labels(uniq)
+            inv = merge[np.asarray(inv).ravel()]
         if levels is None:
             return pd.Categorical.from_codes(np.asarray(inv, dtype=np.int64).ravel(),
                                              categories=pd.Index(uniq, dtype=object))
@@ -113,9 +127,39 @@ def to_factor(values, name: str, levels: list[str] | None = None) -> pd.Categori
     return pd.Categorical.from_codes(codes, categories=pd.Index(levels, dtype=object))
 
 
-def _is_numeric(v) -> bool:
-    return isinstance(v, (int, float, np.number, bool, np.bool_)) or (
-        isinstance(v, np.ndarray) and v.dtype.kind in "iufb")
+class _Text:
+    """An expression's R text, deparsed only when a message needs it (deep trees stay linear)."""
+    __slots__ = ("node",)
+
+    def __init__(self, node: Node):
+        self.node = node
+
+    def __str__(self) -> str:
+        return deparse(self.node)
+
+    def __repr__(self) -> str:
+        return repr(deparse(self.node))
+
+
+_FACTOR_FUNCS = ("factor", "as.factor", "ordered")
+_NUMERIC_FUNCS = ("as.numeric", "as.double", "as.integer")
+
+
+def _signature(f: str):
+    """(min positional, max positional or None, keywords) of a supported function, or None."""
+    if f == "log":
+        return 1, 2, ("base",)
+    if f in _UNARY or f == "I" or f in _FACTOR_FUNCS or f in _NUMERIC_FUNCS:
+        return 1, 1, ()
+    if f == "scale":
+        return 1, 3, ("center", "scale")
+    if f in ("pmin", "pmax"):
+        return 1, None, ()
+    return None
+
+
+def _supported() -> str:
+    return ", ".join(sorted(list(_UNARY) + ["I", "factor", "scale", "as.numeric", "pmin", "pmax"]))
 
 
 class _Evaluator:
@@ -123,30 +167,46 @@ class _Evaluator:
         self.data = data
         self.state = state
         self.training = training
+        self.memo: dict[int, object] = {}
 
-    def column(self, name: str):
+    def column(self, name: str, as_factor: bool = False):
         if name in self.data.columns:
-            s = self.data[name]
-            if isinstance(s.dtype, pd.CategoricalDtype):
-                return pd.Categorical(s)
-            if s.dtype == bool or s.dtype.kind in "iuf":
-                return s.to_numpy()
-            if str(s.dtype) == "boolean":
-                return s.to_numpy(dtype=bool)
-            if pd.api.types.is_numeric_dtype(s.dtype):
-                return s.to_numpy(dtype=float)
-            return s.to_numpy(dtype=object)
+            return column_values(self.data[name], name, as_factor)
         if name in _CONSTANTS:
             return _CONSTANTS[name]
         check_columns([name], self.data)
 
     def numeric(self, node: Node, context: str):
         v = self.eval(node)
-        if isinstance(v, pd.Categorical) or (isinstance(v, np.ndarray) and v.dtype == object):
+        if isinstance(v, pd.Categorical) or (isinstance(v, np.ndarray) and v.dtype.kind in "OUS"):
             raise DesignError(f"{deparse(node)!r} is categorical and cannot be used in {context!r}")
+        if isinstance(v, str):
+            raise DesignError(f"the string {deparse(node)} cannot be used in {context!r}")
         return np.asarray(v, dtype=float) if isinstance(v, np.ndarray) else v
 
+    def children(self, node: Node) -> tuple[Node, ...]:
+        """Sub-expressions :meth:`eval` evaluates (evaluated first, bottom-up, by :meth:`evaluate`)."""
+        if isinstance(node, (BinOp, UnaryOp, Paren)):
+            return (node.left, node.right) if isinstance(node, BinOp) else \
+                ((node.operand,) if isinstance(node, UnaryOp) else (node.inner,))
+        if isinstance(node, Call) and _signature(node.func) is not None:
+            return tuple(a.value for a in node.args
+                         if not (node.func in _FACTOR_FUNCS and isinstance(a.value, Name)))
+        return ()
+
+    def evaluate(self, root: Node):
+        """Evaluate without recursion: sub-expressions first, each memoized for its parent."""
+        def combine(node, _parts):
+            value = self.eval(node)
+            self.memo[id(node)] = value
+            return None
+        postorder(root, combine, self.children)
+        return self.memo[id(root)]
+
     def eval(self, node: Node):
+        key = id(node)
+        if key in self.memo:
+            return self.memo[key]
         if isinstance(node, Name):
             return self.column(node.id)
         if isinstance(node, Number):
@@ -156,10 +216,10 @@ class _Evaluator:
         if isinstance(node, Paren):
             return self.eval(node.inner)
         if isinstance(node, UnaryOp):
-            v = self.numeric(node.operand, deparse(node))
+            v = self.numeric(node.operand, _Text(node))
             return -v if node.op == "-" else v
         if isinstance(node, BinOp):
-            ctx = deparse(node)
+            ctx = _Text(node)
             a, b = self.numeric(node.left, ctx), self.numeric(node.right, ctx)
             op = node.op
             with np.errstate(all="ignore"):
@@ -179,16 +239,48 @@ class _Evaluator:
             raise DesignError(f"operator {op!r} is not supported inside {ctx!r}")
         if isinstance(node, Call):
             return self.call(node)
+        if isinstance(node, Bar):
+            raise DesignError(f"a random-effects term ({deparse(node)}) cannot be used inside an expression")
         raise DesignError(f"cannot evaluate {deparse(node)!r}")
+
+    def arguments(self, node: Call, label: str) -> tuple[list[Node], dict]:
+        """Positional and keyword arguments of a supported call, checked against its signature."""
+        f = node.func
+        sig = _signature(f)
+        if sig is None:
+            raise DesignError(f"function {f}() in {label!r} is not supported; supported: {_supported()}")
+        lo, hi, keywords = sig
+        pos = [a.value for a in node.args if a.name is None]
+        kw: dict = {}
+        for a in node.args:
+            if a.name is None:
+                continue
+            if a.name == "x" and "x" not in kw:
+                kw["x"] = a.value
+                continue
+            if a.name not in keywords:
+                raise DesignError(f"{f}() has no argument {a.name}= (in {label!r})"
+                                  + (f"; its arguments are x, {', '.join(keywords)}" if keywords else ""))
+            if a.name in kw:
+                raise DesignError(f"argument {a.name}= is given twice in {label!r}")
+            kw[a.name] = a.value
+        if "x" in kw:
+            pos.insert(0, kw.pop("x"))
+        if len(pos) < lo:
+            raise DesignError(f"{f}() needs an argument, as in {f}(x); {label!r} has none")
+        if hi is not None and len(pos) > hi:
+            raise DesignError(f"{f}() takes {'one argument' if hi == 1 else f'at most {hi} arguments'}; "
+                              f"{label!r} has {len(pos)}")
+        for i, name in enumerate(keywords, start=1):
+            if name in kw and len(pos) > i:
+                raise DesignError(f"argument {name}= of {f}() is given twice in {label!r}")
+        return pos, kw
 
     def call(self, node: Call):
         f = node.func
-        label = deparse(node)
-        pos = [a.value for a in node.args if a.name is None]
-        kw = {a.name: a.value for a in node.args if a.name is not None}
+        label = _Text(node)
+        pos, kw = self.arguments(node, label)
         if f in _UNARY and not (f == "log" and (len(pos) > 1 or "base" in kw)):
-            if len(pos) != 1:
-                raise DesignError(f"{f}() takes one argument in {label!r}")
             x = self.numeric(pos[0], label)
             with np.errstate(all="ignore"):
                 return _UNARY[f](x)
@@ -199,40 +291,62 @@ class _Evaluator:
                 return np.log(x) / np.log(base)
         if f == "I":
             return self.eval(pos[0])
-        if f in ("factor", "as.factor", "ordered"):
-            return self.factor(pos[0], label)
-        if f in ("as.numeric", "as.double", "as.integer"):
+        if f in _FACTOR_FUNCS:
+            return self.factor(pos[0], str(label))
+        if f in _NUMERIC_FUNCS:
             return self.numeric(pos[0], label)
         if f == "scale":
-            return self.scale(node, pos, kw, label)
-        if f in ("pmin", "pmax"):
-            vals = [self.numeric(p, label) for p in pos]
-            fn = np.minimum if f == "pmin" else np.maximum
-            out = vals[0]
-            for v in vals[1:]:
-                out = fn(out, v)
-            return out
-        raise DesignError(f"function {f}() in {label!r} is not supported; supported: "
-                          f"{', '.join(sorted(list(_UNARY) + ['I', 'factor', 'scale', 'as.numeric', 'pmin', 'pmax']))}")
+            return self.scale(pos, kw, str(label))
+        vals = [self.numeric(p, label) for p in pos]     # pmin / pmax
+        fn = np.minimum if f == "pmin" else np.maximum
+        out = vals[0]
+        for v in vals[1:]:
+            out = fn(out, v)
+        return out
 
     def factor(self, node: Node, label: str) -> pd.Categorical:
-        v = self.eval(node)
+        if isinstance(node, Name) and node.id in self.data.columns:
+            v = self.column(node.id, as_factor=True)
+        else:
+            v = self.eval(node)
         return to_factor(v, label, self.state.levels.get(label) if not self.training else None)
 
-    def scale(self, node: Call, pos, kw, label):
+    def scale_setting(self, arg: Node | None, name: str, label: str):
+        """``center=``/``scale=`` of scale(): True/False, or a number used as the value (as in R)."""
+        if arg is None:
+            return True
+        v = self.eval(arg)
+        if isinstance(v, (bool, np.bool_)):
+            return bool(v)
+        if isinstance(v, (int, float, np.number)) and np.isfinite(v):
+            return float(v)
+        raise DesignError(f"{name}= in {label!r} must be TRUE, FALSE or a number, not {deparse(arg)}")
+
+    def scale(self, pos, kw, label):
         x = self.numeric(pos[0], label)
-        def flag(name, idx):
-            arg = kw.get(name, pos[idx] if len(pos) > idx else None)
-            return True if arg is None else bool(self.eval(arg))
         if self.training:
-            do_center, do_scale = flag("center", 1), flag("scale", 2)
-            center = float(np.mean(x)) if do_center else None
-            xc = x - center if do_center else x
-            scl = float(np.sqrt(np.sum(xc ** 2) / max(len(xc) - 1, 1))) if do_scale else None
-            self.state.scale[label] = (center, scl)
+            center = self.scale_setting(kw.get("center", pos[1] if len(pos) > 1 else None), "center", label)
+            scl = self.scale_setting(kw.get("scale", pos[2] if len(pos) > 2 else None), "scale", label)
+            with np.errstate(all="ignore"):
+                c = float(np.mean(x)) if center is True else (None if center is False else center)
+                xc = x - c if c is not None else x
+                if scl is True:
+                    scl = float(np.sqrt(np.sum(xc ** 2) / max(np.size(xc) - 1, 1)))
+                    if scl == 0:
+                        raise DesignError(f"{label!r}: {deparse(pos[0])!r} is constant (standard deviation 0), so it "
+                                          "cannot be scaled; remove the term, or centre only with scale = FALSE")
+                    if not np.isfinite(scl) and np.all(np.isfinite(x)):
+                        raise DesignError(f"{label!r}: the values of {deparse(pos[0])!r} are too large to scale "
+                                          "(their sum of squares overflows)")
+                elif scl is False:
+                    scl = None
+                elif scl == 0:
+                    raise DesignError(f"{label!r}: scale = 0 would divide by zero")
+            self.state.scale[label] = (c, scl)
         center, scl = self.state.scale[label]
-        out = x - center if center is not None else x
-        return out / scl if scl is not None else out
+        with np.errstate(all="ignore"):
+            out = x - center if center is not None else x
+            return out / scl if scl is not None else out
 
 
 _UNARY = {"log": np.log, "log10": np.log10, "log2": np.log2, "log1p": np.log1p, "exp": np.exp,
@@ -248,7 +362,7 @@ def evaluate_atom(node: Node, data: pd.DataFrame, state: AtomState, training: bo
     naming the atom and the first offending row.
     """
     label = deparse(node)
-    value = _Evaluator(data, state, training).eval(node)
+    value = _Evaluator(data, state, training).evaluate(node)
     n = len(data)
     if isinstance(value, pd.Categorical):
         state.levels.setdefault(label, list(value.categories))
@@ -266,6 +380,6 @@ def evaluate_atom(node: Node, data: pd.DataFrame, state: AtomState, training: bo
     bad = ~np.isfinite(arr)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        raise DesignError(f"{label!r} is not finite in {int(bad.sum())} row(s) (first: row {data.index[i]!r}, "
+        raise DesignError(f"{label!r} is not finite in {int(bad.sum())} row(s) (first: row {row_label(data.index, i)!r}, "
                           f"value {arr[i]}); check the transform or remove those rows")
     return arr

@@ -8,12 +8,15 @@ Its column names are then mapped back to R's: ``_mfx0[T.B]:_mfx1`` ->
 """
 from __future__ import annotations
 
+import math
+
 import re
 import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from scipy.linalg import solve_triangular
 
 from ..formula.terms import TermList
 
@@ -124,14 +127,14 @@ def drop_aliased_columns(X: np.ndarray, spec: TermMatrixSpec, what: str = "fixed
     p = X.shape[1]
     if p == 0:
         return X, spec
-    XtX = X.T @ X
+    XtX = _standardized_gram(X)
     kept: list[int] = []
     L = np.zeros((p, p))
     for j in range(p):
         d = XtX[j, j]
         if kept:
-            row = np.linalg.solve(L[np.ix_(range(len(kept)), range(len(kept)))],
-                                  XtX[kept, j])
+            k = len(kept)      # L is lower triangular: a triangular solve (p = 1000: 0.3 s, not 11 s)
+            row = solve_triangular(L[:k, :k], XtX[kept, j], lower=True, check_finite=False)
             resid = d - row @ row
         else:
             row = np.zeros(0)
@@ -150,6 +153,22 @@ def drop_aliased_columns(X: np.ndarray, spec: TermMatrixSpec, what: str = "fixed
     new = TermMatrixSpec(spec.termlist, spec.synthetic, spec.formulaic_spec,
                          tuple(spec.names[j] for j in kept), tuple(spec.keep[j] for j in kept), spec.direct)
     return X[:, kept], new
+
+
+def _standardized_gram(X: np.ndarray) -> np.ndarray:
+    """``X'X`` of X with columns centred (when a constant column is in the model) and scaled.
+
+    Both are column operations that keep the rank, and they make the test invariant to units:
+    ``Days + 1e6`` next to an intercept is not aliased, ``Days * 1e-8`` is not zero.
+    """
+    Xs = np.array(X, dtype=float)
+    const = np.all(Xs == Xs[:1], axis=0) & (Xs[0] != 0) if len(Xs) else np.zeros(Xs.shape[1], bool)
+    if const.any():
+        others = ~const
+        Xs[:, others] -= np.array([math.fsum(c) / len(c) for c in Xs[:, others].T.tolist()])[None, :]
+    norms = np.sqrt(np.sum(Xs * Xs, axis=0))
+    Xs /= np.where(norms > 0, norms, 1.0)[None, :]
+    return Xs.T @ Xs
 
 
 class RankDeficiencyWarning(UserWarning):

@@ -8,6 +8,8 @@ formed here: a block is stored as its level codes and ``X_k``.
 """
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass
 
 import warnings
@@ -118,6 +120,16 @@ def check_levels(blocks: list[ReBlock], n: int, lmm: bool) -> None:
                               "the model is unidentifiable. Simplify the term (e.g. (1 | group)).")
 
 
+def _standardized(X: np.ndarray) -> np.ndarray:
+    """Columns centred (when the first is an intercept) and scaled to unit RMS: the same
+    dependence structure in units where a shift of 1e6 or a scale of 1e-8 does not matter."""
+    Xs = np.array(X, dtype=float)
+    if Xs.shape[1] > 1 and len(Xs) and Xs[0, 0] != 0 and np.all(Xs[:, 0] == Xs[0, 0]):
+        Xs[:, 1:] -= np.array([math.fsum(c) / len(c) for c in Xs[:, 1:].T.tolist()])[None, :]
+    rms = np.sqrt(np.mean(Xs * Xs, axis=0)) if len(Xs) else np.ones(Xs.shape[1])
+    return Xs / np.where(rms > 0, rms, 1.0)[None, :]
+
+
 def check_identifiability(blocks: list[ReBlock], tol: float = 1e-10) -> None:
     """Warn when a term's left-hand-side columns are linearly dependent within every level.
 
@@ -129,15 +141,16 @@ def check_identifiability(blocks: list[ReBlock], tol: float = 1e-10) -> None:
     for b in blocks:
         if b.p < 2:
             continue
+        X = _standardized(b.X)
         gram = np.zeros((b.nlevels, b.p, b.p))
         for i in range(b.p):
             for j in range(i, b.p):
-                gram[:, i, j] = gram[:, j, i] = np.bincount(b.codes, b.X[:, i] * b.X[:, j], minlength=b.nlevels)
+                gram[:, i, j] = gram[:, j, i] = np.bincount(b.codes, X[:, i] * X[:, j], minlength=b.nlevels)
         eig = np.linalg.eigvalsh(gram)
         deficient = eig[:, 0] <= tol * np.maximum(eig[:, -1], 1e-300)
         if not deficient.all():
             continue
-        whole = np.linalg.eigvalsh(b.X.T @ b.X)
+        whole = np.linalg.eigvalsh(X.T @ X)
         if whole[0] <= tol * whole[-1]:
             how = ("its columns are linearly dependent over the whole data, so its variance components "
                    "are not identifiable")

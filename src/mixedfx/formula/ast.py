@@ -7,10 +7,12 @@ text is equal, as in R's ``terms()``.
 """
 from __future__ import annotations
 
+import math
+import re
 from dataclasses import dataclass, field
 
 __all__ = ["Node", "Name", "Number", "String", "Call", "Arg", "BinOp", "UnaryOp",
-           "Paren", "Bar", "deparse"]
+           "Paren", "Bar", "deparse", "names_in", "children", "postorder"]
 
 
 @dataclass(frozen=True)
@@ -79,58 +81,93 @@ _SPACED = {"+", "-", "*", "~", "|", "||", "==", "!=", "<", ">", "<=", ">=", "&",
 
 
 def _fmt_number(value: float, text: str) -> str:
+    if not math.isfinite(value):     # 1e400: keep the text (R would print Inf, which is not a number here)
+        return text
     if float(value).is_integer() and abs(value) < 1e15:
         return str(int(value))
     return f"{value:.15g}"
 
 
-def deparse(node: Node) -> str:
-    """Render a node as R's ``deparse`` would (``I(x^2)``, ``log(x + 1)``, ``a/b``)."""
+_SYNTACTIC = re.compile(r"(?:[^\W\d_]|\.(?!\d))[\w.]*|\.")
+
+
+def children(node: Node) -> tuple[Node, ...]:
+    """The direct sub-expressions of a node, left to right."""
+    if isinstance(node, Call):
+        return tuple(a.value for a in node.args)
+    if isinstance(node, BinOp):
+        return (node.left, node.right)
+    if isinstance(node, Bar):
+        return (node.lhs, node.group)
+    if isinstance(node, UnaryOp):
+        return (node.operand,)
+    if isinstance(node, Paren):
+        return (node.inner,)
+    return ()
+
+
+def postorder(root: Node, combine, kids=children):
+    """Fold a tree bottom-up without recursion (trees may be thousands of levels deep).
+
+    ``combine(node, values)`` receives the folded values of ``kids(node)`` in order;
+    nodes are combined in the order a recursive left-to-right fold would finish them.
+    """
+    stack: list[tuple[Node, bool]] = [(root, False)]
+    values: list = []
+    while stack:
+        node, ready = stack.pop()
+        if ready:
+            k = len(kids(node))
+            args = values[len(values) - k:] if k else []
+            if k:
+                del values[len(values) - k:]
+            values.append(combine(node, args))
+        else:
+            stack.append((node, True))
+            stack.extend((c, False) for c in reversed(kids(node)))
+    return values[0]
+
+
+def _deparse_one(node: Node, parts: list[str]) -> str:
     if isinstance(node, Name):
-        return node.id if node.id.replace(".", "").replace("_", "").isalnum() and not node.id[0].isdigit() \
-            else f"`{node.id}`"
+        return node.id if _SYNTACTIC.fullmatch(node.id) else "`" + node.id + "`"
     if isinstance(node, Number):
         return _fmt_number(node.value, node.text)
     if isinstance(node, String):
         return '"' + node.value + '"'
     if isinstance(node, Call):
-        parts = [(f"{a.name} = " if a.name else "") + deparse(a.value) for a in node.args]
-        return f"{node.func}({', '.join(parts)})"
+        return node.func + "(" + ", ".join((f"{a.name} = " if a.name else "") + p
+                                           for a, p in zip(node.args, parts)) + ")"
     if isinstance(node, BinOp):
         sep = f" {node.op} " if node.op in _SPACED else node.op
-        return deparse(node.left) + sep + deparse(node.right)
+        return parts[0] + sep + parts[1]
     if isinstance(node, UnaryOp):
-        return node.op + deparse(node.operand)
+        return node.op + parts[0]
     if isinstance(node, Paren):
-        return "(" + deparse(node.inner) + ")"
+        return "(" + parts[0] + ")"
     if isinstance(node, Bar):
-        return deparse(node.lhs) + (" || " if node.double else " | ") + deparse(node.group)
+        return parts[0] + (" || " if node.double else " | ") + parts[1]
     raise TypeError(f"cannot deparse {node!r}")
+
+
+def deparse(node: Node) -> str:
+    """Render a node as R's ``deparse`` would (``I(x^2)``, ``log(x + 1)``, ``a/b``)."""
+    return postorder(node, _deparse_one)
 
 
 def names_in(node: Node) -> list[str]:
     """Variable names referenced by an expression, in order of appearance (no function names)."""
     out: list[str] = []
-
-    def visit(n: Node | None) -> None:
+    seen: set[str] = set()
+    stack = [node]
+    while stack:
+        n = stack.pop()
         if n is None:
-            return
+            continue
         if isinstance(n, Name):
-            if n.id not in out:
+            if n.id not in seen:
+                seen.add(n.id)
                 out.append(n.id)
-        elif isinstance(n, Call):
-            for a in n.args:
-                visit(a.value)
-        elif isinstance(n, BinOp):
-            visit(n.left)
-            visit(n.right)
-        elif isinstance(n, UnaryOp):
-            visit(n.operand)
-        elif isinstance(n, Paren):
-            visit(n.inner)
-        elif isinstance(n, Bar):
-            visit(n.lhs)
-            visit(n.group)
-
-    visit(node)
+        else:
+            stack.extend(reversed(children(n)))
     return out

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .ast import Bar, BinOp, Call, Name, Node, Number, Paren, UnaryOp, deparse, names_in
+from .ast import Bar, BinOp, Call, Name, Node, Number, Paren, String, UnaryOp, deparse, names_in, postorder
 from .parser import FormulaSyntaxError, parse
 
 __all__ = ["TermList", "RandomTerm", "ModelFormula", "parse_formula"]
@@ -84,15 +84,26 @@ class _Exp:
 
 
 def _unique(seq):
-    out = []
-    for s in seq:
-        if s not in out:
-            out.append(s)
-    return out
+    return list(dict.fromkeys(seq))
 
 
 def _cross(left: list[frozenset], right: list[frozenset]) -> list[frozenset]:
     return _unique([a | b for a in left for b in right])
+
+
+# operators of the term algebra; any other operator (==, <, %o%...) makes its expression one atom
+_TERM_OPS = ("+", "-", "*", "/", ":", "%in%", "^")
+
+
+def _expand_children(node: Node) -> tuple[Node, ...]:
+    """Sub-expressions the term algebra expands (atoms are leaves)."""
+    if isinstance(node, Paren):
+        return () if isinstance(node.inner, Bar) else (node.inner,)
+    if isinstance(node, UnaryOp):
+        return (node.operand,)
+    if isinstance(node, BinOp) and node.op in _TERM_OPS:
+        return (node.left,) if node.op == "^" else (node.left, node.right)
+    return ()
 
 
 class _Expander:
@@ -111,6 +122,10 @@ class _Expander:
         return _Exp([frozenset([label])])
 
     def expand(self, node: Node) -> _Exp:
+        """Expand an expression into terms (an iterative fold: any depth of nesting)."""
+        return postorder(node, self._combine, _expand_children)
+
+    def _combine(self, node: Node, parts: list[_Exp]) -> _Exp:
         if isinstance(node, Number):
             if node.value == 1:
                 return _Exp([], True)
@@ -122,41 +137,49 @@ class _Expander:
             if isinstance(node.inner, Bar):
                 raise FormulaSyntaxError("a random-effects term must be added to the formula with '+'",
                                          self.text, node.start)
-            return self.expand(node.inner)
+            return parts[0]
         if isinstance(node, Bar):
             raise FormulaSyntaxError("random-effects terms need parentheses: write (lhs | group)",
                                      self.text, node.start)
         if isinstance(node, UnaryOp):
-            inner = self.expand(node.operand)
+            inner = parts[0]
             if node.op == "+":
                 return inner
             flipped = None if inner.intercept is None else not inner.intercept
             return _Exp([], flipped, inner.terms)
-        if isinstance(node, BinOp):
-            return self.binop(node)
+        if isinstance(node, BinOp) and node.op in _TERM_OPS:
+            return self.binop(node, parts)
+        if isinstance(node, Name) and node.id == "." and self.text[node.start] != "`":
+            raise FormulaSyntaxError("'.' (all other columns) is not supported; list the predictors by name",
+                                     self.text, node.start)
+        if isinstance(node, String):
+            raise FormulaSyntaxError(f"a string {deparse(node)} is not a term; write column names without "
+                                     "quotes (or in backticks)", self.text, node.start)
         return self.atom(node)
 
-    def binop(self, node: BinOp) -> _Exp:
+    def binop(self, node: BinOp, parts: list[_Exp]) -> _Exp:
         op = node.op
         if op == "^":
-            base = self.expand(node.left)
+            base = parts[0]
             if not isinstance(node.right, Number) or not float(node.right.value).is_integer() \
                     or node.right.value < 1:
                 raise FormulaSyntaxError("the power of a term must be a positive whole number, as in (a + b)^2",
                                          self.text, node.right.start)
             out = list(base.terms)
-            for _ in range(int(node.right.value) - 1):
+            # powers beyond the number of terms add nothing (so a huge k costs nothing)
+            for _ in range(min(int(node.right.value), max(len(base.terms), 1)) - 1):
                 out = _unique(out + _cross(out, base.terms))
             return _Exp(out, base.intercept)
-        left = self.expand(node.left)
-        right = self.expand(node.right)
+        left, right = parts
         if op == "+":
             removed = left.removed + right.removed
-            terms = [t for t in _unique(left.terms + right.terms) if t not in removed]
+            gone = set(removed)
+            terms = [t for t in _unique(left.terms + right.terms) if t not in gone]
             icpt = right.intercept if right.intercept is not None else left.intercept
             return _Exp(terms, icpt, removed)
         if op == "-":
-            terms = [t for t in left.terms if t not in right.terms]
+            gone = set(right.terms)
+            terms = [t for t in left.terms if t not in gone]
             icpt = left.intercept
             if right.intercept is not None:
                 icpt = not right.intercept
@@ -166,13 +189,11 @@ class _Expander:
                         right.intercept if right.intercept is not None else left.intercept)
         if op in (":", "%in%"):
             return _Exp(_cross(left.terms, right.terms))
-        if op == "/":
-            if not left.terms:
-                return _Exp(right.terms)
-            whole = frozenset().union(*left.terms)
-            return _Exp(_unique(left.terms + _cross([whole], right.terms)), left.intercept)
-        # comparison operators and anything else at the formula level make one atom
-        return self.atom(node)
+        # op == "/"
+        if not left.terms:
+            return _Exp(right.terms)
+        whole = frozenset().union(*left.terms)
+        return _Exp(_unique(left.terms + _cross([whole], right.terms)), left.intercept)
 
     def finish(self, exp: _Exp, default_intercept: bool = True) -> TermList:
         icpt = default_intercept if exp.intercept is None else exp.intercept
@@ -182,14 +203,18 @@ class _Expander:
 
 
 def _split_sum(node: Node) -> list[tuple[str, Node]]:
-    """Flatten a top-level chain of ``+``/``-`` into signed pieces."""
-    if isinstance(node, BinOp) and node.op in ("+", "-"):
-        left = _split_sum(node.left)
-        right = _split_sum(node.right)
-        if node.op == "-":
-            right = [("-" if s == "+" else "+", n) for s, n in right]
-        return left + right
-    return [("+", node)]
+    """Flatten a top-level chain of ``+``/``-`` into signed pieces (iteratively)."""
+    out: list[tuple[str, Node]] = []
+    stack = [("+", node)]
+    while stack:
+        sign, n = stack.pop()
+        if isinstance(n, BinOp) and n.op in ("+", "-"):
+            rsign = sign if n.op == "+" else ("-" if sign == "+" else "+")
+            stack.append((rsign, n.right))
+            stack.append((sign, n.left))
+        else:
+            out.append((sign, n))
+    return out
 
 
 def _unwrap_bar(node: Node, text: str) -> Bar | None:
@@ -200,22 +225,31 @@ def _unwrap_bar(node: Node, text: str) -> Bar | None:
     return node if isinstance(node, Bar) else None
 
 
+def _group_children(node: Node) -> tuple[Node, ...]:
+    if isinstance(node, Paren):
+        return (node.inner,)
+    if isinstance(node, BinOp) and node.op in (":", "/", "+"):
+        return (node.left, node.right)
+    return ()
+
+
 def _group_terms(node: Node, text: str) -> list[tuple[str, ...]]:
     """Expand a grouping expression: ``a`` ; ``a:b`` ; ``a/b`` -> ``a``, ``b:a``."""
-    if isinstance(node, Paren):
-        return _group_terms(node.inner, text)
-    if isinstance(node, Name):
-        return [(node.id,)]
-    if isinstance(node, BinOp) and node.op == ":":
-        return [a + b for a in _group_terms(node.left, text) for b in _group_terms(node.right, text)]
-    if isinstance(node, BinOp) and node.op == "/":
-        left = _group_terms(node.left, text)
-        names = tuple(dict.fromkeys(n for t in left for n in t))
-        return left + [r + names for r in _group_terms(node.right, text)]
-    if isinstance(node, BinOp) and node.op == "+":
-        return _group_terms(node.left, text) + _group_terms(node.right, text)
-    raise FormulaSyntaxError("a grouping factor must be a column name or an interaction/nesting of "
-                             "column names (g, a:b, a/b)", text, node.start)
+    def combine(n: Node, parts: list) -> list[tuple[str, ...]]:
+        if isinstance(n, Paren):
+            return parts[0]
+        if isinstance(n, Name):
+            return [(n.id,)]
+        if isinstance(n, BinOp) and n.op == ":":
+            return [a + b for a in parts[0] for b in parts[1]]
+        if isinstance(n, BinOp) and n.op == "/":
+            names = tuple(dict.fromkeys(v for t in parts[0] for v in t))
+            return parts[0] + [r + names for r in parts[1]]
+        if isinstance(n, BinOp) and n.op == "+":
+            return parts[0] + parts[1]
+        raise FormulaSyntaxError("a grouping factor must be a column name or an interaction/nesting of "
+                                 "column names (g, a:b, a/b)", text, n.start)
+    return postorder(node, combine, _group_children)
 
 
 def _random_terms(bar: Bar, expander: _Expander, text: str) -> list[RandomTerm]:
@@ -263,18 +297,20 @@ def parse_formula(text: str) -> ModelFormula:
             fixed_nodes.append((sign, piece))
     # re-expand the fixed pieces with a fresh atom order so fixed atoms come first
     fexp = _Expander(text)
-    acc = _Exp([])
+    terms: dict = {}            # an ordered set: thousands of pieces stay linear
+    intercept = None
     for sign, node in fixed_nodes:
         part = fexp.expand(node)
         if sign == "+":
-            acc = _Exp([t for t in _unique(acc.terms + part.terms) if t not in part.removed],
-                       part.intercept if part.intercept is not None else acc.intercept,
-                       acc.removed + part.removed)
+            terms.update(dict.fromkeys(part.terms))
+            for t in part.removed:
+                terms.pop(t, None)
+            intercept = part.intercept if part.intercept is not None else intercept
         else:
-            acc = _Exp([t for t in acc.terms if t not in part.terms],
-                       acc.intercept if part.intercept is None else not part.intercept,
-                       acc.removed + part.terms)
-    fixed = fexp.finish(acc)
+            for t in part.terms:
+                terms.pop(t, None)
+            intercept = intercept if part.intercept is None else not part.intercept
+    fixed = fexp.finish(_Exp(list(terms), intercept))
     atoms = dict(fexp.atoms)
     atoms.update({k: v for k, v in expander.atoms.items() if k not in atoms})
     variables: list[str] = []
