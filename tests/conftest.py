@@ -1,4 +1,5 @@
-"""Shared fixtures: lme4 reference results (../shared/reference) and a session cache of fits."""
+"""Shared fixtures: lme4 reference results (tests/reference/lme4, made by tests/reference/make_lme4_core.R)
+and a session cache of fits."""
 from __future__ import annotations
 
 import glob
@@ -12,14 +13,14 @@ import pytest
 import mixedfx as mfx
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-SHARED = os.environ.get("MIXEDFX_SHARED", os.path.join(HERE, "..", "..", "shared"))
-REFERENCE_DIR = os.path.join(SHARED, "reference")
+REFERENCE_DIR = os.path.join(HERE, "reference", "lme4")
 
 
 def _reference_files():
     files = sorted(glob.glob(os.path.join(REFERENCE_DIR, "*.json")))
     if not files:
-        raise RuntimeError(f"no lme4 reference JSON found in {REFERENCE_DIR}; set MIXEDFX_SHARED to the shared/ folder")
+        raise RuntimeError(f"no lme4 reference JSON found in {REFERENCE_DIR}; it is part of the repository "
+                           "(tests/reference/lme4/*.json): check that the checkout is complete")
     return files
 
 

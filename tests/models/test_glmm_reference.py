@@ -1,4 +1,4 @@
-"""glmer parity: lme4 1.1-31 (../shared/reference), converged lme4 and glmmTMB (tests/reference/glmm_converged.json).
+"""glmer parity: lme4 1.1-31 (tests/reference/lme4), converged lme4 and glmmTMB (tests/reference/glmm_converged.json).
 
 lme4's default PIRLS tolerance (1e-7) leaves its Laplace deviance ~5e-4 high and its
 finite-difference standard errors up to ~1% off (cbpp); the same lme4 with tolPwrss = 1e-12

@@ -1,4 +1,4 @@
-"""Parity with lme4 1.1-31 on every reference LMM in ../shared/reference (fun == "lmer")."""
+"""Parity with lme4 1.1-31 on every reference LMM in tests/reference/lme4 (fun == "lmer")."""
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,4 @@
-"""ICC and Nakagawa R2 against R's performance package (values in ../shared/reference)."""
+"""ICC and Nakagawa R2 against R's performance package (values in tests/reference/lme4)."""
 from __future__ import annotations
 
 import warnings
