@@ -101,18 +101,23 @@ def lmer(formula: str, data: pd.DataFrame, reml: bool = True, weights=None, offs
     Parameters
     ----------
     formula : lme4 formula, e.g. ``"Reaction ~ Days + (Days | Subject)"``.
-    data : DataFrame with the variables.  String, categorical and boolean columns are
-        factors (R's treatment contrasts); grouping variables are always factors.
+    data : data frame with the variables: pandas, polars (DataFrame or LazyFrame), pyarrow
+        Table, or a dict of equal-length columns (see :mod:`mixedfx.design.frames`); results
+        are identical whichever kind is given.  String, categorical and boolean columns are
+        factors (R's treatment contrasts; polars ``Enum`` and Arrow dictionary columns keep
+        their level order); grouping variables are always factors.
     reml : REML (default) or maximum likelihood (``reml=False``); must be a bool.
     weights : prior weights (column name, array or Series); residual variance ``sigma^2 / w_i``.
-        A Series is matched to the rows by index label, as pandas aligns.
+        A pandas Series is matched to the rows by index label, as pandas aligns; a polars
+        Series or pyarrow array is taken in row order (they have no index).
     offset : known offset (column name, array or Series), added to ``offset(...)`` terms.
 
     Raises
     ------
     FormulaSyntaxError, DesignError
         For a formula that does not parse, or data that do not fit it (the message names
-        the column, argument or term).  ``TypeError`` for a ``reml`` that is not a bool,
+        the column, argument or term).  ``TypeError`` for a ``reml`` that is not a bool or
+        ``data`` that is not a supported data frame (the message names its type),
         ``ValueError`` for a bad ``start``.
     start : initial theta: ``"moments"`` (default), ``"lme4"``, a previous result or an
         array of theta values (finite, one per theta parameter).
@@ -152,6 +157,7 @@ def glmer(formula: str, data: pd.DataFrame, family="binomial", link=None, nagq: 
     link : link name (default: the family's canonical link as in R, log for gamma is
         ``link="log"``).
     nagq : 0 (fast first stage only), 1 (Laplace) or > 1 quadrature nodes (one scalar term).
+    data, weights, offset : as for :func:`lmer` (any supported data-frame kind).
     start : a previous result or ``{"theta": ..., "beta": ...}`` to warm-start.
 
     Examples

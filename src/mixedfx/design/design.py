@@ -10,7 +10,8 @@ import pandas as pd
 from ..formula.terms import ModelFormula, parse_formula
 from ..formula.ast import Call, Name, deparse
 from .columns import check_numeric_column, row_label, string_columns, vector_argument
-from .evaluate import AtomState, DesignError, check_columns, evaluate_atom
+from .evaluate import AtomState, DesignError, check_columns, evaluate_atom, learn_bases
+from .frames import as_pandas, as_vector
 from .matrices import TermMatrixSpec, build_term_matrix, drop_aliased_columns
 from .response import glmm_response
 from .random import ReBlock, check_identifiability, check_levels, grouping_factor, map_levels
@@ -31,7 +32,8 @@ class DesignSpec:
     random: tuple[tuple[tuple[str, ...], tuple[str, ...], TermMatrixSpec], ...]  # (group, levels, lhs)
 
     def _atoms(self, data: pd.DataFrame, labels) -> dict:
-        return {lab: evaluate_atom(self.formula.atoms[lab], data, self.state, training=False) for lab in labels}
+        return {lab: evaluate_atom(self.formula.atoms[lab], data, self.state, training=False, matrix=True)
+                for lab in labels}
 
     def fixed_matrix(self, data: pd.DataFrame) -> np.ndarray:
         """X for new data (same columns, contrasts, levels and scaling as the fit)."""
@@ -139,6 +141,8 @@ HUGE = 1e150
 def _check_magnitude(v, what: str, index: pd.Index) -> None:
     if not isinstance(v, np.ndarray) or v.dtype.kind != "f" or v.size == 0:
         return
+    if v.ndim > 1:      # a basis (poly, bs, ns): the largest value of each row
+        v = np.max(np.abs(v), axis=1)
     with np.errstate(all="ignore"):
         i = int(np.argmax(np.abs(v)))
     if abs(v[i]) > HUGE:
@@ -197,7 +201,8 @@ def _check_weights(w: np.ndarray) -> None:
 
 def build_design(formula: str | ModelFormula, data: pd.DataFrame, weights=None, offset=None,
                  lmm: bool = True, family=None) -> Design:
-    """Evaluate a formula on a DataFrame.
+    """Evaluate a formula on a data frame (pandas, polars, pyarrow Table or dict of columns;
+    see :mod:`mixedfx.design.frames`).
 
     Rows with a missing value in any variable the model uses (or in the weights or
     offset) are dropped, and a :class:`MissingDataWarning` gives the count.  With a
@@ -206,8 +211,8 @@ def build_design(formula: str | ModelFormula, data: pd.DataFrame, weights=None, 
     """
     if family is not None:
         lmm = False
-    if not isinstance(data, pd.DataFrame):
-        raise TypeError(f"data must be a pandas DataFrame, got {type(data).__name__}")
+    data = as_pandas(data, "data")
+    weights, offset = as_vector(weights, "weights"), as_vector(offset, "offset")
     f = parse_formula(formula) if isinstance(formula, str) else formula
     if not f.random:
         raise DesignError("the formula has no random-effects term such as (1 | group); without one this is an "
@@ -230,6 +235,7 @@ def build_design(formula: str | ModelFormula, data: pd.DataFrame, weights=None, 
         if arr is not None:
             ok &= ~np.isnan(arr)
     n_dropped = int((~ok).sum())
+    state = AtomState()
     if n_dropped:
         report = _missing_report(data, cols, {"weights=": w_arr, "offset=": o_arr})
         empty = [what for what, k in report if k == len(data)]
@@ -239,6 +245,7 @@ def build_design(formula: str | ModelFormula, data: pd.DataFrame, weights=None, 
         where = ", ".join(f"{what}: {k}" for what, k in report[:5])
         warnings.warn(f"{n_dropped} row(s) with missing values dropped (of {len(data)}; missing in {where})",
                       MissingDataWarning, stacklevel=3)
+        learn_bases(f.atoms, data, state)   # as R's model frame: poly/bs/ns see every row where x is known
         data = data.loc[ok]
         w_arr = None if w_arr is None else w_arr[ok]
         o_arr = None if o_arr is None else o_arr[ok]
@@ -248,7 +255,6 @@ def build_design(formula: str | ModelFormula, data: pd.DataFrame, weights=None, 
         raise DesignError(f"only {n} complete observation(s) of {n + n_dropped}"
                           + (f" (missing values: {where})" if where else "")
                           + "; a mixed model needs several observations per group")
-    state = AtomState()
     trials = None
     if family is not None:
         resp, trials = glmm_response(f.response, data, state, binomial=getattr(family, "name", "") == "binomial")
@@ -266,7 +272,7 @@ def build_design(formula: str | ModelFormula, data: pd.DataFrame, weights=None, 
         raise DesignError(f"the response {f.response_label!r} is 0 in every row: a {fam_name} model of counts "
                           "that are all zero has no finite estimates (the log mean goes to minus infinity); "
                           "check the response column")
-    atoms = {lab: evaluate_atom(node, data, state, training=True) for lab, node in f.atoms.items()}
+    atoms = {lab: evaluate_atom(node, data, state, training=True, matrix=True) for lab, node in f.atoms.items()}
     for lab, v in atoms.items():
         _check_magnitude(v, repr(lab), data.index)
     X, fspec = build_term_matrix(f.fixed, atoms, n)

@@ -1,14 +1,16 @@
-"""Evaluate formula atoms (``log(x)``, ``scale(x)``, ``I(x^2)``, ``factor(g)``) on a DataFrame.
+"""Evaluate formula atoms (``log(x)``, ``scale(x)``, ``I(x^2)``, ``factor(g)``, ``poly(x, 2)``) on a DataFrame.
 
-An atom evaluates to a float vector (a covariate) or a :class:`pandas.Categorical`
-(a factor), following R: numeric columns are covariates; strings, categoricals and
+An atom evaluates to a float vector (a covariate), a float matrix (the bases ``poly()``,
+``bs()``, ``ns()``: one column per basis function) or a :class:`pandas.Categorical` (a
+factor), following R: numeric columns are covariates; strings, categoricals and
 booleans are factors.  Data-dependent transforms keep their state (``scale``'s
-centre and scale, a factor's levels) in an :class:`AtomState` so that new data are
-encoded exactly as the data the model was fitted to.
+centre and scale, a factor's levels, a basis' knots or polynomial coefficients) in an
+:class:`AtomState` so that new data are encoded exactly as the data the model was fitted to.
 """
 from __future__ import annotations
 
 import difflib
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -17,8 +19,9 @@ import pandas as pd
 from ..formula.ast import Arg, Bar, BinOp, Call, Name, Node, Number, Paren, String, UnaryOp, deparse, postorder
 from .columns import column_values, row_label
 from .errors import DesignError
+from .bases import BASES as _BASES, fit_basis as _fit_basis, match_basis_args as _match_basis_args
 
-__all__ = ["AtomState", "DesignError", "evaluate_atom", "to_factor", "level_labels", "check_columns"]
+__all__ = ["AtomState", "DesignError", "evaluate_atom", "learn_bases", "to_factor", "level_labels", "check_columns"]
 
 
 @dataclass
@@ -26,6 +29,7 @@ class AtomState:
     """Per-atom state learned from the training data (mutable only while building a design)."""
     scale: dict = field(default_factory=dict)    # call label -> (center or None, scale or None)
     levels: dict = field(default_factory=dict)   # atom/variable label -> list of level labels
+    bases: dict = field(default_factory=dict)    # call label -> fitted PolyBasis / SplineBasis
 
 
 def check_columns(names, data: pd.DataFrame, what: str = "formula") -> None:
@@ -159,7 +163,8 @@ def _signature(f: str):
 
 
 def _supported() -> str:
-    return ", ".join(sorted(list(_UNARY) + ["I", "factor", "scale", "as.numeric", "pmin", "pmax"]))
+    return ", ".join(sorted(list(_UNARY) + ["I", "factor", "scale", "as.numeric", "pmin", "pmax"] + list(_BASES)))
+
 
 
 class _Evaluator:
@@ -168,6 +173,7 @@ class _Evaluator:
         self.state = state
         self.training = training
         self.memo: dict[int, object] = {}
+        self.root: Node | None = None
 
     def column(self, name: str, as_factor: bool = False):
         if name in self.data.columns:
@@ -178,6 +184,8 @@ class _Evaluator:
 
     def numeric(self, node: Node, context: str):
         v = self.eval(node)
+        if isinstance(v, np.ndarray) and v.ndim > 1:
+            raise DesignError(f"{deparse(node)!r} has several columns and cannot be used in {context!r}")
         if isinstance(v, pd.Categorical) or (isinstance(v, np.ndarray) and v.dtype.kind in "OUS"):
             raise DesignError(f"{deparse(node)!r} is categorical and cannot be used in {context!r}")
         if isinstance(v, str):
@@ -189,6 +197,11 @@ class _Evaluator:
         if isinstance(node, (BinOp, UnaryOp, Paren)):
             return (node.left, node.right) if isinstance(node, BinOp) else \
                 ((node.operand,) if isinstance(node, UnaryOp) else (node.inner,))
+        if isinstance(node, Call) and node.func in _BASES:
+            try:
+                return (_match_basis_args(node, deparse(node))["x"],)
+            except DesignError:     # reported by basis()
+                return ()
         if isinstance(node, Call) and _signature(node.func) is not None:
             return tuple(a.value for a in node.args
                          if not (node.func in _FACTOR_FUNCS and isinstance(a.value, Name)))
@@ -200,6 +213,7 @@ class _Evaluator:
             value = self.eval(node)
             self.memo[id(node)] = value
             return None
+        self.root = root
         postorder(root, combine, self.children)
         return self.memo[id(root)]
 
@@ -279,6 +293,8 @@ class _Evaluator:
     def call(self, node: Call):
         f = node.func
         label = _Text(node)
+        if f in _BASES:
+            return self.basis(node, str(label))
         pos, kw = self.arguments(node, label)
         if f in _UNARY and not (f == "log" and (len(pos) > 1 or "base" in kw)):
             x = self.numeric(pos[0], label)
@@ -348,22 +364,87 @@ class _Evaluator:
             out = x - center if center is not None else x
             return out / scl if scl is not None else out
 
+    def basis(self, node: Call, label: str) -> np.ndarray:
+        """``poly()``, ``bs()``, ``ns()``: fitted on training data, the stored basis on new data."""
+        if node is not self.root:
+            raise DesignError(f"{label!r} gives several columns, so it must be a term of its own "
+                              f"(as in y ~ {label} + ...), not part of {deparse(self.root)!r}")
+        args = _match_basis_args(node, label)
+        x = self.numeric(args["x"], label)
+        x = np.broadcast_to(np.asarray(x, dtype=float), (len(self.data),)) if np.ndim(x) == 0 else x
+        if self.training and label not in self.state.bases:
+            bad = ~np.isfinite(x)
+            if bad.any():
+                i = int(np.flatnonzero(bad)[0])
+                raise DesignError(f"{deparse(args['x'])!r} in {label!r} is not finite in {int(bad.sum())} row(s) "
+                                  f"(first: row {row_label(self.data.index, i)!r}, value {x[i]}); check the "
+                                  "transform or remove those rows")
+            self.state.bases[label], out = _fit_basis(node.func, x, args, label)
+        else:
+            if label not in self.state.bases:
+                raise DesignError(f"{label!r} was not fitted with the model")
+            out = self.state.bases[label].basis(x)
+        fitted = self.state.bases[label]
+        if not getattr(fitted, "natural", True) and np.any((x < fitted.boundary[0]) | (x > fitted.boundary[1])):
+            warnings.warn(f"{label}: some values lie beyond the boundary knots {list(fitted.boundary)}; the basis "
+                          "continues its end polynomial pieces there (as R's bs() does), which is unstable far out",
+                          UserWarning, stacklevel=6)
+        return out
+
+
+def learn_bases(atoms: dict, data: pd.DataFrame, state: AtomState) -> None:
+    """Fit ``poly``/``bs``/``ns`` atoms on every row where their variable is known.
+
+    R evaluates these in the model frame before rows with missing values in other
+    columns are dropped, so knots and polynomial coefficients come from all rows with
+    a value of ``x``.  Call this on the data before dropping rows; atoms it cannot fit
+    here are fitted (or reported) later, on the complete rows.
+    """
+    for label, node in atoms.items():
+        if not (isinstance(node, Call) and node.func in _BASES) or label in state.bases:
+            continue
+        ev = _Evaluator(data, state, training=True)
+        try:
+            args = _match_basis_args(node, label)
+            ev.evaluate(args["x"])
+            x = np.asarray(ev.numeric(args["x"], label), dtype=float)
+        except DesignError:
+            continue
+        missing = np.isnan(x)
+        if x.ndim != 1 or missing.all() or not np.isfinite(x[~missing]).all():
+            continue
+        try:
+            state.bases[label], _ = _fit_basis(node.func, x[~missing], args, label)
+        except DesignError:
+            continue
+
 
 _UNARY = {"log": np.log, "log10": np.log10, "log2": np.log2, "log1p": np.log1p, "exp": np.exp,
           "expm1": np.expm1, "sqrt": np.sqrt, "abs": np.abs, "sin": np.sin, "cos": np.cos,
           "tan": np.tan, "asin": np.arcsin, "acos": np.arccos, "atan": np.arctan}
 
 
-def evaluate_atom(node: Node, data: pd.DataFrame, state: AtomState, training: bool):
-    """Evaluate one atom to a float vector (covariate) or a Categorical (factor).
+def evaluate_atom(node: Node, data: pd.DataFrame, state: AtomState, training: bool, matrix: bool = False):
+    """Evaluate one atom to a float vector (covariate), a Categorical (factor) or, with
+    ``matrix=True`` (model terms), a float matrix (``poly``/``bs``/``ns`` bases).
 
-    In training mode factor levels and ``scale`` parameters are learned into ``state``;
-    otherwise they are read from it.  Non-finite covariate values raise a DesignError
-    naming the atom and the first offending row.
+    In training mode factor levels, ``scale`` parameters and bases are learned into
+    ``state``; otherwise they are read from it.  Non-finite covariate values raise a
+    DesignError naming the atom and the first offending row.
     """
     label = deparse(node)
     value = _Evaluator(data, state, training).evaluate(node)
     n = len(data)
+    if isinstance(value, np.ndarray) and value.ndim > 1:
+        if not matrix:
+            raise DesignError(f"{label!r} gives several columns; it can only be a term on the right-hand side "
+                              "of the formula (not a response, offset or argument)")
+        bad = ~np.isfinite(value)
+        if bad.any():
+            i = int(np.flatnonzero(bad.any(axis=1))[0])
+            raise DesignError(f"{label!r} is not finite in {int(bad.any(axis=1).sum())} row(s) (first: row "
+                              f"{row_label(data.index, i)!r}); check the variable's values")
+        return np.asarray(value, dtype=float)
     if isinstance(value, pd.Categorical):
         state.levels.setdefault(label, list(value.categories))
         return value

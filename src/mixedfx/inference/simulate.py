@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..results.extensions import register
+from ..design.frames import as_pandas
 
 __all__ = ["simulate", "simulate_array", "simulate_internal"]
 
@@ -32,6 +32,8 @@ def simulate_array(result, nsim: int = 1, seed=None, newdata: pd.DataFrame | Non
     """Simulated responses as an (n, nsim) array (see module docstring)."""
     fit = result.fit
     rng = np.random.default_rng(seed)
+    if newdata is not None:
+        newdata = as_pandas(newdata, "newdata")
     parts, X, off = _random_parts(fit, newdata)
     n = X.shape[0]
     family = getattr(result, "family", None)
@@ -71,7 +73,7 @@ def simulate_internal(result, nsim: int = 1, seed=None, use_u: bool = False) -> 
     This is what a parametric bootstrap refits.
     """
     fit = result.fit
-    ws = fit.workspace
+    ws = fit.fresh_workspace()      # its standardized X, Z and weights
     rng = np.random.default_rng(seed)
     inner = fit.internal
     lams = ws.layout.lambdas(inner.theta)
@@ -117,12 +119,13 @@ def _draw_response(result, eta, rng, fitted_rows: bool):
     raise NotImplementedError(f"simulation for the {name} family is not available")
 
 
-@register("simulate")
 def simulate(result, nsim: int = 1, seed=None, newdata: pd.DataFrame | None = None,
              use_u: bool = False) -> pd.DataFrame:
     """Simulated responses, one column per replicate (``sim_1``, ...), as R's ``simulate``."""
     if int(nsim) < 1:
         raise ValueError("nsim must be a positive whole number")
+    if newdata is not None:
+        newdata = as_pandas(newdata, "newdata")   # once: its index labels the rows
     arr = simulate_array(result, int(nsim), seed, newdata, use_u)
     index = result.fit.design.row_index if newdata is None else newdata.index
     return pd.DataFrame(arr, index=index, columns=[f"sim_{i + 1}" for i in range(arr.shape[1])])

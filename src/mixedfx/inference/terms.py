@@ -8,21 +8,22 @@ def term_columns(design) -> dict:
     """``{term label: [column indices in X]}`` for every term but the intercept (aliased columns dropped)."""
     spec = design.spec.fixed
     back = {v: k for k, v in spec.synthetic.items()}
-    kept = {orig: j for j, orig in enumerate(spec.keep)}
+    kept: dict = {}     # column before multi-column atoms (poly, ns) were expanded -> columns of X
+    for j, orig in enumerate(spec.source_columns()):
+        kept.setdefault(orig, []).append(j)
     out: dict = {}
     if spec.direct or spec.formulaic_spec is None:
         start = 1 if spec.termlist.intercept else 0
         for i, t in enumerate(spec.termlist.terms):
-            j = kept.get(start + i)
-            if j is not None:
-                out.setdefault(":".join(t), []).append(j)
+            if start + i in kept:
+                out.setdefault(":".join(t), []).extend(kept[start + i])
         return out
     for term, idx in spec.formulaic_spec.term_indices.items():
         label = str(term)
         if label in ("1", "Intercept"):
             continue
         r_label = ":".join(back.get(piece, piece) for piece in label.split(":"))
-        cols = [kept[i] for i in idx if i in kept]
+        cols = [j for i in idx for j in kept.get(i, [])]
         if cols:
             out[r_label] = cols
     return out

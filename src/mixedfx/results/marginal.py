@@ -18,9 +18,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ..core.expectation import normal_expectation
+from ..design.frames import as_pandas
+
 __all__ = ["marginal_mean", "marginal_slopes"]
 
-_NODES, _WEIGHTS = np.polynomial.hermite.hermgauss(40)
 
 
 def _fixed_and_variance(result, newdata):
@@ -32,6 +34,7 @@ def _fixed_and_variance(result, newdata):
         eta_f = d.X @ fit.beta + (0.0 if d.offset is None else d.offset)
         Zs = [b.X for b in d.blocks]
     else:
+        newdata = as_pandas(newdata, "newdata")
         spec = d.spec
         eta_f = spec.fixed_matrix(newdata) @ fit.beta
         if spec.formula.offsets:
@@ -43,24 +46,18 @@ def _fixed_and_variance(result, newdata):
     return eta_f, v
 
 
-def _expect(fun, eta_f, v):
-    """``E[fun(eta_f + e)]``, ``e ~ N(0, v)``, row by row."""
-    shift = np.sqrt(2.0 * v)[:, None] * _NODES[None, :]
-    return (fun(eta_f[:, None] + shift) * _WEIGHTS[None, :]).sum(axis=1) / np.sqrt(np.pi)
-
-
 def marginal_mean(result, newdata=None) -> np.ndarray:
     """Population-averaged means on the response scale."""
     eta_f, v = _fixed_and_variance(result, newdata)
-    return _expect(result.family.link.inverse, eta_f, v)
+    return normal_expectation(result.family.link.inverse, eta_f, v)
 
 
 def marginal_slopes(result) -> pd.DataFrame:
     """Conditional and population-averaged slopes (link scale) and average marginal effects."""
     link = result.family.link
     eta_f, v = _fixed_and_variance(result, None)
-    mu_bar = _expect(link.inverse, eta_f, v)
-    dmu_pa = _expect(link.mu_eta, eta_f, v)
+    mu_bar = normal_expectation(link.inverse, eta_f, v)
+    dmu_pa = normal_expectation(link.mu_eta, eta_f, v)
     attenuation = float(np.mean(dmu_pa / link.mu_eta(link.link(mu_bar))))
     rows = {}
     for name, beta in result.fixef.items():

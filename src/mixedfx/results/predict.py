@@ -4,7 +4,8 @@
 random term, ``"~0"`` (or ``"NA"``) none (the population-level, marginal prediction),
 and a formula such as ``"~ (1 | Subject)"`` the terms it names.  Rows of new data at
 levels not seen in fitting get zero random effects when ``allow_new_levels=True`` and
-raise an error otherwise.  Rows with missing predictor values predict NaN.
+raise an error otherwise.  Rows with missing predictor values predict NaN.  ``newdata`` may be
+any data frame the fit accepts (pandas, polars, pyarrow Table, dict of columns).
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from ..design.evaluate import DesignError
+from ..design.frames import as_pandas
 from ..formula.ast import names_in
 from ..formula.terms import parse_formula
 from ..models.lmm import LmmFit
@@ -67,8 +69,7 @@ def predict_eta(fit: LmmFit, newdata: pd.DataFrame | None = None, re_form=None,
     if newdata is None:
         parts = [(k, (d.blocks[k].codes, d.blocks[k].X)) for k in terms]
         return _combine(fit, d.X, parts, d.offset)
-    if not isinstance(newdata, pd.DataFrame):
-        raise TypeError(f"newdata must be a pandas DataFrame, got {type(newdata).__name__}")
+    newdata = as_pandas(newdata, "newdata")
     out = np.full(len(newdata), np.nan)
     ok = _complete_rows(fit, newdata, terms)
     data = newdata.loc[ok]
