@@ -19,11 +19,13 @@ def polished(model):
     gradient, which is not flat, locate it to ~1e-9 (:func:`mixedfx.core.optimize.newton_polish`).
     Here they start from a different point and a different BOBYQA run than ``influence()``'s.
     """
-    ws = model.fit.workspace
+    ws = model.fit.fresh_workspace()
     lower = ws.layout.lower_bounds()
-    x = bobyqa(ws.objective, model.fit.theta, lower, step=0.01, ftol_rel=0.0, ftol_abs=0.0, xtol_abs=1e-12).x
-    x = newton_polish(ws.objective, x, lower)
-    ws.update(x)
+    iws = ws.internal             # the standardized problem, as every optimizer of the package
+    x = bobyqa(iws.objective, model.fit.internal.theta, lower, step=0.01, ftol_rel=0.0, ftol_abs=0.0,
+               xtol_abs=1e-12).x
+    x = newton_polish(iws.objective, x, lower)
+    ws.update_internal(x)
     return ws.beta(), ws.vcov_beta(), ws.sigma2
 
 

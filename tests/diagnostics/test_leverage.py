@@ -19,12 +19,9 @@ def test_hatvalues_match_lme4(lmm_fit, ref_id):
     np.testing.assert_allclose(h, r, rtol=0, atol=1e-5)
     # at lme4's own theta the leverages are lme4's to rounding: the remaining difference is the optimum
     theta = np.array([ref["theta"][ref["theta_names"].index(n)] for n in m.theta.index])
-    ws = m.fit.workspace
+    ws = m.fit.fresh_workspace()
     ws.update(theta)          # the user's theta, factored on the standardized problem
-    try:
-        at_lme4 = _leverages(ws.internal, ws.blocks, ws.X, ws.weights)
-    finally:
-        ws.update(m.fit.theta)
+    at_lme4 = _leverages(ws.internal, ws.blocks, ws.X, ws.weights)
     np.testing.assert_allclose(at_lme4, r, rtol=0, atol=1e-9)
     assert 0 <= h.min() and h.max() <= 1 + 1e-12
 
@@ -38,7 +35,7 @@ def test_hatvalues_dense_oracle():
                        "w": rng.uniform(0.5, 2, 80)})
     df["y"] = 1 + df.x + rng.normal(size=9)[df.g] + rng.normal(size=4)[df.h] + rng.normal(size=80)
     m = mfx.lmer("y ~ x + (x | g) + (1 | h)", df, weights="w")
-    d, ws = m.fit.design, m.fit.workspace
+    d, ws = m.fit.design, m.fit.fresh_workspace()
     from mixedfx.core import random_effects_matrix
     import scipy.sparse as sp
     lams = ws.layout.lambdas(m.fit.theta)
@@ -67,7 +64,7 @@ def test_glmm_hatvalues_match_lme4(ref_id):
     m, _ = fitted(ref_id)
     ref = np.asarray(c["hatvalues"], float)
     fit, d = m.fit, m.fit.design
-    gw = fit.workspace
+    gw = fit.fresh_workspace()
     names = np.atleast_1d(c["theta_names"]).tolist()
     theta = np.array([np.atleast_1d(c["theta"])[names.index(n)] for n in m.theta.index])
     beta = np.array([c["fixef"][k] for k in m.fixef.index])

@@ -65,7 +65,7 @@ def dense_phi_a(fit):
     s2 = fit.sigma ** 2
     Sigma = s2 * np.diag(1 / w)
     derivs = []
-    for b, lam in zip(d.blocks, fit.workspace.layout.lambdas(fit.theta)):
+    for b, lam in zip(d.blocks, fit.layout.lambdas(fit.theta)):
         pk = b.X.shape[1]
         Zr = random_effects_matrix(b.codes, b.X, b.nlevels).toarray().reshape(n, b.nlevels, pk)
         Sigma = Sigma + np.einsum("nja,ab,mjb->nm", Zr, s2 * lam @ lam.T, Zr)

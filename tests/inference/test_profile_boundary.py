@@ -171,7 +171,7 @@ def profiled(case):
 
 def estimates(m) -> pd.Series:
     fit = m.fit
-    return parameter_vector(fit.design.blocks, fit.workspace.layout, fit.theta, fit.sigma, fit.beta,
+    return parameter_vector(fit.design.blocks, fit.layout, fit.theta, fit.sigma, fit.beta,
                             fit.design.xnames)
 
 

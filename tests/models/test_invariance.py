@@ -133,7 +133,7 @@ def test_fixed_and_random_slope_scaled(a):
     assert m.fit.opt.messages == ()
     assert not m.is_singular
     _close(m.coef_table()["df"], base.coef_table()["df"], rtol=1e-6)      # Satterthwaite
-    _close(m.coef_table()["t"], base.coef_table()["t"], rtol=1e-7)
+    _close(m.coef_table()["statistic"], base.coef_table()["statistic"], rtol=1e-7)
 
 
 def test_calendar_year_covariate():
@@ -144,7 +144,7 @@ def test_calendar_year_covariate():
     _close(m.objective, base.objective, rtol=1e-10)
     _close(m.sigma, base.sigma, rtol=1e-7)
     _close(m.fitted(), base.fitted(), rtol=1e-8)
-    _close(m.coef_table()["t"].iloc[1], base.coef_table()["t"].iloc[1], rtol=1e-6)
+    _close(m.coef_table()["statistic"].iloc[1], base.coef_table()["statistic"].iloc[1], rtol=1e-6)
 
 
 @pytest.mark.parametrize("shift", [1e8, 1e12])
@@ -193,7 +193,7 @@ def test_downstream_methods_see_user_units():
     m2, m1 = _fit(f, df.assign(Reaction=y2)), _fit(f, df.assign(Reaction=y1))
     ct1, ct2 = m1.coef_table(), m2.coef_table()
     _close(ct2["df"], ct1["df"], rtol=1e-6)
-    _close(ct2["t"].iloc[1], ct1["t"].iloc[1], rtol=1e-7)
+    _close(ct2["statistic"].iloc[1], ct1["statistic"].iloc[1], rtol=1e-7)
     kr1, kr2 = m1.coef_table(ddf="kenward-roger"), m2.coef_table(ddf="kenward-roger")
     _close(kr2["se"], a * kr1["se"], rtol=1e-6)
     _close(kr2["df"], kr1["df"], rtol=1e-6)

@@ -79,7 +79,7 @@ def test_poisson_latent_icc_lognormal_approximation():
         warnings.simplefilter("ignore")
         m0 = mfx.glmer("TICKS ~ 1 + (1 | BROOD) + (1 | INDEX) + (1 | LOCATION)", mfx.datasets.load("grouseticks"),
                        family="poisson")
-    gw = m0.fit.workspace
+    gw = m0.fit.fresh_workspace()
     theta = np.array([null["theta"][null["theta_names"].index(n)] for n in m0.theta.index])
     at_lme4 = gw.laplace(gw.pirls(theta, beta=np.array([null["fixef"]])))
     assert at_lme4 == pytest.approx(null["minus2loglik"], rel=1e-7)

@@ -1,6 +1,6 @@
 """Diagnostics for fitted models: leverages and shrinkage (more to come).
 
-Importing this package registers ``hatvalues`` and ``shrinkage`` with the result classes.
+The result classes in :mod:`mixedfx.results` import these functions to expose them as methods.
 """
 from .checks import CheckReport, check
 from .influence import influence

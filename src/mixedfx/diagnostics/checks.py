@@ -21,7 +21,6 @@ import numpy as np
 import pandas as pd
 
 from ..models.lmm import SINGULAR_TOL
-from ..results.extensions import register
 
 __all__ = ["CheckReport", "check"]
 
@@ -79,7 +78,7 @@ def _convergence(result, rows):
         rows.append(("convergence", "ok" if fit.opt.converged else "warning",
                      f"optimizer status: {fit.opt.status}", "" if fit.opt.converged else "refit with start=the result"))
         return
-    ws = fit.workspace.internal           # the standardized problem the optimizer solved
+    ws = fit.fresh_workspace().internal      # the standardized problem the optimizer solved
     theta = fit.internal.theta.copy()
     lower = ws.layout.lower_bounds()
     h = 1e-5 * np.maximum(np.abs(theta), 1.0)
@@ -164,7 +163,6 @@ def _outliers(result, rows):
         rows.append(("outlying groups", "ok", "all standardized conditional modes within 3", ""))
 
 
-@register("check")
 def check(result) -> CheckReport:
     rows: list = []
     _singular(result, rows)

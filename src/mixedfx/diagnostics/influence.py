@@ -24,7 +24,6 @@ import pandas as pd
 
 from ..core.optimize import bobyqa, newton_polish
 from ..models import make_workspace
-from ..results.extensions import register
 from .leverage import hatvalues
 
 __all__ = ["influence"]
@@ -38,7 +37,6 @@ def _components(ws, theta, sigma2):
     return out
 
 
-@register("influence")
 def influence(result, level: str = "obs", method: str = "exact") -> pd.DataFrame:
     """Influence of each observation (``level="obs"``) or each level of a grouping factor."""
     if getattr(result, "family", None) is not None:

@@ -19,7 +19,6 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.linalg import solve_triangular
 
-from ..results.extensions import register
 
 __all__ = ["hatvalues"]
 
@@ -64,7 +63,6 @@ def _leverages(ws, blocks, X, weights, chunk: int = 4096) -> np.ndarray:
     return h * (np.ones(n) if weights is None else weights)
 
 
-@register("hatvalues")
 def hatvalues(result) -> np.ndarray:
     """Diagonal of the hat matrix, one value per observation (lme4's ``hatvalues``).
 
@@ -80,10 +78,8 @@ def hatvalues(result) -> np.ndarray:
     blocks = [(b.codes, b.X, b.nlevels) for b in d.blocks]
     if getattr(result, "family", None) is None:
         # the hat matrix does not depend on units: use the standardized problem's factor
-        ws = fit.workspace
-        ws.update_internal(fit.internal.theta)
+        ws = fit.fresh_workspace()
         return _leverages(ws.internal, ws.blocks, ws.X, ws.weights)
-    gw = fit.workspace
-    gw.pirls(fit.theta, beta=fit.beta, u0=fit.u)
+    gw = fit.fresh_workspace()          # PIRLS already at the optimum
     gw.full_update(fit.theta)
     return _leverages(gw.ws, blocks, d.X, gw.w)

@@ -21,12 +21,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..results.extensions import register
 
 __all__ = ["shrinkage"]
 
 
-@register("shrinkage")
 def shrinkage(result, group: str | None = None) -> pd.DataFrame:
     """Per level (and term column): ``n, raw, blup, shrinkage`` plus ``closed_form`` for a random intercept."""
     fit = result.fit
@@ -71,7 +69,7 @@ def shrinkage(result, group: str | None = None) -> pd.DataFrame:
 
 def _glmm_raw(fit, k: int, blk, maxit: int = 50) -> np.ndarray:
     """Per-level no-pooling MLE of term ``k``'s coefficients, other effects held as an offset."""
-    gw = fit.workspace
+    gw = fit.fresh_workspace()
     family, y, w = gw.family, gw.y, gw.w
     eta_other = fit.eta - np.einsum("ij,ij->i", blk.X, fit.b[k][blk.codes])
     raw = np.full((blk.nlevels, blk.p), np.nan)

@@ -1,7 +1,7 @@
 """Inference for fitted models: degrees of freedom, F tests, intervals, model comparison.
 
-Importing this package registers ``coef_table``, ``anova`` and ``confint`` with the result
-classes (see :mod:`mixedfx.results.extensions`).
+The functions take a fitted result (duck-typed: ``result.fit`` and lme4's accessors); the
+result classes in :mod:`mixedfx.results` import them explicitly to expose them as methods.
 """
 from .bootstrap import bootstrap
 from .compare import anova

@@ -17,8 +17,7 @@ import pandas as pd
 
 from ..core.optimize import bobyqa
 from ..models import make_workspace
-from ..results.extensions import register
-from ..results.tables import group_names
+from ..models.names import group_names
 from .simulate import simulate_internal
 
 __all__ = ["bootstrap", "parameter_vector", "boot_confint"]
@@ -71,7 +70,6 @@ def _refit_columns(cols, progress: bool = False) -> list[pd.Series]:
     return rows
 
 
-@register("bootstrap")
 def bootstrap(result, nsim: int = 500, seed=None, use_u: bool = False, progress: bool = False,
               n_jobs: int = 1) -> pd.DataFrame:
     """Parametric bootstrap replicates (one row each) of an LMM's parameters.

@@ -17,7 +17,6 @@ import pandas as pd
 from scipy import stats
 
 from ..models import fit_lmm
-from ..results import LinearMixedModelResult
 
 __all__ = ["anova"]
 
@@ -26,9 +25,14 @@ class RefitNotice(UserWarning):
     """REML fits were refitted by ML for a likelihood-ratio test."""
 
 
+def _is_lmm(m) -> bool:
+    return getattr(m, "family", None) is None
+
+
 def _ml(m):
-    if isinstance(m, LinearMixedModelResult) and m.reml:
-        return LinearMixedModelResult(fit_lmm(m.fit.design, reml=False, warn=False), m.formula, m.data_name)
+    """The ML refit of a REML fit, as a result of the same class."""
+    if _is_lmm(m) and m.reml:
+        return type(m)(fit_lmm(m.fit.design, reml=False, warn=False), m.formula, m.data_name)
     return m
 
 
@@ -92,7 +96,7 @@ def anova(*models, names=None, refit: bool = True, boundary: bool = False, metho
     table = pd.DataFrame(rows, index=[names[i] for i in order],
                          columns=["npar", "AIC", "BIC", "logLik", "deviance", "Chisq", "Df", "p"])
     if method == "bootstrap":
-        if not all(isinstance(m, LinearMixedModelResult) for m in models):
+        if not all(_is_lmm(m) for m in models):
             raise NotImplementedError("the bootstrap LRT is available for linear mixed models")
         for r in range(1, len(order)):
             small, large = _ml(models[order[r - 1]]), _ml(models[order[r]])

@@ -10,7 +10,6 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ..results.extensions import register
 from .satterthwaite import VarparFunctions, satterthwaite_df_multi, varpar_covariance, vcov_jacobian
 from .terms import type3_contrasts
 
@@ -29,17 +28,14 @@ def _check_ddf(ddf: str) -> str:
 
 
 def _ingredients(result):
-    """Satterthwaite pieces, computed once per result (the factorization is restored after)."""
+    """Satterthwaite pieces, computed once per result on the Varpar functions' own workspace."""
     cache = result.__dict__.setdefault("_ddf_cache", {})
     if "A" not in cache:
         vf = VarparFunctions(result.fit)
-        try:
-            cache["A"] = varpar_covariance(vf)
-            cache["jac"] = vcov_jacobian(vf)
-            cache["vf"] = vf
-        finally:
-            vf.restore()
-    return cache["A"], cache["jac"], cache["vf"]
+        cache["A"] = varpar_covariance(vf)
+        cache["jac"] = vcov_jacobian(vf)
+        cache["B"], cache["V"] = vf.B, vf.V      # not vf itself: it holds an n-sized workspace
+    return cache["A"], cache["jac"], cache["B"], cache["V"]
 
 
 def _kr(result):
@@ -59,12 +55,11 @@ def _df(result, L, ddf):
         return np.inf
     if ddf == "residual":
         return float(result.nobs - len(result.fixef))
-    A, jac, vf = _ingredients(result)
-    Lint = vf.contrast(L)
-    return satterthwaite_df_multi(Lint if np.ndim(L) == 2 else Lint[0], vf.V, jac, A)
+    A, jac, B, V = _ingredients(result)
+    Lint = np.asarray(L, float) @ B         # the same contrast of the standardized beta (up to a scale)
+    return satterthwaite_df_multi(Lint, V, jac, A)
 
 
-@register("coef_table")
 def coef_table(result, ddf: str = "satterthwaite") -> pd.DataFrame:
     """Estimate, SE, df, t and two-sided p per fixed effect (``p`` from the t distribution)."""
     ddf = _check_ddf(ddf)
@@ -79,10 +74,11 @@ def coef_table(result, ddf: str = "satterthwaite") -> pd.DataFrame:
         df = np.array([_df(result, np.eye(p)[j], ddf) for j in range(p)])
     t = beta / se
     pval = 2 * stats.t.sf(np.abs(t), df)
-    return pd.DataFrame({"estimate": beta, "se": se, "df": df, "t": t, "p": pval}, index=list(result.fixef.index))
+    out = pd.DataFrame({"estimate": beta, "se": se, "df": df, "statistic": t, "p": pval}, index=list(result.fixef.index))
+    out.attrs["statistic"] = "z" if ddf == "none" else "t"
+    return out
 
 
-@register("anova_type3")
 def anova_type3(result, ddf: str = "satterthwaite") -> pd.DataFrame:
     """Type III F tests, one row per fixed-effect term (lmerTest's ``anova``).
 
@@ -107,7 +103,6 @@ def anova_type3(result, ddf: str = "satterthwaite") -> pd.DataFrame:
     return pd.DataFrame.from_dict(rows, orient="index", columns=["F", "numdf", "dendf", "p"])
 
 
-@register("confint")
 def confint(result, method: str = "wald", level: float = 0.95, parm=None, nsim: int = 500,
             seed=None, n_jobs: int = 1) -> pd.DataFrame:
     """Confidence intervals indexed by lme4's parameter names.

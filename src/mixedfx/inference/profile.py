@@ -53,7 +53,6 @@ from scipy.optimize import brentq
 from ..core.optimize import bobyqa
 from ..core.workspace import FAILED_OBJECTIVE
 from ..models import fit_lmm
-from ..results.extensions import register
 from .bootstrap import parameter_vector
 
 __all__ = ["profile", "profile_confint"]
@@ -210,7 +209,7 @@ class _Profiler:
         fit = result.fit
         self.design = fit.design
         self.ml = fit if not fit.reml else fit_lmm(fit.design, reml=False, warn=False)
-        self.ws = self.ml.workspace
+        self.ws = self.ml.fresh_workspace()       # the profiler's own: the fit is never changed
         self.sizes = tuple(self.ws.sizes)
         pv = parameter_vector(self.design.blocks, self.ws.layout, self.ml.theta, self.ml.sigma,
                               self.ml.beta, self.design.xnames)
@@ -433,9 +432,6 @@ class _Profiler:
             prev = x
         return np.nan
 
-    def restore(self, result):
-        if self.ws is result.fit.workspace:
-            result.fit.workspace.update(result.fit.theta)
 
 
 def _profiler(result):
@@ -456,11 +452,9 @@ def profile_confint(result, level: float = 0.95, parm=None) -> pd.DataFrame:
             raise KeyError(f"unknown parameter {name!r}; available: {pr.names}")
         j = pr.names.index(name)
         rows[name] = {"lower": pr.limit(j, -z), "upper": pr.limit(j, z)}
-    pr.restore(result)
     return pd.DataFrame.from_dict(rows, orient="index", columns=["lower", "upper"])
 
 
-@register("profile")
 def profile(result, parm=None, width: float = 3.0, points: int = 9) -> pd.DataFrame:
     """Zeta curves: for each parameter, ``points`` values on each side of the estimate out to
     ``|zeta| = width`` (or a bound), with their signed root deviances.  Columns
@@ -478,6 +472,5 @@ def profile(result, parm=None, width: float = 3.0, points: int = 9) -> pd.DataFr
                 continue
             for x in np.linspace(c, end, points + 1)[1:]:
                 rows.append((name, float(x), pr.zeta(j, float(x))))
-    pr.restore(result)
     return pd.DataFrame(rows, columns=["param", "value", "zeta"]).sort_values(["param", "value"],
                                                                                kind="stable").reset_index(drop=True)

@@ -28,7 +28,7 @@ class GlmmProfiler(_Profiler):
         if fit.nagq == 0:
             raise NotImplementedError("profile intervals need the Laplace or quadrature deviance; refit with nagq >= 1")
         self.fit = fit
-        self.gw = fit.workspace
+        self.gw = fit.fresh_workspace()
         self.ws = None
         self.design = fit.design
         self.sizes = self.gw.ws.sizes
@@ -68,6 +68,3 @@ class GlmmProfiler(_Profiler):
             return c, 0.2 * abs(c) + 0.05 if self.lower[j] < 0 else 0.25 * abs(c) + 1e-3
         return c, float(self.se[j - self.nvar_re])
 
-    def restore(self, result):
-        fit = result.fit
-        self.gw.pirls(fit.theta, beta=fit.beta, u0=fit.u)

@@ -35,7 +35,7 @@ class VarparFunctions:
 
     def __init__(self, fit):
         self.fit = fit
-        self.ws = fit.workspace.internal
+        self.ws = fit.fresh_workspace().internal      # its own: the fit is never changed
         self.reml = fit.reml
         self.x0 = np.concatenate([fit.internal.theta, [fit.internal.sigma]])
         self.V = fit.internal.vcov
@@ -60,8 +60,7 @@ class VarparFunctions:
         theta, sigma = varpar[:-1], varpar[-1]
         return self._at(theta).vcov_beta(scale=sigma ** 2)
 
-    def restore(self) -> None:
-        self.ws.update(self.fit.internal.theta)
+
 
 
 def _richardson(f, x, i, h, r=4):

@@ -79,7 +79,7 @@ class GlmmFit:
     opt: OptResult
     is_singular: bool
     seconds: float
-    internal_workspace: GlmmWorkspace = field(repr=False, compare=False)
+    layout: ThetaLayout = field(repr=False, compare=False)
     scaling: Standardization | None = field(repr=False, compare=False, default=None)
     theta_internal: np.ndarray | None = field(repr=False, compare=False, default=None)
 
@@ -87,24 +87,16 @@ class GlmmFit:
     def reml(self) -> bool:
         return False
 
-    @property
-    def layout(self):
-        """Where each term's entries live in theta (:class:`~mixedfx.core.covariance.ThetaLayout`)."""
-        return self.internal_workspace.layout
+    def fresh_workspace(self) -> GlmmWorkspace:
+        """A new PIRLS workspace on the user's data, at the optimum.
 
-    @property
-    def workspace(self) -> GlmmWorkspace:
-        """A PIRLS workspace on the user's data at the optimum (built on first use).
-
-        The fit itself runs on standardized covariates (``internal_workspace``, whose ``u`` is
-        the spherical modes there); downstream methods evaluate at the user's theta and beta.
+        A fit holds no mutable state; code that evaluates at other parameters (profiles,
+        leverages, shrinkage) asks for its own workspace.  (The fit itself ran on standardized
+        covariates; its ``u`` are the spherical modes there, a starting point here.)
         """
-        ws = self.__dict__.get("_user_workspace")
-        if ws is None:
-            ws = make_glmm_workspace(self.design, self.family)
-            ws.tol = 1e-10
-            ws.pirls(self.theta, beta=self.beta)
-            object.__setattr__(self, "_user_workspace", ws)
+        ws = make_glmm_workspace(self.design, self.family)
+        ws.tol = 1e-10
+        ws.pirls(self.theta, beta=self.beta)
         return ws
 
 
@@ -176,7 +168,7 @@ def _to_user(fit: GlmmFit, design: Design, sc: Standardization) -> GlmmFit:
     """The fit on standardized covariates in the user's units (:mod:`mixedfx.core.scaling`:
     ``s_y = 1``, the offset centred instead of the response; eta, mu and the likelihood are
     unchanged)."""
-    layout = fit.internal_workspace.layout
+    layout = fit.layout
     return replace(fit, design=design, theta=sc.theta_to_user(fit.theta, layout), beta=sc.beta_to_user(fit.beta),
                    vcov=sc.vcov_to_user(fit.vcov), b=tuple(sc.b_to_user(fit.b)),
                    cond_var=tuple(sc.cond_var_to_user(fit.cond_var)), scaling=sc, theta_internal=fit.theta)
@@ -283,7 +275,7 @@ def _fit_glmm(design: Design, family, nagq: int, start, maxeval: int, warn: bool
     return GlmmFit(design=design, family=family, nagq=int(nagq), theta=theta, beta=beta, phi=phi, vcov=vcov,
                    vcov_method=method, b=b, cond_var=cond_var, u=res.u, eta=res.eta, mu=res.mu,
                    objective=float(objective), deviance=deviance, opt_stage1=opt1, opt=opt,
-                   is_singular=singular, seconds=time.perf_counter() - t0, internal_workspace=gw)
+                   is_singular=singular, seconds=time.perf_counter() - t0, layout=gw.layout)
 
 
 def _vcov(objective, x_hat, k, gw, phi):

@@ -13,7 +13,9 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from ..core.optimize import OptResult, bobyqa, newton_polish
+from ..core.covariance import ThetaLayout
 from ..core.scaled_workspace import ScaledWorkspace
+from ..core.scaling import Standardization
 from ..core.start import moment_start
 from ..core.workspace import FAILED_OBJECTIVE
 from .threads import adaptive, blas_policy
@@ -50,9 +52,9 @@ class LmmFit:
     deviance_ml : ML deviance at the optimum (lme4's ``deviance()`` of a REML fit).
     opt : optimizer report (on the internal, standardized problem: ``opt.fun`` is the internal
     criterion).  seconds : wall time of the fit.
-    internal : theta, beta, sigma and vcov of the standardized problem
-    (:mod:`mixedfx.core.scaling`); ``workspace.scaling`` maps them to the user's units.
-    workspace : a :class:`~mixedfx.core.scaled_workspace.ScaledWorkspace`.
+    scaling : the change of units between the data and the standardized problem.
+    internal : theta, beta, sigma, vcov and b of the standardized problem
+    (:mod:`mixedfx.core.scaling`); ``scaling`` maps them to the user's units.
     """
     design: Design
     reml: bool
@@ -61,7 +63,6 @@ class LmmFit:
     sigma: float
     vcov: np.ndarray
     b: tuple
-    b: tuple
     cond_var: tuple
     objective: float
     deviance_ml: float
@@ -69,17 +70,23 @@ class LmmFit:
     opt: OptResult
     is_singular: bool
     seconds: float
-    workspace: ScaledWorkspace = field(repr=False, compare=False)
-    internal: "InternalEstimates" = field(repr=False, compare=False, default=None)
+    scaling: Standardization = field(repr=False, compare=False)
+    internal: "InternalEstimates" = field(repr=False, compare=False)
 
     @property
-    def scaling(self):
-        return self.workspace.scaling
+    def layout(self) -> ThetaLayout:
+        """Where each term's entries live in theta."""
+        return ThetaLayout(tuple(b.p for b in self.design.blocks))
 
-    @property
-    def layout(self):
-        """Where each term's entries live in theta (:class:`~mixedfx.core.covariance.ThetaLayout`)."""
-        return self.workspace.layout
+    def fresh_workspace(self, reml: bool | None = None) -> ScaledWorkspace:
+        """A new workspace for this model, factored at the optimum.
+
+        A fit holds no mutable state: code that evaluates the criterion at other parameters
+        (Satterthwaite, profiles, leverages, checks) asks for its own workspace, as lme4 copies
+        its state for profiling.  ``reml`` defaults to the fit's criterion.
+        """
+        ws = make_workspace(self.design, self.reml if reml is None else reml, scaling=self.scaling)
+        return ws.update_internal(self.internal.theta)
 
     @property
     def theta_internal(self) -> np.ndarray:
@@ -205,4 +212,4 @@ def fit_lmm(design: Design, reml: bool = True, start="moments", maxeval: int | N
     return LmmFit(design=design, reml=reml, theta=theta, beta=beta, sigma=float(np.sqrt(ws.sigma2)),
                   vcov=vcov, b=b, cond_var=cond_var, objective=float(opt.fun + ws.shift),
                   deviance_ml=float(dev_ml), pwrss=ws.pwrss, opt=opt, is_singular=singular,
-                  seconds=time.perf_counter() - t0, workspace=ws, internal=internal)
+                  seconds=time.perf_counter() - t0, scaling=ws.scaling, internal=internal)

@@ -4,7 +4,6 @@ from __future__ import annotations
 import numpy as np
 from scipy import stats
 
-from ..results.extensions import register
 from ._mpl import axes, plt
 
 __all__ = ["qq", "residuals_vs_fitted", "diagnostic_panel"]
@@ -45,7 +44,6 @@ def residuals_vs_fitted(result, ax=None):
     return ax
 
 
-@register("plot")
 def diagnostic_panel(result, figsize=(10, 8)):
     """Residuals vs fitted, Q-Q of residuals, Q-Q of conditional modes, and a caterpillar plot."""
     from .effects import caterpillar

@@ -70,10 +70,10 @@ def conditional_vs_marginal(result, x: str, ax=None, groups: int | None = 30):
     for bj in b[:groups] if groups else b:
         ax.plot(grid, link.inverse(eta0 + bj), color="0.75", lw=0.6)
     ax.plot(grid, link.inverse(eta0), color="C0", lw=2, label="typical group (b = 0)")
-    from ..results.marginal import _expect
+    from ..core.expectation import normal_expectation
     lam = result.fit.layout.lambdas(result.fit.theta)
     v = sum(float((result._scale ** 2 * l @ l.T)[0, 0]) for l in lam)
-    ax.plot(grid, _expect(link.inverse, eta0, np.full(len(grid), v)), color="C3", lw=2,
+    ax.plot(grid, normal_expectation(link.inverse, eta0, np.full(len(grid), v)), color="C3", lw=2,
             label="population-averaged")
     ax.set_xlabel(x)
     ax.set_ylabel("mean response")

@@ -5,7 +5,6 @@ import base64
 import html
 import io
 
-from ..results.extensions import register
 from ._mpl import plt
 
 __all__ = ["report"]
@@ -18,7 +17,6 @@ def _png(fig) -> str:
     return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-@register("report")
 def report(result, path=None, title: str | None = None) -> str:
     """Write (if ``path``) and return one HTML page with everything embedded (no external files)."""
     from . import caterpillar, diagnostic_panel, shrinkage_plot

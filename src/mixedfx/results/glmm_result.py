@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .lmm_result import MixedModelResultBase, _abbreviate
+from .lmm_result import MixedModelResultBase, _abbreviate_all
 from .marginal import marginal_mean, marginal_slopes
 from .summary import Summary
 
@@ -89,7 +89,7 @@ class GeneralizedLinearMixedModelResult(MixedModelResultBase):
         y, fam = self.fit.design.y, self.family
         eta = self.fit.eta if level == "conditional" else self.predict(re_form="~0")
         mu = self.fit.mu if level == "conditional" else fam.link.inverse(eta)
-        w = self.fit.workspace.w
+        w = np.ones(self.fit.design.n) if self.fit.design.weights is None else self.fit.design.weights
         r = y - mu
         if type == "response":
             return r
@@ -131,11 +131,13 @@ class GeneralizedLinearMixedModelResult(MixedModelResultBase):
 
     # ------------------------------------------------------------- reporting
     def coef_table(self, ddf: str = "none") -> pd.DataFrame:
-        """Wald z tests of the fixed effects (GLMMs have no denominator df)."""
+        """Wald z tests of the fixed effects: ``estimate, se, df, statistic, p``, the columns of
+        the LMM table (GLMMs have no denominator df: ``df`` is infinite; ``statistic`` is z)."""
         est, se = self.fixef, self.se
         z = est / se
-        return pd.DataFrame({"Estimate": est, "Std. Error": se, "z value": z,
-                             "Pr(>|z|)": 2 * stats.norm.sf(np.abs(z))})
+        out = pd.DataFrame({"estimate": est, "se": se, "df": np.inf, "statistic": z, "p": 2 * stats.norm.sf(np.abs(z))})
+        out.attrs["statistic"] = "z"
+        return out
 
     def summary(self) -> Summary:
         method = "Laplace Approximation" if self.nagq <= 1 else f"Adaptive Gauss-Hermite Quadrature, nAGQ = {self.nagq}"
@@ -150,7 +152,7 @@ class GeneralizedLinearMixedModelResult(MixedModelResultBase):
         if V.shape[0] > 1:
             sd = np.sqrt(np.diag(V))
             names = list(self.fit.design.xnames)
-            corr = pd.DataFrame(V / np.outer(sd, sd), index=names, columns=[_abbreviate(n) for n in names])
+            corr = pd.DataFrame(V / np.outer(sd, sd), index=names, columns=_abbreviate_all(names))
         notes = []
         if self.n_dropped:
             notes.append(f"({self.n_dropped} observation(s) deleted due to missingness)")
@@ -162,7 +164,7 @@ class GeneralizedLinearMixedModelResult(MixedModelResultBase):
             notes.append(f"convergence: {m}")
         return Summary(title, self.formula, self.data_name, "", info,
                        pd.Series(q, index=["Min", "1Q", "Median", "3Q", "Max"]), self.varcorr, self.nobs,
-                       self.ngroups, self.coef_table(), corr, tuple(notes))
+                       self.ngroups, _r_layout(self.coef_table()), corr, tuple(notes))
 
     def __repr__(self) -> str:
         return (f"<GeneralizedLinearMixedModelResult {self.formula!r} ({self.family.name}, {self.family.link.name}, "
@@ -182,3 +184,9 @@ class GeneralizedLinearMixedModelResult(MixedModelResultBase):
                           "status": self.fit.opt.status, "messages": list(self.fit.opt.messages)},
             "fit_seconds": self.fit.seconds,
         }
+
+
+def _r_layout(ct: pd.DataFrame) -> pd.DataFrame:
+    """The coefficient table in lme4's summary layout (z tests)."""
+    return pd.DataFrame({"Estimate": ct["estimate"], "Std. Error": ct["se"], "z value": ct["statistic"],
+                         "Pr(>|z|)": ct["p"]})

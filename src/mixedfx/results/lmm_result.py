@@ -8,6 +8,17 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
+# the functions behind the methods, imported explicitly: results is the last stage before cli
+from ..diagnostics.checks import check as _check
+from ..diagnostics.influence import influence as _influence
+from ..diagnostics.leverage import hatvalues as _hatvalues
+from ..diagnostics.shrinkage import shrinkage as _shrinkage
+from ..inference.bootstrap import bootstrap as _bootstrap
+from ..inference.fixed import anova_type3 as _anova_type3, coef_table as _coef_table, confint as _confint
+from ..inference.profile import profile as _profile
+from ..inference.simulate import simulate as _simulate
+from ..plots.diagnostic import diagnostic_panel as _diagnostic_plot
+from ..plots.report import report as _html_report
 from .predict import predict_eta
 from .summary import Summary
 from .tables import ranef_frame, varcorr_frame
@@ -148,59 +159,49 @@ class MixedModelResultBase:
     def shrinkage(self, group: str | None = None) -> pd.DataFrame:
         """Per group: size, raw (no-pooling) estimate, BLUP and shrinkage factor; see
         :func:`mixedfx.diagnostics.shrinkage`."""
-        from .extensions import lookup
-        return lookup("shrinkage")(self, group=group)
+        return _shrinkage(self, group=group)
 
     def plot(self, **kwargs):
         """Default diagnostic panel (residuals, Q-Q plots, caterpillar); see :mod:`mixedfx.plots`."""
-        from .extensions import lookup
-        return lookup("plot")(self, **kwargs)
+        return _diagnostic_plot(self, **kwargs)
 
     def report(self, path=None, title: str | None = None) -> str:
         """One self-contained HTML page (summary, variance decomposition, shrinkage, checks, plots)."""
-        from .extensions import lookup
-        return lookup("report")(self, path=path, title=title)
+        return _html_report(self, path=path, title=title)
 
     def check(self):
         """Singular terms, convergence, scaling, identifiability and outlying groups; see
         :func:`mixedfx.diagnostics.check`."""
-        from .extensions import lookup
-        return lookup("check")(self)
+        return _check(self)
 
     def influence(self, level: str = "obs", method: str = "exact") -> pd.DataFrame:
         """Case-deletion influence (leverage, Cook's distance, MDFFITS, COVTRACE, COVRATIO, RVC) per
         observation or group; see :func:`mixedfx.diagnostics.influence`."""
-        from .extensions import lookup
-        return lookup("influence")(self, level=level, method=method)
+        return _influence(self, level=level, method=method)
 
     def hatvalues(self):
         """Leverages: the diagonal of the hat matrix (lme4's ``hatvalues``), one per observation."""
-        from .extensions import lookup
-        return lookup("hatvalues")(self)
+        return _hatvalues(self)
 
     def confint(self, method: str = "wald", level: float = 0.95, parm=None, nsim: int = 500,
                 seed=None, n_jobs: int = 1) -> pd.DataFrame:
         """Confidence intervals (DataFrame ``lower, upper`` indexed by lme4's names); see
         :func:`mixedfx.inference.confint`."""
-        from .extensions import lookup
-        return lookup("confint")(self, method=method, level=level, parm=parm, nsim=nsim, seed=seed, n_jobs=n_jobs)
+        return _confint(self, method=method, level=level, parm=parm, nsim=nsim, seed=seed, n_jobs=n_jobs)
 
     def profile(self, parm=None, width: float = 3.0, points: int = 9) -> pd.DataFrame:
         """Likelihood-profile zeta curves (``param, value, zeta``); see :func:`mixedfx.inference.profile`."""
-        from .extensions import lookup
-        return lookup("profile")(self, parm=parm, width=width, points=points)
+        return _profile(self, parm=parm, width=width, points=points)
 
     def simulate(self, nsim: int = 1, seed=None, newdata=None, use_u: bool = False) -> pd.DataFrame:
         """Responses simulated from the fit (``sim_1``, ... columns); see :func:`mixedfx.inference.simulate`."""
-        from .extensions import lookup
-        return lookup("simulate")(self, nsim=nsim, seed=seed, newdata=newdata, use_u=use_u)
+        return _simulate(self, nsim=nsim, seed=seed, newdata=newdata, use_u=use_u)
 
     def bootstrap(self, nsim: int = 500, seed=None, use_u: bool = False, progress: bool = False,
                   n_jobs: int = 1) -> pd.DataFrame:
         """Parametric-bootstrap replicates of the parameters (lme4's names), one row each;
         ``n_jobs`` worker processes (the replicates do not depend on it), ``progress`` a tqdm bar."""
-        from .extensions import lookup
-        return lookup("bootstrap")(self, nsim=nsim, seed=seed, use_u=use_u, progress=progress, n_jobs=n_jobs)
+        return _bootstrap(self, nsim=nsim, seed=seed, use_u=use_u, progress=progress, n_jobs=n_jobs)
 
     def _repr_html_(self) -> str:
         return self.summary()._repr_html_()
@@ -294,13 +295,11 @@ class LinearMixedModelResult(MixedModelResultBase):
         """Fixed effects with ``estimate, se, df, t, p`` (``ddf``: ``"satterthwaite"`` as lmerTest,
         ``"kenward-roger"`` (adjusted SE and df, as pbkrtest), ``"residual"``, ``"none"``); see
         :func:`mixedfx.inference.coef_table`."""
-        from .extensions import lookup
-        return lookup("coef_table")(self, ddf=ddf)
+        return _coef_table(self, ddf=ddf)
 
     def anova(self, ddf: str = "satterthwaite") -> pd.DataFrame:
         """Type III F tests per fixed-effect term: ``F, numdf, dendf, p`` (lmerTest's ``anova``)."""
-        from .extensions import lookup
-        return lookup("anova_type3")(self, ddf=ddf)
+        return _anova_type3(self, ddf=ddf)
 
     def summary(self, ddf: str = "satterthwaite") -> Summary:
         """lme4-style summary (``print`` it; renders as HTML in notebooks)."""
@@ -320,7 +319,7 @@ class LinearMixedModelResult(MixedModelResultBase):
         if V.shape[0] > 1:
             sd = np.sqrt(np.diag(V))
             names = list(self.fit.design.xnames)
-            abbrev = [_abbreviate(n) for n in names]
+            abbrev = _abbreviate_all(names)
             corr = pd.DataFrame(V / np.outer(sd, sd), index=names, columns=abbrev)
         notes = []
         if self.n_dropped:
@@ -333,7 +332,7 @@ class LinearMixedModelResult(MixedModelResultBase):
         if str(ddf).lower().replace("_", "-") in ("kr", "kenward-roger"):
             notes.append("t-tests use Kenward-Roger's method: adjusted standard errors and df (as pbkrtest)")
         table = pd.DataFrame({"Estimate": ct["estimate"], "Std. Error": ct["se"], "df": ct["df"],
-                              "t value": ct["t"], "Pr(>|t|)": ct["p"]})
+                              "t value": ct["statistic"], "Pr(>|t|)": ct["p"]})
         if ddf == "none":
             table = table.drop(columns="df").rename(columns={"t value": "z value", "Pr(>|t|)": "Pr(>|z|)"})
         return Summary(title, self.formula, self.data_name, crit, info, sr, self.varcorr, self.nobs,
@@ -367,6 +366,21 @@ def _json_default(o):
     if isinstance(o, np.ndarray):
         return o.tolist()
     raise TypeError(f"not JSON serializable: {type(o).__name__}")
+
+
+def _abbreviate_all(names: list[str], width: int = 6) -> list[str]:
+    """Distinct short labels: as R's abbreviate, labels that coincide (``poly(x, 2)1`` and
+    ``poly(x, 2)2``) are lengthened until they differ (at worst they are the full names)."""
+    from collections import Counter
+
+    out = [_abbreviate(n, width) for n in names]
+    for w in range(width + 1, max(map(len, names), default=0) + 1):
+        dup = {a for a, k in Counter(out).items() if k > 1}
+        if not dup:
+            return out
+        out = [_abbreviate(n, w) if a in dup else a for n, a in zip(names, out)]
+    counts = Counter(out)
+    return [n if counts[a] > 1 else a for n, a in zip(names, out)]
 
 
 def _abbreviate(name: str, width: int = 6) -> str:

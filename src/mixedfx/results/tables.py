@@ -4,21 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ..models.names import group_names
+
 __all__ = ["varcorr_frame", "ranef_frame", "group_names"]
-
-
-def group_names(labels: list[str]) -> list[str]:
-    """R's names for the VarCorr list: repeated groups get ``.1``, ``.2`` (``make.unique``)."""
-    seen: dict[str, int] = {}
-    out = []
-    for lab in labels:
-        if lab in seen:
-            seen[lab] += 1
-            out.append(f"{lab}.{seen[lab]}")
-        else:
-            seen[lab] = 0
-            out.append(lab)
-    return out
 
 
 def varcorr_frame(groups: list[str], cnames: list[tuple[str, ...]], covs: list[np.ndarray],
