@@ -47,7 +47,7 @@ from scipy import optimize, stats
 from scipy.linalg import lapack
 
 import mixedfx as mfx
-from mixedfx.inference.bootstrap import parameter_vector
+from mixedfx.inference.parameters import parameter_vector
 
 Z95 = stats.norm.ppf(0.975)
 REF = os.path.join(os.path.dirname(__file__), "..", "reference", "profile_boundary.json")

@@ -126,7 +126,7 @@ def test_warm_start_from_a_previous_fit(cbpp):
 
 
 def test_hessian_formula_is_exact_for_a_quadratic():
-    from mixedfx.models.glmm import _hessian
+    from mixedfx.core.finite_diff import deriv12_hessian as _hessian
     A = np.array([[3.0, 0.4, -0.2], [0.4, 2.0, 0.7], [-0.2, 0.7, 1.5]])
     b = np.array([0.1, -0.3, 0.2])
     f = lambda x: float(x @ A @ x + b @ x + np.sin(0.0))

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["central_derivatives"]
+__all__ = ["central_derivatives", "richardson_derivative", "richardson_hessian", "deriv12_hessian"]
 
 
 def central_derivatives(f, x: np.ndarray, h: np.ndarray, f0: float | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -29,3 +29,45 @@ def central_derivatives(f, x: np.ndarray, h: np.ndarray, f0: float | None = None
             H[i, j] = H[j, i] = (f(x + E[i] + E[j]) - f(x + E[i] - E[j]) - f(x - E[i] + E[j])
                                  + f(x - E[i] - E[j])) / (4 * h[i] * h[j])
     return g, H
+
+
+def richardson_derivative(f, x, i, h, r=4):
+    """Richardson-extrapolated central difference of f (scalar or array) along coordinate i."""
+    table = []
+    for k in range(r):
+        hk = h / 2 ** k
+        e = np.zeros_like(x)
+        e[i] = hk
+        table.append((np.asarray(f(x + e)) - np.asarray(f(x - e))) / (2 * hk))
+    for m in range(1, r):
+        table = [(4 ** m * table[k + 1] - table[k]) / (4 ** m - 1) for k in range(len(table) - 1)]
+    return table[0]
+
+
+def richardson_hessian(f, x, h):
+    """Central second differences, Richardson-extrapolated once (O(h^4))."""
+    def once(hs):
+        return central_derivatives(f, x, hs)[1]
+    return (4 * once(h / 2) - once(h)) / 3
+
+
+def deriv12_hessian(f, x: np.ndarray, h: float = 1e-4) -> np.ndarray:
+    """Second-order central-difference Hessian with lme4's step (``deriv12``, h = 1e-4).
+
+    Diagonal: ``(f(x+a) - 2 f(x) + f(x-a)) / h^2``.  Off-diagonal, reusing those values:
+    ``[f(x+a+b) + f(x-a-b) - f(x+a) - f(x-a) - f(x+b) - f(x-b) + 2 f(x)] / (2 h^2)``, which is
+    ``2 a'Hb / (2 h^2)`` up to O(h^2), like the four-point formula, with 2 evaluations per pair
+    instead of 4 (grouseticks: 57 PIRLS solutions instead of 99).
+    """
+    m = len(x)
+    f0 = f(x)
+    H = np.empty((m, m))
+    e = np.eye(m) * h
+    fp = [f(x + e[i]) for i in range(m)]
+    fm = [f(x - e[i]) for i in range(m)]
+    for i in range(m):
+        H[i, i] = (fp[i] - 2 * f0 + fm[i]) / h ** 2
+        for j in range(i):
+            H[i, j] = H[j, i] = (f(x + e[i] + e[j]) + f(x - e[i] - e[j]) - fp[i] - fm[i] - fp[j] - fm[j]
+                                 + 2 * f0) / (2 * h * h)
+    return H

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from .scaling import Standardization, standardize
-from .workspace import FAILED_OBJECTIVE, PLSWorkspace
+from .workspace import FAILED_OBJECTIVE, PLSWorkspace, deviance_from_parts
 
 __all__ = ["ScaledWorkspace"]
 
@@ -93,6 +93,13 @@ class ScaledWorkspace:
     def objective_value(self) -> float:
         v = self.internal.objective_value
         return v if v is None or v >= FAILED_OBJECTIVE else v + self.shift
+
+    def deviance(self, sigma: float | None = None, reml: bool | None = None) -> float:
+        """The criterion in the user's units at the current theta (:func:`deviance_from_parts`)."""
+        v = self.internal.objective_value
+        if v is None or v >= FAILED_OBJECTIVE:
+            return FAILED_OBJECTIVE
+        return deviance_from_parts(self, sigma, reml)
 
     @property
     def logdet_Z(self) -> float:

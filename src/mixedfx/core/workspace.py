@@ -37,11 +37,37 @@ from .crossprod import CrossProducts
 from .schur import DenseGram, SchurPlan, pair_count
 from .sparse_chol import SparseBlockSolver
 
-__all__ = ["PLSWorkspace", "FAILED_OBJECTIVE", "random_effects_matrix"]
+__all__ = ["PLSWorkspace", "FAILED_OBJECTIVE", "random_effects_matrix", "deviance_from_parts"]
 
 #: Value returned when a factorization fails inside the optimizer: large but finite,
 #: so that BOBYQA's quadratic model is not destroyed by an infinity.
 FAILED_OBJECTIVE = 1e15
+
+
+def deviance_from_parts(ws, sigma: float | None = None, reml: bool | None = None) -> float:
+    """The one deviance formula, from a factored workspace's parts (any object with ``n``, ``p``,
+    ``reml``, ``logdet_Z``, ``logdet_X``, ``pwrss`` and ``log_weights``).
+
+    With ``nu = n - p`` (REML) or ``n`` (ML)::
+
+        sigma given:   log|L_Z|^2 [+ log|R_X|^2] + nu log(2 pi sigma^2) + r^2 / sigma^2 - sum log w
+        sigma = None:  log|L_Z|^2 [+ log|R_X|^2] + nu (1 + log(2 pi r^2 / nu)) - sum log w
+
+    (the second is the first at its optimum ``sigma^2 = r^2 / nu``: the profiled criterion).
+    Returns :data:`FAILED_OBJECTIVE` where it is undefined.
+    """
+    reml = ws.reml if reml is None else reml
+    nu = ws.n - ws.p if reml else ws.n
+    r2 = ws.pwrss
+    if not r2 > 0 or (sigma is not None and not 0 < sigma < np.inf):
+        return FAILED_OBJECTIVE
+    if sigma is None:
+        val = ws.logdet_Z + nu * (1.0 + np.log(2.0 * np.pi * r2 / nu)) - ws.log_weights
+    else:
+        val = ws.logdet_Z + nu * np.log(2.0 * np.pi * sigma ** 2) + r2 / sigma ** 2 - ws.log_weights
+    if reml:
+        val += ws.logdet_X
+    return float(val) if np.isfinite(val) else FAILED_OBJECTIVE
 
 
 def random_effects_matrix(codes: np.ndarray, Xk: np.ndarray, nlevels: int) -> sp.csr_matrix:
@@ -420,13 +446,14 @@ class PLSWorkspace:
         return self
 
     def _objective(self) -> float:
-        if self.pwrss <= 0:
+        return deviance_from_parts(self)
+
+    def deviance(self, sigma: float | None = None, reml: bool | None = None) -> float:
+        """The criterion at the current theta (:func:`deviance_from_parts`): profiled over sigma
+        when ``sigma`` is None, REML or ML as the workspace unless ``reml`` is given."""
+        if self.objective_value is None or self.objective_value >= FAILED_OBJECTIVE:
             return FAILED_OBJECTIVE
-        nu = self.n - self.p if self.reml else self.n
-        val = self.logdet_Z + nu * (1.0 + np.log(2.0 * np.pi * self.pwrss / nu)) - self.log_weights
-        if self.reml:
-            val += self.logdet_X
-        return float(val) if np.isfinite(val) else FAILED_OBJECTIVE
+        return deviance_from_parts(self, sigma, reml)
 
     def objective(self, theta) -> float:
         """The profiled deviance (REML criterion or -2 log-likelihood) at ``theta``."""

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from ..core.finite_diff import central_derivatives
+
 from ..models.lmm import SINGULAR_TOL
 
 __all__ = ["CheckReport", "check"]
@@ -93,19 +95,11 @@ def _convergence(result, rows):
             issues.append(f"moving theta[{i}] off its bound lowers the criterion")
     msg_extra = ""
     if len(free):
-        g = np.empty(len(free))
-        H = np.empty((len(free), len(free)))
-        for a, i in enumerate(free):
-            ei = np.zeros_like(theta)
-            ei[i] = h[i]
-            fp, fm = ws.objective(theta + ei), ws.objective(theta - ei)
-            g[a] = (fp - fm) / (2 * h[i])
-            H[a, a] = (fp - 2 * f0 + fm) / h[i] ** 2
-            for b, j in enumerate(free[:a]):
-                ej = np.zeros_like(theta)
-                ej[j] = h[j]
-                H[a, b] = H[b, a] = (ws.objective(theta + ei + ej) - ws.objective(theta + ei - ej)
-                                     - ws.objective(theta - ei + ej) + ws.objective(theta - ei - ej)) / (4 * h[i] * h[j])
+        def on_free(z):
+            t = theta.copy()
+            t[free] = z
+            return ws.objective(t)
+        g, H = central_derivatives(on_free, theta[free], h[free], f0)
         eig = np.linalg.eigvalsh(H)
         if eig[0] <= 1e-8 * max(eig[-1], 1e-300):
             rows.append(("identifiability", "warning",
@@ -118,7 +112,6 @@ def _convergence(result, rows):
             msg_extra = f"; scaled gradient {scaled:.2g}"
             if scaled > 2e-3:
                 issues.append(f"scaled gradient {scaled:.2g} exceeds 0.002")
-    ws.update(theta)
     if not fit.opt.converged:
         issues.append(f"optimizer status: {fit.opt.status}")
     rows.append(("convergence", "warning" if issues else "ok",

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .bootstrap import parameter_vector
-from .profile import _Profiler, variance_bounds
+from .parameters import parameter_vector, variance_bounds
+from .profile import _Profiler
 
 __all__ = ["GlmmProfiler"]
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..core.finite_diff import central_derivatives
+from ..core.finite_diff import richardson_derivative, richardson_hessian
 
 __all__ = ["VarparFunctions", "satterthwaite_df", "satterthwaite_df_multi"]
 
@@ -51,10 +51,7 @@ class VarparFunctions:
 
     def deviance(self, varpar) -> float:
         theta, sigma = varpar[:-1], varpar[-1]
-        ws = self._at(theta)
-        nu = ws.n - ws.p if self.reml else ws.n
-        val = ws.logdet_Z + nu * np.log(2 * np.pi * sigma ** 2) + ws.pwrss / sigma ** 2 - ws.log_weights
-        return float(val + (ws.logdet_X if self.reml else 0.0))
+        return self._at(theta).deviance(sigma)
 
     def vcov(self, varpar) -> np.ndarray:
         theta, sigma = varpar[:-1], varpar[-1]
@@ -63,35 +60,13 @@ class VarparFunctions:
 
 
 
-def _richardson(f, x, i, h, r=4):
-    """Richardson-extrapolated central difference of f (scalar or array) along coordinate i."""
-    table = []
-    for k in range(r):
-        hk = h / 2 ** k
-        e = np.zeros_like(x)
-        e[i] = hk
-        table.append((np.asarray(f(x + e)) - np.asarray(f(x - e))) / (2 * hk))
-    for m in range(1, r):
-        table = [(4 ** m * table[k + 1] - table[k]) / (4 ** m - 1) for k in range(len(table) - 1)]
-    return table[0]
-
-
 def _step(x):
     return 1e-3 * np.maximum(np.abs(x), 0.1)
 
 
-def _hessian(f, x, h):
-    """Central second differences, Richardson-extrapolated once (O(h^4))."""
-    m = len(x)
-
-    def once(hs):
-        return central_derivatives(f, x, hs)[1]
-    return (4 * once(h / 2) - once(h)) / 3
-
-
 def varpar_covariance(vf: VarparFunctions) -> np.ndarray:
     """``A = 2 H^{-1}`` with ``H`` the Hessian of the varpar deviance at the optimum."""
-    H = _hessian(vf.deviance, vf.x0, _step(vf.x0))
+    H = richardson_hessian(vf.deviance, vf.x0, _step(vf.x0))
     return 2.0 * np.linalg.pinv(0.5 * (H + H.T))
 
 
@@ -99,7 +74,7 @@ def vcov_jacobian(vf: VarparFunctions) -> np.ndarray:
     """``dV / d varpar_k`` stacked as (k, p, p)."""
     x = vf.x0
     h = _step(x)
-    return np.stack([_richardson(vf.vcov, x, k, h[k], r=2) for k in range(len(x))])
+    return np.stack([richardson_derivative(vf.vcov, x, k, h[k], r=2) for k in range(len(x))])
 
 
 def satterthwaite_df(L: np.ndarray, V: np.ndarray, jac: np.ndarray, A: np.ndarray) -> float:

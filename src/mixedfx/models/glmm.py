@@ -28,6 +28,7 @@ from ..core.optimize import OptResult, bobyqa
 from ..core.pirls import GlmmWorkspace
 from ..core.scaling import Standardization, standardize
 from ..core.covariance import ThetaLayout
+from ..core.finite_diff import deriv12_hessian
 from ..core.workspace import FAILED_OBJECTIVE
 from ..design import Design
 from .lmm import ConvergenceWarning, SingularFitWarning, _singular
@@ -118,28 +119,6 @@ def _finite(value: float) -> float:
     link giving a negative Poisson mean): BOBYQA's quadratic model survives it, nlopt's argument
     checks do not survive NaN."""
     return float(value) if np.isfinite(value) else FAILED_OBJECTIVE
-
-
-def _hessian(f, x: np.ndarray, h: float = 1e-4) -> np.ndarray:
-    """Second-order central-difference Hessian with lme4's step (``deriv12``, h = 1e-4).
-
-    Diagonal: ``(f(x+a) - 2 f(x) + f(x-a)) / h^2``.  Off-diagonal, reusing those values:
-    ``[f(x+a+b) + f(x-a-b) - f(x+a) - f(x-a) - f(x+b) - f(x-b) + 2 f(x)] / (2 h^2)``, which is
-    ``2 a'Hb / (2 h^2)`` up to O(h^2), like the four-point formula, with 2 evaluations per pair
-    instead of 4 (grouseticks: 57 PIRLS solutions instead of 99).
-    """
-    m = len(x)
-    f0 = f(x)
-    H = np.empty((m, m))
-    e = np.eye(m) * h
-    fp = [f(x + e[i]) for i in range(m)]
-    fm = [f(x - e[i]) for i in range(m)]
-    for i in range(m):
-        H[i, i] = (fp[i] - 2 * f0 + fm[i]) / h ** 2
-        for j in range(i):
-            H[i, j] = H[j, i] = (f(x + e[i] + e[j]) + f(x - e[i] - e[j]) - fp[i] - fm[i] - fp[j] - fm[j]
-                                 + 2 * f0) / (2 * h * h)
-    return H
 
 
 def fit_glmm(design: Design, family, nagq: int = 1, start=None, maxeval: int = 100_000,
@@ -281,7 +260,7 @@ def _fit_glmm(design: Design, family, nagq: int, start, maxeval: int, warn: bool
 def _vcov(objective, x_hat, k, gw, phi):
     """``2 H^{-1}`` restricted to beta (lme4's default), else the PIRLS factor's ``phi (R_X R_X')^{-1}``."""
     if objective is not None:
-        H = _hessian(objective, x_hat)
+        H = deriv12_hessian(objective, x_hat)
         try:
             np.linalg.cholesky(H)
             V = 2.0 * np.linalg.inv(H)

@@ -198,9 +198,7 @@ def fit_lmm(design: Design, reml: bool = True, start="moments", maxeval: int | N
         internal = InternalEstimates(theta=theta_int.copy(), beta=iws.beta(), sigma=float(np.sqrt(iws.sigma2)),
                                      vcov=iws.vcov_beta(), b=tuple(iws.b_blocks()))
     theta = ws.theta_to_user(theta_int)
-    nu_ml = iws.n
-    dev_ml = (iws.logdet_Z + nu_ml * (1 + np.log(2 * np.pi * iws.pwrss / nu_ml)) - iws.log_weights
-              + ws.scaling.objective_shift(iws.n, iws.p, reml=False))
+    dev_ml = ws.deviance(reml=False)         # lme4's deviance() of a REML fit: ML, profiled
     singular = _singular(theta_int, lower)     # on the standardized scale: invariant to units
     if warn:
         for msg in opt.messages:
