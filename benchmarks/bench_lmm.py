@@ -113,7 +113,7 @@ def main(argv=None) -> int:
     live = not args.no_r and have_r()
     theirs = time_lme4(args.models, reps) if live else {}
     rows = []
-    print(f"| model | mixedfx median (min) s | evals | peak MB | lme4 median s | speed-up (median) | objective diff |")
+    print("| model | mixedfx median (min) s | evals | peak MB | lme4 median s | speed-up (median) | objective diff |")
     print("|---|---:|---:|---:|---:|---:|---:|")
     for m in args.models:
         o = ours[m]

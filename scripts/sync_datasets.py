@@ -20,7 +20,8 @@ PROVENANCE = {
     "grouseticks": ("lme4", "Ticks on red grouse chicks (Elston et al. 2001, Parasitology 122:563-569)."),
     "verbagg": ("lme4", "Verbal aggression item responses (De Boeck and Wilson 2004)."),
     "dyestuff": ("lme4", "Yield of dyestuff by batch of intermediate product (Davies and Goldsmith 1972)."),
-    "dyestuff2": ("lme4", "Simulated data with the structure of Dyestuff, no batch effect (Davies and Goldsmith 1972)."),
+    "dyestuff2": ("lme4", "Simulated data with the structure of Dyestuff, no batch effect "
+                          "(Davies and Goldsmith 1972)."),
     "penicillin": ("lme4", "Penicillin potency: 6 samples on 24 plates, crossed (Davies and Goldsmith 1972)."),
     "pastes": ("lme4", "Paste strength: casks nested in batches (Davies and Goldsmith 1972)."),
     "cake": ("lme4", "Breakage angle of chocolate cakes by recipe and baking temperature (Cook 1938)."),

@@ -38,7 +38,8 @@ def test_factor_columns_are_typed_and_values_match_lme4(name):
             assert (codes > 0).all(), f"{name}.{col} has missing values"
             assert np.bincount(codes.astype(int), minlength=len(fp["levels"]) + 1)[1:].tolist() == fp["counts"]
             assert codes.sum() == fp["code_sum"], f"{name}.{col}: values differ from lme4's"
-            assert (codes * pos).sum() == pytest.approx(fp["code_weighted"], rel=1e-13), f"{name}.{col}: row order differs"
+            assert (codes * pos).sum() == pytest.approx(fp["code_weighted"], rel=1e-13), \
+                f"{name}.{col}: row order differs"
         else:
             assert pd.api.types.is_numeric_dtype(x), f"{name}.{col} is not numeric"
             v = x.to_numpy(dtype=float)

@@ -7,7 +7,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import mixedfx as mfx
 from mixedfx.design import DesignError, MissingDataWarning, build_design
 
 

@@ -24,12 +24,12 @@ def test_link_inverse_and_derivative(name):
 
 
 def test_loglik_matches_scipy():
-    y = np.array([0, 0.25, 0.5, 1.0]); w = np.array([3, 4, 2, 5.0]); mu = np.array([0.2, 0.3, 0.6, 0.7])
+    y, w, mu = np.array([0, 0.25, 0.5, 1.0]), np.array([3, 4, 2, 5.0]), np.array([0.2, 0.3, 0.6, 0.7])
     expected = stats.binom.logpmf(np.round(w * y), w, mu).sum()
     assert Binomial().loglik(y, mu, w) == pytest.approx(expected, rel=1e-12)
-    c = np.array([0, 3, 7.0]); m = np.array([0.5, 2.5, 6.0])
+    c, m = np.array([0, 3, 7.0]), np.array([0.5, 2.5, 6.0])
     assert Poisson().loglik(c, m, np.ones(3)) == pytest.approx(stats.poisson.logpmf(c, m).sum(), rel=1e-12)
-    g = np.array([0.5, 1.5, 3.0]); phi = 0.3
+    g, phi = np.array([0.5, 1.5, 3.0]), 0.3
     assert Gamma().loglik(g, m, np.ones(3), phi) == pytest.approx(
         stats.gamma.logpdf(g, a=1 / phi, scale=m * phi).sum(), rel=1e-12)
     assert InverseGaussian().loglik(g, m, np.ones(3), phi) == pytest.approx(

@@ -115,7 +115,8 @@ N = 24
 _floats = st.floats(allow_nan=True, allow_infinity=True, width=64)
 COLUMNS = st.one_of(
     st.lists(_floats, min_size=N, max_size=N).map(lambda v: pd.Series(v, dtype=float)),
-    st.lists(st.one_of(st.integers(-3, 3), st.none()), min_size=N, max_size=N).map(lambda v: pd.Series(v, dtype="Int64")),
+    st.lists(st.one_of(st.integers(-3, 3), st.none()), min_size=N, max_size=N).map(
+        lambda v: pd.Series(v, dtype="Int64")),
     st.lists(st.one_of(st.booleans(), st.none()), min_size=N, max_size=N).map(lambda v: pd.Series(v, dtype=object)),
     st.lists(st.one_of(st.text(max_size=3), st.integers(), st.floats(), st.none()), min_size=N, max_size=N).map(
         lambda v: pd.Series(v, dtype=object)),

@@ -1,7 +1,6 @@
 """Satterthwaite df, type III F tests and Wald intervals against lmerTest / lme4 (tests/reference/lme4)."""
 from __future__ import annotations
 
-import warnings
 
 import numpy as np
 import pandas as pd

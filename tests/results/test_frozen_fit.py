@@ -9,7 +9,6 @@ import pickle
 import warnings
 
 import numpy as np
-import pytest
 
 import mixedfx as mfx
 

@@ -43,7 +43,6 @@ def test_icc_by_group_and_unsupported_family():
     table = m.icc(by_group=True)
     assert list(table.index) == ["plate", "sample"]
     assert table["icc"].sum() == pytest.approx(m.icc()["adjusted"], rel=1e-12)
-    g = _fit(load_reference("grouseticks_poisson"))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         sq = mfx.glmer("TICKS ~ YEAR + (1 | BROOD)", mfx.datasets.load("grouseticks"), family="poisson", link="sqrt")

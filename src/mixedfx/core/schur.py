@@ -164,7 +164,8 @@ class SchurPlan:
         np.multiply(data[self._ia], data[self._ib], out=self.T.data)
         self.arr_vals[:] = 0.0
         if Arr is not None:
-            data = Arr.data if sp.isspmatrix_csr(Arr) or getattr(Arr, "format", "") == "csr" else sp.csr_matrix(Arr).data
+            csr = sp.isspmatrix_csr(Arr) or getattr(Arr, "format", "") == "csr"
+            data = Arr.data if csr else sp.csr_matrix(Arr).data
             self.arr_vals[self._arr_pos] = data[self._arr_src]
 
     @staticmethod

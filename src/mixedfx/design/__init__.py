@@ -4,5 +4,5 @@ from .evaluate import DesignError
 from .matrices import RankDeficiencyWarning
 from .random import IdentifiabilityWarning, ReBlock
 
-__all__ = ["Design", "DesignSpec", "DesignError", "IdentifiabilityWarning", "MissingDataWarning", "RankDeficiencyWarning",
-           "ReBlock", "build_design"]
+__all__ = ["Design", "DesignSpec", "DesignError", "IdentifiabilityWarning", "MissingDataWarning",
+           "RankDeficiencyWarning", "ReBlock", "build_design"]

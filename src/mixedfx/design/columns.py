@@ -76,7 +76,7 @@ def column_values(s: pd.Series, name: str, as_factor: bool = False):
         if as_factor:
             return s.astype(str).to_numpy(dtype=object)
         raise _temporal_error(name, dt)
-    if dt == bool or dt.kind in "iuf":
+    if dt.kind in "biuf":
         return s.to_numpy()
     if str(dt) == "boolean":
         return s.to_numpy(dtype=bool)
@@ -123,7 +123,7 @@ def check_numeric_column(s: pd.Series, col: str, what: str) -> None:
         raise DesignError(f"the data have {s.shape[1]} columns named {col!r}; column names must be unique")
     dt = s.dtype
     ok = (pd.api.types.is_bool_dtype(dt) or pd.api.types.is_numeric_dtype(dt)) and getattr(dt, "kind", "") != "c"
-    if not ok and dt == object:
+    if not ok and dt.kind == "O":
         ok = pd.api.types.infer_dtype(s.to_numpy(dtype=object), skipna=True) in _NUMBER_KINDS + ("boolean", "empty")
     if not ok:
         sample = s.dropna()

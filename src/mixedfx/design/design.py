@@ -154,8 +154,8 @@ def _offset_part(value: np.ndarray, what: str, index: pd.Index) -> np.ndarray:
     bad = ~np.isfinite(value)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        raise DesignError(f"the offset {what} is not finite in {int(bad.sum())} row(s) (first: row {row_label(index, i)!r}, "
-                          f"value {value[i]}); an offset must be a finite number in every row")
+        raise DesignError(f"the offset {what} is not finite in {int(bad.sum())} row(s) (first: row "
+                          f"{row_label(index, i)!r}, value {value[i]}); an offset must be a finite number in every row")
     return value
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from ..formula.ast import Arg, Bar, BinOp, Call, Name, Node, Number, Paren, String, UnaryOp, deparse, postorder
+from ..formula.ast import Bar, BinOp, Call, Name, Node, Number, Paren, String, UnaryOp, deparse, postorder
 from .columns import column_values, row_label
 from .errors import DesignError
 from .bases import BASES as _BASES, fit_basis as _fit_basis, match_basis_args as _match_basis_args
@@ -461,6 +461,6 @@ def evaluate_atom(node: Node, data: pd.DataFrame, state: AtomState, training: bo
     bad = ~np.isfinite(arr)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        raise DesignError(f"{label!r} is not finite in {int(bad.sum())} row(s) (first: row {row_label(data.index, i)!r}, "
-                          f"value {arr[i]}); check the transform or remove those rows")
+        raise DesignError(f"{label!r} is not finite in {int(bad.sum())} row(s) (first: row "
+                          f"{row_label(data.index, i)!r}, value {arr[i]}); check the transform or remove those rows")
     return arr

@@ -26,7 +26,8 @@ def _numeric(node: Node, data: pd.DataFrame, state: AtomState, what: str) -> np.
     return v
 
 
-def glmm_response(node: Node, data: pd.DataFrame, state: AtomState, binomial: bool) -> tuple[np.ndarray, np.ndarray | None]:
+def glmm_response(node: Node, data: pd.DataFrame, state: AtomState,
+                  binomial: bool) -> tuple[np.ndarray, np.ndarray | None]:
     """Evaluate a GLMM response; returns ``(y, trials or None)``."""
     if isinstance(node, Call) and node.func == "cbind":
         if not binomial:

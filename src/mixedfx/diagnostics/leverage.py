@@ -25,7 +25,7 @@ __all__ = ["hatvalues"]
 
 def _leverages(ws, blocks, X, weights, chunk: int = 4096) -> np.ndarray:
     n, p = X.shape
-    p0, l0 = ws.sizes[0], ws.nlevels[0]
+    p0 = ws.sizes[0]
     codes0, X0 = blocks[0][0], blocks[0][1]
     if p0 == 1:
         c0_all = (ws.d0[codes0] * X0[:, 0])[:, None]

@@ -74,7 +74,8 @@ def coef_table(result, ddf: str = "satterthwaite") -> pd.DataFrame:
         df = np.array([_df(result, np.eye(p)[j], ddf) for j in range(p)])
     t = beta / se
     pval = 2 * stats.t.sf(np.abs(t), df)
-    out = pd.DataFrame({"estimate": beta, "se": se, "df": df, "statistic": t, "p": pval}, index=list(result.fixef.index))
+    out = pd.DataFrame({"estimate": beta, "se": se, "df": df, "statistic": t, "p": pval},
+                       index=list(result.fixef.index))
     out.attrs["statistic"] = "z" if ddf == "none" else "t"
     return out
 
