@@ -1,39 +1,49 @@
-"""The README's Python blocks run as written, and its printed summary is what the code prints."""
+"""The README is the landing page: its Python runs and prints what it shows, its set-up commands are
+the ones CI runs, its links point at pages that exist, and it stays a landing page."""
 from __future__ import annotations
 
 import os
 import re
 
-import pytest
+from docblocks import DOCS, README, ROOT, blocks, run_page
 
-README = os.path.join(os.path.dirname(__file__), "..", "..", "README.md")
-
-
-def _blocks(kind: str) -> list[str]:
-    with open(README) as f:
-        return re.findall(rf"```{kind}\n(.*?)```", f.read(), re.S)
+CI_COMMAND = 'python -m pip install ".[test]" && python -m pytest'
 
 
-def test_readme_python_blocks_run(capsys, tmp_path, monkeypatch):
-    import matplotlib
-    matplotlib.use("Agg")
-    monkeypatch.chdir(tmp_path)          # the tour writes fit.html
-    ns: dict = {}
-    with pytest.warns(UserWarning, match="refitting model"):   # the tour's anova() says it refits by ML
-        for block in _blocks("python"):
-            code = "\n".join(line for line in block.splitlines() if "# raises" not in line)
-            exec(compile(code, "README.md", "exec"), ns)
-    shown = _blocks("text")[0]
-    printed = capsys.readouterr().out
-    assert printed.strip().startswith(shown.strip()), "README summary block differs from print(m.summary())"
-    assert "['glmerMod']" in printed                  # the GLMM tour ran and printed its summary
-    assert 0.0 < ns["shrink"].min() < ns["shrink"].max() < 1.0
-    assert (tmp_path / "fit.html").read_text().startswith("<!DOCTYPE html>")
+def _text() -> str:
+    with open(README, encoding="utf-8") as f:
+        return f.read()
 
 
-def test_readme_shell_commands_are_the_ci_commands():
-    with open(os.path.join(os.path.dirname(README), ".ci", "run")) as f:
+def test_readme_python_blocks_run_and_print_what_the_readme_shows(tmp_path):
+    ns, mismatches, printed = run_page(README, cwd=str(tmp_path))
+    assert not mismatches, "README output block differs from what its code prints:\n" + mismatches[0].printed
+    assert any(b.mark == "output" for b in blocks(README)), "the README shows no checked output"
+    assert "Linear mixed model fit by REML ['lmerMod']" in printed
+    assert ns["m"].nobs == 180
+
+
+def test_readme_set_up_is_what_ci_runs():
+    bash = [b.code for b in blocks(README) if b.lang == "bash"]
+    assert any("python3 -m venv" in b for b in bash), "the set-up must make a virtual environment first"
+    assert any(CI_COMMAND in b for b in bash)
+    with open(os.path.join(ROOT, ".ci", "run"), encoding="utf-8") as f:
         ci = f.read()
-    bash = _blocks("bash")
-    assert any('python -m pip install ".[test]" && python -m pytest' in b for b in bash)
-    assert 'python -m pip install ".[test]" && python -m pytest' in ci
+    assert CI_COMMAND in ci
+    assert "mkdocs build --strict" in ci and '".[docs]"' in ci
+
+
+def test_readme_links_resolve():
+    for link in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", _text()):
+        if "://" in link:
+            continue
+        assert os.path.exists(os.path.join(ROOT, link)), f"README links to {link}, which does not exist"
+        if link.startswith("docs/") and link.endswith(".md"):
+            assert os.path.isfile(os.path.join(DOCS, os.path.relpath(link, "docs")))
+
+
+def test_readme_is_a_landing_page():
+    lines = _text().count("\n")
+    assert 100 <= lines <= 180, f"README has {lines} lines; the manual belongs in docs/"
+    for section in ("## Set-up", "## Example", "## Benchmarks", "## Documentation"):
+        assert section in _text()
