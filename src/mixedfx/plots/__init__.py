@@ -5,10 +5,10 @@ returns the Axes (or Figure) it drew on.
 >>> m = mfx.lmer("Reaction ~ Days + (Days | Subject)", mfx.datasets.load("sleepstudy"))
 >>> ax = mfx.plots.caterpillar(m)          # doctest: +SKIP
 """
-from .diagnostic import diagnostic_panel, qq, residuals_vs_fitted
+from .diagnostic import binned_residuals, diagnostic_panel, qq, residuals_vs_fitted
 from .effects import caterpillar, ranef_ellipse, shrinkage_plot
 from .pooling import conditional_vs_marginal, design_effect_curve, pooling_spectrum
 from .profile import profile_plot
 from .report import report
 
-__all__ = ["caterpillar", "conditional_vs_marginal", "design_effect_curve", "diagnostic_panel", "pooling_spectrum", "profile_plot", "qq", "ranef_ellipse", "report", "residuals_vs_fitted", "shrinkage_plot"]
+__all__ = ["binned_residuals", "caterpillar", "conditional_vs_marginal", "design_effect_curve", "diagnostic_panel", "pooling_spectrum", "profile_plot", "qq", "ranef_ellipse", "report", "residuals_vs_fitted", "shrinkage_plot"]

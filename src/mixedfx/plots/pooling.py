@@ -17,7 +17,8 @@ def _column(result, x):
 
 def pooling_spectrum(comparison, x: str, highlight=None, axs=None):
     """Three panels (complete, no, partial pooling) of the regression lines on ``x``, one per group,
-    with the data in grey and one group (default: the smallest) highlighted.
+    with the data in grey and one group (default: the smallest) highlighted; the legend on the
+    last panel names the highlighted group and its size.
 
     ``comparison`` is the result of :func:`mixedfx.compare_pooling`.
     """
@@ -27,7 +28,13 @@ def pooling_spectrum(comparison, x: str, highlight=None, axs=None):
     xs = d.X[:, j]
     blk = d.blocks[0]
     sizes = np.bincount(blk.codes, minlength=blk.nlevels)
+    smallest = highlight is None
     highlight = highlight if highlight is not None else blk.levels[int(np.argmin(sizes))]
+    if highlight not in list(blk.levels) and str(highlight) in list(blk.levels):
+        highlight = str(highlight)
+    if highlight not in list(blk.levels):
+        raise KeyError(f"highlight={highlight!r} is not a level of {blk.group_label!r}")
+    n_hl = int(sizes[list(blk.levels).index(highlight)])
     if axs is None:
         fig, axs = plt().subplots(1, 3, figsize=(13, 4), sharey=True)
     grid = np.linspace(xs.min(), xs.max(), 50)
@@ -48,9 +55,16 @@ def pooling_spectrum(comparison, x: str, highlight=None, axs=None):
             if not np.isfinite(rows.get(icpt, np.nan)) or not np.isfinite(rows.get(x, np.nan)):
                 continue
             line = rows[icpt] + rows[x] * grid
-            ax.plot(grid, line, color="C3" if level == highlight else "C0", lw=2 if level == highlight else 0.7,
-                    alpha=1 if level == highlight else 0.6)
+            hl_line = level == highlight
+            ax.plot(grid, line, color="C3" if hl_line else "C0", lw=2 if hl_line else 0.7,
+                    alpha=1 if hl_line else 0.6, zorder=3 if hl_line else 2)
     axs[0].set_ylabel("response")
+    from matplotlib.lines import Line2D
+    handles = [Line2D([], [], color="C3", lw=2, marker="o", ms=4,
+                      label=f"{blk.group_label} {highlight} (n = {n_hl}{', smallest' if smallest else ''})"),
+               Line2D([], [], color="C0", lw=0.7, label="other groups"),
+               Line2D([], [], ls="none", marker="o", ms=3, color="0.8", label="data")]
+    axs[-1].legend(handles=handles, frameon=False, fontsize="small", loc="best")
     return axs
 
 

@@ -5,6 +5,8 @@ import base64
 import html
 import io
 
+import numpy as np
+
 from ._mpl import plt
 
 __all__ = ["report"]
@@ -42,7 +44,7 @@ def report(result, path=None, title: str | None = None) -> str:
     if hasattr(result, "check"):
         parts.append(f"<h2>Checks</h2><pre id='checks'>{esc(str(result.check()))}</pre>")
     figures = [("Diagnostic panel", diagnostic_panel(result)),
-               ("Conditional modes", caterpillar(result).figure),
+               ("Conditional modes", np.ravel(caterpillar(result))[0].figure),
                ("Shrinkage", shrinkage_plot(result).figure)]
     parts.append("<h2>Figures</h2>")
     for name, fig in figures:

@@ -1,11 +1,12 @@
 """lme4-style summary of a fitted model: text (``print(summary(fit))``) and HTML for notebooks."""
 from __future__ import annotations
 
-import html
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+
+from .html import summary_html
 
 __all__ = ["Summary", "format_table"]
 
@@ -124,19 +125,5 @@ class Summary:
         return str(self)
 
     def _repr_html_(self) -> str:
-        esc = html.escape
-        parts = [f"<div class='mixedfx-summary'><p><b>{esc(self.title)}</b><br>Formula: <code>{esc(self.formula)}"
-                 f"</code>" + (f"<br>Data: {esc(self.data_name)}" if self.data_name else "") + "</p>"]
-        parts.append(f"<p>{esc(self.criterion_line)}</p>")
-        if self.info is not None:
-            parts.append(self.info.to_html(float_format=lambda v: f"{v:.1f}"))
-        parts.append("<p><b>Random effects</b></p>")
-        parts.append(self.varcorr.to_html(index=False, float_format=lambda v: f"{v:.5g}"))
-        groups = "; ".join(f"{esc(str(g))}, {n}" for g, n in self.ngroups.items())
-        parts.append(f"<p>Number of obs: {self.nobs}, groups: {groups}</p>")
-        parts.append("<p><b>Fixed effects</b></p>")
-        parts.append(self.coefficients.to_html(float_format=lambda v: f"{v:.5g}"))
-        for note in self.notes:
-            parts.append(f"<p><i>{esc(note)}</i></p>")
-        parts.append("</div>")
-        return "\n".join(parts)
+        """Compact styled HTML (see :mod:`mixedfx.results.html`)."""
+        return summary_html(self)
