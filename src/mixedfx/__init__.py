@@ -9,6 +9,7 @@ from . import diagnostics, inference, plots
 from .api import glmer, lmer
 from .diagnostics import compare_pooling
 from .inference import anova
+from .results.io import load
 from .design import DesignError, IdentifiabilityWarning, MissingDataWarning, RankDeficiencyWarning
 from .formula import FormulaSyntaxError
 from .families import ResponseError
@@ -16,5 +17,7 @@ from .models import ConvergenceWarning, SingularFitWarning
 from .models.glmm import SeparationWarning
 
 __version__ = "0.1.0"
-__all__ = ["lmer", "glmer", "anova", "compare_pooling", "inference", "families", "datasets", "DesignError", "FormulaSyntaxError", "MissingDataWarning",
-           "RankDeficiencyWarning", "IdentifiabilityWarning", "ConvergenceWarning", "ResponseError", "SeparationWarning", "SingularFitWarning", "__version__"]
+__all__ = ["lmer", "glmer", "anova", "load", "compare_pooling", "inference", "diagnostics", "plots", "families",
+           "datasets", "DesignError", "FormulaSyntaxError", "MissingDataWarning", "RankDeficiencyWarning",
+           "IdentifiabilityWarning", "ConvergenceWarning", "ResponseError", "SeparationWarning", "SingularFitWarning",
+           "__version__"]

@@ -98,35 +98,49 @@ def lmer(formula: str, data: pd.DataFrame, reml: bool = True, weights=None, offs
          start="moments", data_name: str | None = None, **control) -> LinearMixedModelResult:
     """Fit a linear mixed model from an lme4 formula.
 
+    The model is ``y = X beta + Z b + e`` with ``b ~ N(0, sigma^2 Lambda Lambda')`` and
+    ``e ~ N(0, sigma^2 W^{-1})``; theta (the entries of Lambda) maximizes the REML or ML
+    likelihood profiled over beta and sigma.  The fit runs on a standardized copy of the data
+    and is reported in the data's units (see the algorithms page).
+
     Parameters
     ----------
-    formula : lme4 formula, e.g. ``"Reaction ~ Days + (Days | Subject)"``.
-    data : data frame with the variables: pandas, polars (DataFrame or LazyFrame), pyarrow
-        Table, or a dict of equal-length columns (see :mod:`mixedfx.design.frames`); results
-        are identical whichever kind is given.  String, categorical and boolean columns are
-        factors (R's treatment contrasts; polars ``Enum`` and Arrow dictionary columns keep
-        their level order); grouping variables are always factors.
-    reml : REML (default) or maximum likelihood (``reml=False``); must be a bool.
-    weights : prior weights (column name, array or Series); residual variance ``sigma^2 / w_i``.
-        A pandas Series is matched to the rows by index label, as pandas aligns; a polars
-        Series or pyarrow array is taken in row order (they have no index).
-    offset : known offset (column name, array or Series), added to ``offset(...)`` terms.
-
-    Raises
-    ------
-    FormulaSyntaxError, DesignError
-        For a formula that does not parse, or data that do not fit it (the message names
-        the column, argument or term).  ``TypeError`` for a ``reml`` that is not a bool or
-        ``data`` that is not a supported data frame (the message names its type),
-        ``ValueError`` for a bad ``start``.
-    start : initial theta: ``"moments"`` (default), ``"lme4"``, a previous result or an
-        array of theta values (finite, one per theta parameter).
-    data_name : name shown in the summary.
-    control : passed to :func:`mixedfx.models.fit_lmm` (``maxeval``, ``blas_threads``).
+    formula : str
+        lme4 formula, e.g. ``"Reaction ~ Days + (Days | Subject)"``.
+    data : data frame
+        pandas, polars (DataFrame or LazyFrame), pyarrow Table, or a dict of equal-length
+        columns; results are identical whichever kind is given.  String, categorical and
+        boolean columns are factors (R's treatment contrasts; polars ``Enum`` and Arrow
+        dictionary columns keep their level order); grouping variables are always factors.
+    reml : bool
+        REML (default) or maximum likelihood (``reml=False``).
+    weights : str, array or Series, optional
+        Prior weights: residual variance ``sigma^2 / w_i``.  A pandas Series is matched to the
+        rows by index label; a polars Series or pyarrow array is taken in row order.
+    offset : str, array or Series, optional
+        Known offset, added to any ``offset(...)`` terms.
+    start : str, array or result
+        Initial theta: ``"moments"`` (default), ``"lme4"``, a previous result or an array of
+        finite theta values, one per theta parameter.
+    data_name : str, optional
+        Name shown in the summary.
+    **control
+        Passed to :func:`mixedfx.models.fit_lmm` (``maxeval``, ``blas_threads``).
 
     Returns
     -------
     LinearMixedModelResult
+
+    Raises
+    ------
+    FormulaSyntaxError
+        The formula does not parse (the message points at the problem).
+    DesignError
+        The data do not fit the formula; the message names the column, argument or term.
+    TypeError
+        ``reml`` is not a bool, or ``data`` is not a supported data frame.
+    ValueError
+        ``start`` is not a known start or has the wrong length or non-finite values.
 
     Examples
     --------
@@ -140,7 +154,9 @@ def lmer(formula: str, data: pd.DataFrame, reml: bool = True, weights=None, offs
     design = build_design(f, data, weights=weights, offset=offset, lmm=True)
     start = _lmm_start(start, design)
     fit = fit_lmm(design, reml=reml, start=start, **control)
-    return LinearMixedModelResult(fit, formula, data_name)
+    # a reference to the caller's data (not a copy) for result.update(); pickles drop it
+    call = dict(reml=reml, weights=weights, offset=offset, data_name=data_name, **control)
+    return LinearMixedModelResult(fit, formula, data_name, (lmer, data, call))
 
 
 def glmer(formula: str, data: pd.DataFrame, family="binomial", link=None, nagq: int = 1, weights=None,
@@ -149,16 +165,32 @@ def glmer(formula: str, data: pd.DataFrame, family="binomial", link=None, nagq: 
 
     Parameters
     ----------
-    formula : lme4 formula; binomial responses may be 0/1, boolean, a two-level factor
-        (first level = failure), ``cbind(successes, failures)`` or a proportion with
-        ``weights=`` trials.
-    family : ``"binomial"``, ``"poisson"``, ``"gamma"``, ``"inverse_gaussian"``, ``"gaussian"``,
-        ``"negbin"`` (shape estimated), or a :class:`mixedfx.families.Family`.
-    link : link name (default: the family's canonical link as in R, log for gamma is
-        ``link="log"``).
-    nagq : 0 (fast first stage only), 1 (Laplace) or > 1 quadrature nodes (one scalar term).
-    data, weights, offset : as for :func:`lmer` (any supported data-frame kind).
-    start : a previous result or ``{"theta": ..., "beta": ...}`` to warm-start.
+    formula : str
+        lme4 formula; binomial responses may be 0/1, boolean, a two-level factor (first level
+        = failure), ``cbind(successes, failures)`` or a proportion with ``weights=`` trials.
+    data : data frame
+        As for :func:`lmer` (any supported data-frame kind).
+    family : str or Family
+        ``"binomial"``, ``"poisson"``, ``"gamma"``, ``"inverse_gaussian"``, ``"gaussian"``,
+        ``"negbin"`` (shape estimated, as ``glmer.nb``), or a :class:`mixedfx.families.Family`.
+    link : str, optional
+        Link name; the default is the family's canonical link, as in R (e.g. ``link="log"``
+        for a log-link Gamma model).
+    nagq : int
+        0 (the fast first stage only), 1 (Laplace) or the number of adaptive Gauss-Hermite
+        nodes (> 1: one scalar random-effect term).
+    weights, offset : optional
+        As for :func:`lmer`.
+    start : result or dict, optional
+        A previous result or ``{"theta": ..., "beta": ...}`` to warm-start.
+    data_name : str, optional
+        Name shown in the summary.
+    **control
+        Passed to :func:`mixedfx.models.fit_glmm` (``maxeval``, ``blas_threads``).
+
+    Returns
+    -------
+    GeneralizedLinearMixedModelResult
 
     Examples
     --------
@@ -173,10 +205,15 @@ def glmer(formula: str, data: pd.DataFrame, family="binomial", link=None, nagq: 
             raise ValueError("start= is not used with family='negbin' (the shape search starts from a Poisson "
                              "fit); leave it out")
         fit = fit_negbin(parse_formula(formula), data, link, nagq, weights, offset, **control)
-        return GeneralizedLinearMixedModelResult(fit, formula, data_name)
+        call = dict(family=family, link=link, nagq=nagq, weights=weights, offset=offset, data_name=data_name,
+                    **control)
+        return GeneralizedLinearMixedModelResult(fit, formula, data_name, (glmer, data, call))
     fam = get_family(family, link)
     f = parse_formula(formula)
     design = build_design(f, data, weights=weights, offset=offset, family=fam)
     start = _glmm_start(start, design)
     fit = fit_glmm(design, fam, nagq=nagq, start=start, **control)
-    return GeneralizedLinearMixedModelResult(fit, formula, data_name)
+    # a reference to the caller's data (not a copy) for result.update(); pickles drop it
+    call = dict(family=family, link=link, nagq=nagq, weights=weights, offset=offset, data_name=data_name,
+                **control)
+    return GeneralizedLinearMixedModelResult(fit, formula, data_name, (glmer, data, call))

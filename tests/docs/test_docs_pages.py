@@ -42,7 +42,8 @@ def test_page_code_runs_and_prints_what_the_page_shows(page, tmp_path):
     for path in IMAGE.findall(_read(page)):
         name = os.path.basename(path)
         assert (tmp_path / name).is_file(), f"docs/{page} shows {path}, but its code does not draw {name}"
-        assert os.path.isfile(os.path.join(DOCS, path)), f"docs/{path} is missing (python tests/docs/docblocks.py --figures)"
+        assert os.path.isfile(os.path.join(DOCS, path)), \
+            f"docs/{path} is missing (python tests/docs/docblocks.py --figures)"
 
 
 def test_every_committed_figure_is_shown_and_drawn_by_a_page():
@@ -52,7 +53,8 @@ def test_every_committed_figure_is_shown_and_drawn_by_a_page():
                                f"shown but missing: {sorted(shown - committed)}"
     drawn = set()
     for page in CODE_PAGES:
-        drawn |= set(re.findall(r'savefig\("([^"]+)"', "".join(b.code for b in blocks(os.path.join(DOCS, page)) if b.runs)))
+        code = "".join(b.code for b in blocks(os.path.join(DOCS, page)) if b.runs)
+        drawn |= set(re.findall(r'savefig\("([^"]+)"', code))
     assert shown <= drawn
 
 

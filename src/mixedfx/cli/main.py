@@ -1,7 +1,13 @@
-"""Command line: ``python -m mixedfx fit FORMULA --data NAME_OR_PATH [--ml] [--json]``.
+"""Command line (``python -m mixedfx`` or ``mixedfx``):
+
+* ``fit FORMULA --data D [--ml] [--family F] [--weights W] [--offset O] [--ddf DDF] [--json] [--save OUT.json]``
+* ``predict --model SAVED.json --data NEW [--out PRED.csv] [--type link|response] [--re-form "~0"]``
+* ``anova FORMULA0 FORMULA1 [...] --data D [--family F] [--weights W] [--offset O]``
+* ``datasets``
 
 ``--data`` takes a bundled dataset name (``python -m mixedfx datasets`` lists them)
-or a path to a CSV or Parquet file.
+or a path to a CSV or Parquet file.  A reader that goes away (``| head``) ends the command
+quietly, without a traceback.
 """
 from __future__ import annotations
 
@@ -48,7 +54,6 @@ def _read_file(path: str):
 
 
 def _read_data(source: str, factors: list[str]):
-    import pandas as pd
 
     from .. import datasets
 
@@ -83,6 +88,32 @@ def _parser() -> argparse.ArgumentParser:
     fit.add_argument("--link", help="link function for --family (default: the family's canonical link)")
     fit.add_argument("--nagq", type=int, default=1, help="quadrature nodes for a GLMM (default 1: Laplace)")
     fit.add_argument("--json", action="store_true", help="machine-readable output")
+    fit.add_argument("--offset", help="column holding a known offset (added to the linear predictor)")
+    fit.add_argument("--ddf", default="satterthwaite",
+                     help="denominator df of the LMM t tests: satterthwaite (default), kenward-roger, residual, none")
+    fit.add_argument("--save", metavar="PATH", help="also write the fit as JSON (read back by `predict --model`)")
+    pred = sub.add_parser("predict", help="predict new data from a fit saved with `fit --save`")
+    pred.add_argument("--model", required=True, help="JSON file written by `fit --save` (or result.save())")
+    pred.add_argument("--data", required=True, help="CSV/Parquet file (or bundled dataset) with the new rows")
+    pred.add_argument("--out", help="CSV file to write (default: standard output)")
+    pred.add_argument("--type", default="response", choices=["link", "response"],
+                      help="GLMM scale (default: response; LMMs ignore it)")
+    pred.add_argument("--re-form", dest="re_form", default=None,
+                      help="random effects to include: default all, '~0' for none")
+    pred.add_argument("--allow-new-levels", action="store_true",
+                      help="predict unseen groups with random effects of zero")
+    pred.add_argument("--factor", action="append", default=[], metavar="COLUMN",
+                      help="treat a numeric column as a factor (repeatable)")
+    an = sub.add_parser("anova", help="likelihood-ratio test between nested models on the same data")
+    an.add_argument("formulas", nargs="+", metavar="FORMULA", help="two or more lme4 formulas")
+    an.add_argument("--data", required=True, help="bundled dataset name or CSV/Parquet path")
+    an.add_argument("--family", help="GLMM family (default: linear mixed models)")
+    an.add_argument("--link", help="link function for --family")
+    an.add_argument("--weights", help="column of prior weights")
+    an.add_argument("--offset", help="column holding a known offset")
+    an.add_argument("--factor", action="append", default=[], metavar="COLUMN",
+                    help="treat a numeric column as a factor (repeatable)")
+    an.add_argument("--json", action="store_true", help="machine-readable output")
     sub.add_parser("datasets", help="list the bundled datasets")
     return p
 
@@ -108,29 +139,102 @@ def _main(argv: list[str] | None) -> int:
         for name in datasets.list():
             print(f"{name:12s} {datasets.describe(name)['description']}")
         return 0
-    from ..api import glmer, lmer
-
+    if args.command == "predict":
+        return _predict(args)
+    if args.command == "anova":
+        return _anova(args)
     df, name = _read_data(args.data, args.factor)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            if args.family:
-                m = glmer(args.formula, df, family=args.family, link=args.link, nagq=args.nagq,
-                          weights=args.weights, data_name=name)
-            else:
-                m = lmer(args.formula, df, reml=not args.ml, weights=args.weights, data_name=name)
+            m = _fit_one(args, args.formula, df, name, reml=not args.ml)
+            text = None if args.json or args.family else str(m.summary(ddf=args.ddf))
         except (ValueError, FloatingPointError) as exc:
             # DesignError, FormulaSyntaxError and ResponseError are ValueErrors with a message for users
             print(f"error: {exc}", file=sys.stderr)
             return 2
     messages = [str(w.message) for w in caught]
+    if args.save:
+        try:
+            m.save(args.save)
+        except OSError as exc:
+            print(f"error: cannot write --save {args.save!r}: {exc.strerror or exc}", file=sys.stderr)
+            return 2
     if args.json:
         out = m.to_dict()
         out["ranef"] = m.ranef().to_dict(orient="records")
         out["warnings"] = messages
         print(json.dumps(out, indent=1, default=float))
     else:
-        print(m.summary())
+        print(text if text is not None else m.summary())
+        for msg in messages:
+            print(f"warning: {msg}", file=sys.stderr)
+    return 0
+
+
+def _fit_one(args, formula: str, df, name: str, reml: bool = True):
+    from ..api import glmer, lmer
+
+    if args.family:
+        return glmer(formula, df, family=args.family, link=args.link, nagq=getattr(args, "nagq", 1),
+                     weights=args.weights, offset=args.offset, data_name=name)
+    return lmer(formula, df, reml=reml, weights=args.weights, offset=args.offset, data_name=name)
+
+
+def _predict(args) -> int:
+    from ..results.io import load
+
+    if not os.path.isfile(args.model):
+        raise SystemExit(f"error: --model {args.model!r} is not a file (write one with `mixedfx fit ... --save PATH`)")
+    try:
+        m = load(args.model)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise SystemExit(f"error: cannot read --model {args.model!r}: {exc}") from None
+    df, _ = _read_data(args.data, args.factor)
+    try:
+        if getattr(m, "family", None) is not None:
+            pred = m.predict(df, type=args.type, re_form=args.re_form, allow_new_levels=args.allow_new_levels)
+        else:
+            pred = m.predict(df, re_form=args.re_form, allow_new_levels=args.allow_new_levels)
+    except (ValueError, KeyError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    import pandas as pd
+
+    out = pd.DataFrame({"prediction": pred}, index=df.index)
+    if args.out:
+        try:
+            out.to_csv(args.out, index_label="row")
+        except OSError as exc:
+            raise SystemExit(f"error: cannot write --out {args.out!r}: {exc.strerror or exc}") from None
+    else:
+        out.to_csv(sys.stdout, index_label="row")
+    return 0
+
+
+def _anova(args) -> int:
+    from ..inference import anova
+
+    if len(args.formulas) < 2:
+        raise SystemExit("error: anova needs two or more formulas")
+    df, name = _read_data(args.data, args.factor)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            models = [_fit_one(args, f, df, name, reml=False) for f in args.formulas]
+            table = anova(*models, progress=False)
+        except (ValueError, FloatingPointError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+    messages = [str(w.message) for w in caught]
+    if args.json:
+        out = {"table": json.loads(table.to_json(orient="index")), "warnings": messages}
+        print(json.dumps(out, indent=1))
+    else:
+        import pandas as pd
+
+        with pd.option_context("display.width", 200, "display.max_columns", 20):
+            print(table.to_string())
         for msg in messages:
             print(f"warning: {msg}", file=sys.stderr)
     return 0

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from ..core.optimize import bobyqa, newton_polish
+from ..inference.progress import progress_bar
 from ..models import make_workspace
 from .leverage import hatvalues
 
@@ -37,8 +38,11 @@ def _components(ws, theta, sigma2):
     return out
 
 
-def influence(result, level: str = "obs", method: str = "exact") -> pd.DataFrame:
-    """Influence of each observation (``level="obs"``) or each level of a grouping factor."""
+def influence(result, level: str = "obs", method: str = "exact", progress=None) -> pd.DataFrame:
+    """Influence of each observation (``level="obs"``) or each level of a grouping factor.
+
+    ``progress``: ``None`` (a bar after ~2 s in a terminal or notebook), ``True`` or ``False``;
+    see :mod:`mixedfx.inference.progress`.  The bar counts deleted cases."""
     if getattr(result, "family", None) is not None:
         raise NotImplementedError("influence() is available for linear mixed models")
     if method not in ("exact", "approx"):
@@ -52,7 +56,8 @@ def influence(result, level: str = "obs", method: str = "exact") -> pd.DataFrame
     else:
         blocks = [b for b in d.blocks if b.group_label == level]
         if not blocks:
-            raise KeyError(f"level must be 'obs' or a grouping factor of the model ({[b.group_label for b in d.blocks]})")
+            groups = [b.group_label for b in d.blocks]
+            raise KeyError(f"level must be 'obs' or a grouping factor of the model ({groups})")
         codes = blocks[0].codes
         units = [np.flatnonzero(codes == j) for j in range(blocks[0].nlevels)]
         labels = list(blocks[0].levels)
@@ -70,6 +75,7 @@ def influence(result, level: str = "obs", method: str = "exact") -> pd.DataFrame
     lower = ws.layout.lower_bounds()
     iws, theta0 = ws.internal, fit.internal.theta     # refits run on the standardized problem
     rows = []
+    bar = progress_bar(len(units), "influence", progress)
     for rows_i in units:
         wi = w.copy()
         wi[rows_i] = 0.0
@@ -92,6 +98,9 @@ def influence(result, level: str = "obs", method: str = "exact") -> pd.DataFrame
         for key, val in comps.items():
             row[f"rvc.{key}"] = val / base[key] - 1 if base[key] > 0 else np.nan
         rows.append(row)
+        bar.update(1)
+    bar.close()
     out = pd.DataFrame(rows, index=labels)
-    names = {f"rvc.G{k}_{c}": f"rvc.{b.group_label}.{cn}" for k, b in enumerate(d.blocks) for c, cn in enumerate(b.cnames)}
+    names = {f"rvc.G{k}_{c}": f"rvc.{b.group_label}.{cn}"
+             for k, b in enumerate(d.blocks) for c, cn in enumerate(b.cnames)}
     return out.rename(columns=names)

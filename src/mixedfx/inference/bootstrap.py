@@ -17,67 +17,45 @@ import pandas as pd
 
 from ..core.optimize import bobyqa
 from ..models import make_workspace
-from ..models.names import group_names
+from .parameters import parameter_vector
+from .progress import progress_bar
 from .simulate import simulate_internal
 
-__all__ = ["bootstrap", "parameter_vector", "boot_confint"]
-
-
-def parameter_vector(blocks, layout, theta, sigma, beta, xnames, with_sigma=True) -> pd.Series:
-    """lme4-named parameters (SDs, correlations, sigma, fixed effects) from theta and sigma."""
-    names, values = [], []
-    groups = group_names([b.group_label for b in blocks])
-    for blk, grp, lam in zip(blocks, groups, layout.lambdas(theta)):
-        cov = sigma ** 2 * lam @ lam.T
-        sd = np.sqrt(np.diag(cov))
-        rows, cols = layout.tril_indices(blk.p)
-        for i, j in zip(rows, cols):
-            if i == j:
-                names.append(f"sd_{blk.cnames[i]}|{grp}")
-                values.append(sd[i])
-            else:
-                names.append(f"cor_{blk.cnames[i]}.{blk.cnames[j]}|{grp}")
-                values.append(cov[i, j] / (sd[i] * sd[j]) if sd[i] > 0 and sd[j] > 0 else np.nan)
-    if with_sigma:
-        names.append("sigma")
-        values.append(sigma)
-    names.extend(xnames)
-    values.extend(beta)
-    return pd.Series(values, index=names, dtype=float)
+__all__ = ["bootstrap", "boot_confint"]
 
 
 _JOB: dict = {}      # state shared with forked bootstrap workers
 
 
-def _refit_columns(cols, progress: bool = False) -> list[pd.Series]:
-    """Refit the LMM to the simulated responses ``Y[:, cols]`` (state in ``_JOB``)."""
+def _refit_columns(cols, bar=None) -> list[pd.Series]:
+    """Refit the LMM to the simulated responses ``Y[:, cols]`` (state in ``_JOB``); ``bar``
+    (serial runs) advances by one per replicate."""
     d, reml, theta, Y = _JOB["design"], _JOB["reml"], _JOB["theta"], _JOB["Y"]
-    ws = make_workspace(d, reml, scaling=_JOB["scaling"])
+    ws = _JOB.get("ws")
+    if ws is None:      # one workspace per process, kept for the chunks that follow
+        ws = _JOB["ws"] = make_workspace(d, reml, scaling=_JOB["scaling"])
     lower = ws.layout.lower_bounds()
-    it = cols
-    if progress:
-        try:
-            from tqdm.auto import tqdm
-            it = tqdm(cols, total=len(cols), desc="bootstrap")
-        except ImportError:
-            pass
     rows = []
-    for s in it:     # refits run on the standardized problem; parameters are reported in user units
+    for s in cols:     # refits run on the standardized problem; parameters are reported in user units
         ws.internal.reweight(ws.weights, Y[:, s])
         opt = bobyqa(ws.internal.objective, theta, lower, step=0.05)
         ws.update_internal(opt.x)
         rows.append(parameter_vector(d.blocks, ws.layout, ws.theta, np.sqrt(ws.sigma2), ws.beta(), d.xnames))
+        if bar is not None:
+            bar.update(1)
     return rows
 
 
-def bootstrap(result, nsim: int = 500, seed=None, use_u: bool = False, progress: bool = False,
+def bootstrap(result, nsim: int = 500, seed=None, use_u: bool = False, progress=None,
               n_jobs: int = 1) -> pd.DataFrame:
     """Parametric bootstrap replicates (one row each) of an LMM's parameters.
 
     All ``nsim`` responses are simulated first (so the replicates do not depend on ``n_jobs``),
     then refitted from the estimate on a re-weighted copy of the workspace.  ``n_jobs > 1`` splits
     the refits over forked worker processes (``-1``: one per CPU; platforms without ``fork``
-    run serially).  The DataFrame has an attribute ``refits_per_second``.
+    run serially).  ``progress``: ``None`` (a bar after ~2 s in a terminal or notebook), ``True``
+    or ``False`` (see :mod:`mixedfx.inference.progress`); it counts finished replicates, also
+    with ``n_jobs > 1``.  The DataFrame has an attribute ``refits_per_second``.
     """
     fit = result.fit
     if getattr(result, "family", None) is not None:
@@ -96,13 +74,18 @@ def bootstrap(result, nsim: int = 500, seed=None, use_u: bool = False, progress:
                 scaling=fit.scaling)
     t0 = time.perf_counter()
     try:
-        if n_jobs == 1:
-            rows = _refit_columns(range(nsim), progress)
-        else:
-            chunks = [list(c) for c in np.array_split(np.arange(nsim), n_jobs)]
-            with mp.get_context("fork").Pool(n_jobs) as pool:
-                parts = pool.map(_refit_columns, chunks)
-            rows = [r for part in parts for r in part]
+        with progress_bar(nsim, "bootstrap", progress) as bar:
+            if n_jobs == 1:
+                rows = _refit_columns(range(nsim), bar)
+            else:
+                # small chunks, in order: the bar advances as each finishes (~20 updates per worker)
+                size = max(1, nsim // (20 * n_jobs))
+                chunks = [list(range(i, min(i + size, nsim))) for i in range(0, nsim, size)]
+                rows = []
+                with mp.get_context("fork").Pool(n_jobs) as pool:
+                    for part in pool.imap(_refit_columns, chunks):
+                        rows.extend(part)
+                        bar.update(len(part))
     finally:
         _JOB.clear()
     seconds = time.perf_counter() - t0
@@ -111,8 +94,8 @@ def bootstrap(result, nsim: int = 500, seed=None, use_u: bool = False, progress:
     return out
 
 
-def boot_confint(result, level=0.95, nsim=500, seed=None, n_jobs: int = 1) -> pd.DataFrame:
+def boot_confint(result, level=0.95, nsim=500, seed=None, n_jobs: int = 1, progress=None) -> pd.DataFrame:
     """Percentile intervals from :func:`bootstrap` replicates."""
-    reps = bootstrap(result, nsim=nsim, seed=seed, n_jobs=n_jobs)
+    reps = bootstrap(result, nsim=nsim, seed=seed, n_jobs=n_jobs, progress=progress)
     a = (1 - level) / 2
     return pd.DataFrame({"lower": reps.quantile(a), "upper": reps.quantile(1 - a)})

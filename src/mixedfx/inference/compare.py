@@ -17,6 +17,7 @@ import pandas as pd
 from scipy import stats
 
 from ..models import fit_lmm
+from .progress import progress_bar
 
 __all__ = ["anova"]
 
@@ -36,7 +37,7 @@ def _ml(m):
     return m
 
 
-def _bootstrap_p(small, large, observed: float, nsim: int, seed) -> float:
+def _bootstrap_p(small, large, observed: float, nsim: int, seed, bar=None) -> float:
     """Parametric-bootstrap p-value of the LRT (pbkrtest's PBmodcomp): simulate from the smaller
     (ML) model, refit both by ML, ``p = (1 + #{LRT* >= LRT}) / (nsim + 1)``."""
     from dataclasses import replace
@@ -49,23 +50,51 @@ def _bootstrap_p(small, large, observed: float, nsim: int, seed) -> float:
         f0 = fit_lmm(replace(small.fit.design, y=ys), reml=False, start=small.fit.theta, warn=False)
         f1 = fit_lmm(replace(large.fit.design, y=ys), reml=False, start=large.fit.theta, warn=False)
         exceed += (f0.objective - f1.objective) >= observed - 1e-10
+        if bar is not None:
+            bar.update(1)
     return (1 + exceed) / (nsim + 1)
 
 
+def _labels(models, names, named: dict) -> tuple[list, list[str]]:
+    """Models and their row labels: ``names=``, else keyword names, else each model's formula
+    (repeated formulas get `` [2]``, `` [3]``... so that labels stay distinct)."""
+    for key, m in named.items():
+        if not hasattr(m, "fit"):
+            raise TypeError(f"anova() got an unexpected keyword argument {key!r} (keyword arguments "
+                            "other than the options name models: anova(small=m0, big=m1))")
+    models = list(models) + list(named.values())
+    if names is not None:
+        names = [str(n) for n in names]
+        if len(names) != len(models):
+            raise ValueError(f"names= has {len(names)} label(s) for {len(models)} model(s)")
+        return models, names
+    labels = [str(getattr(m, "formula", f"m{i}")) for i, m in enumerate(models[:len(models) - len(named)])]
+    labels += list(named)
+    seen: dict = {}
+    out = []
+    for lab in labels:
+        seen[lab] = seen.get(lab, 0) + 1
+        out.append(lab if seen[lab] == 1 else f"{lab} [{seen[lab]}]")
+    return models, out
+
+
 def anova(*models, names=None, refit: bool = True, boundary: bool = False, method: str = "lrt",
-          nsim: int = 1000, seed=None) -> pd.DataFrame:
+          nsim: int = 1000, seed=None, progress=None, **named) -> pd.DataFrame:
     """Likelihood-ratio tests between nested models.
 
-    Returns a DataFrame indexed by model name with columns
-    ``npar, AIC, BIC, logLik, deviance, Chisq, Df, p``.  ``method="bootstrap"`` replaces the
-    chi-square p-values by parametric-bootstrap ones (``nsim`` simulations from the smaller
-    model of each pair, both models refitted by ML; LMMs).
+    Returns a DataFrame indexed by model label with columns
+    ``npar, AIC, BIC, logLik, deviance, Chisq, Df, p``.  Models passed as keywords are labelled
+    by their keyword (``anova(small=m0, big=m1)``), positional ones by their formula (or by
+    ``names=``).  ``method="bootstrap"`` replaces the chi-square p-values by
+    parametric-bootstrap ones (``nsim`` simulations from the smaller model of each pair, both
+    models refitted by ML; LMMs); ``progress`` shows a bar over those refits (``None``: after
+    ~2 s in a terminal or notebook; see :mod:`mixedfx.inference.progress`).
     """
     if method not in ("lrt", "bootstrap"):
         raise ValueError(f"method must be 'lrt' or 'bootstrap', got {method!r}")
+    models, names = _labels(models, names, named)
     if len(models) < 2:
         raise ValueError("give at least two fitted models to compare")
-    names = list(names) if names is not None else [f"m{i}" for i in range(len(models))]
     ys = [m.fit.design.y for m in models]
     if any(len(y) != len(ys[0]) or not np.allclose(y, ys[0]) for y in ys[1:]):
         raise ValueError("the models were not fitted to the same observations (check missing values and the response)")
@@ -98,7 +127,9 @@ def anova(*models, names=None, refit: bool = True, boundary: bool = False, metho
     if method == "bootstrap":
         if not all(_is_lmm(m) for m in models):
             raise NotImplementedError("the bootstrap LRT is available for linear mixed models")
-        for r in range(1, len(order)):
-            small, large = _ml(models[order[r - 1]]), _ml(models[order[r]])
-            table.iloc[r, table.columns.get_loc("p")] = _bootstrap_p(small, large, table["Chisq"].iloc[r], nsim, seed)
+        with progress_bar(nsim * (len(order) - 1), "bootstrap LRT", progress) as bar:
+            for r in range(1, len(order)):
+                small, large = _ml(models[order[r - 1]]), _ml(models[order[r]])
+                table.iloc[r, table.columns.get_loc("p")] = _bootstrap_p(small, large, table["Chisq"].iloc[r],
+                                                                         nsim, seed, bar)
     return table

@@ -53,24 +53,14 @@ from scipy.optimize import brentq
 from ..core.optimize import bobyqa
 from ..core.workspace import FAILED_OBJECTIVE
 from ..models import fit_lmm
-from .bootstrap import parameter_vector
+from .parameters import parameter_vector, variance_bounds
+from .progress import progress_bar
 
 __all__ = ["profile", "profile_confint"]
 
 #: BOBYQA's stopping rules for the inner minimizations (coordinates in units of the estimates):
 #: the deviance to ~1e-9, so zeta to ~1e-9 and the limits to ~1e-9 of the parameter's scale.
 _INNER_TOL = dict(ftol_rel=1e-12, ftol_abs=1e-9, xtol_abs=1e-7)
-
-
-def variance_bounds(sizes) -> tuple[list[float], list[float]]:
-    """Bounds of the SD (>= 0) and correlation ([-1, 1]) parameters, in lme4's order per term."""
-    lo, hi = [], []
-    for p in sizes:
-        for b in range(p):
-            for a in range(b, p):
-                lo.append(0.0 if a == b else -1.0)
-                hi.append(np.inf if a == b else 1.0)
-    return lo, hi
 
 
 def lower_factor(A: np.ndarray) -> np.ndarray:
@@ -271,15 +261,7 @@ class _Profiler:
         """ML deviance at ``(theta, sigma)``; ``sigma=None``: minimized over sigma."""
         if sigma is not None and not 0 < sigma < np.inf:
             return FAILED_OBJECTIVE
-        ws = self.ws.update(theta)
-        if ws.objective_value >= FAILED_OBJECTIVE or not ws.pwrss > 0:
-            return FAILED_OBJECTIVE
-        n = ws.n
-        if sigma is None:
-            val = ws.logdet_Z + n * (1.0 + np.log(2 * np.pi * ws.pwrss / n)) - ws.log_weights
-        else:
-            val = ws.logdet_Z + n * np.log(2 * np.pi * sigma ** 2) + ws.pwrss / sigma ** 2 - ws.log_weights
-        return float(val) if np.isfinite(val) else FAILED_OBJECTIVE
+        return self.ws.update(theta).deviance(sigma, reml=False)
 
     def deviance(self, v) -> float:
         """ML deviance at lme4's SD / correlation parameters and sigma ``v``."""
@@ -441,8 +423,9 @@ def _profiler(result):
     return GlmmProfiler(result)
 
 
-def profile_confint(result, level: float = 0.95, parm=None) -> pd.DataFrame:
-    """Profile-likelihood intervals indexed by lme4's names."""
+def profile_confint(result, level: float = 0.95, parm=None, progress=None) -> pd.DataFrame:
+    """Profile-likelihood intervals indexed by lme4's names (``progress``: see
+    :mod:`mixedfx.inference.progress`; the bar counts interval ends)."""
     pr = _profiler(result)
     z = stats.norm.ppf(0.5 + level / 2)
     names = pr.names if parm is None else list(np.atleast_1d(parm))
@@ -450,27 +433,34 @@ def profile_confint(result, level: float = 0.95, parm=None) -> pd.DataFrame:
     for name in names:
         if name not in pr.names:
             raise KeyError(f"unknown parameter {name!r}; available: {pr.names}")
-        j = pr.names.index(name)
-        rows[name] = {"lower": pr.limit(j, -z), "upper": pr.limit(j, z)}
+    with progress_bar(2 * len(names), "profile", progress) as bar:
+        for name in names:
+            j = pr.names.index(name)
+            lower = pr.limit(j, -z)
+            bar.update(1)
+            rows[name] = {"lower": lower, "upper": pr.limit(j, z)}
+            bar.update(1)
     return pd.DataFrame.from_dict(rows, orient="index", columns=["lower", "upper"])
 
 
-def profile(result, parm=None, width: float = 3.0, points: int = 9) -> pd.DataFrame:
+def profile(result, parm=None, width: float = 3.0, points: int = 9, progress=None) -> pd.DataFrame:
     """Zeta curves: for each parameter, ``points`` values on each side of the estimate out to
     ``|zeta| = width`` (or a bound), with their signed root deviances.  Columns
-    ``param, value, zeta``."""
+    ``param, value, zeta``.  ``progress``: see :mod:`mixedfx.inference.progress` (the bar
+    counts half-curves)."""
     pr = _profiler(result)
     names = pr.names if parm is None else list(np.atleast_1d(parm))
     rows = []
-    for name in names:
-        j = pr.names.index(name)
-        c, _ = pr.center_and_scale(j)
-        rows.append((name, c, 0.0))
-        for side in (-1, 1):
-            end = pr.limit(j, side * width)
-            if not np.isfinite(end):
-                continue
-            for x in np.linspace(c, end, points + 1)[1:]:
-                rows.append((name, float(x), pr.zeta(j, float(x))))
+    with progress_bar(2 * len(names), "profile", progress) as bar:
+        for name in names:
+            j = pr.names.index(name)
+            c, _ = pr.center_and_scale(j)
+            rows.append((name, c, 0.0))
+            for side in (-1, 1):
+                end = pr.limit(j, side * width)
+                if np.isfinite(end):
+                    for x in np.linspace(c, end, points + 1)[1:]:
+                        rows.append((name, float(x), pr.zeta(j, float(x))))
+                bar.update(1)
     return pd.DataFrame(rows, columns=["param", "value", "zeta"]).sort_values(["param", "value"],
                                                                                kind="stable").reset_index(drop=True)

@@ -11,4 +11,5 @@ from .pooling import conditional_vs_marginal, design_effect_curve, pooling_spect
 from .profile import profile_plot
 from .report import report
 
-__all__ = ["binned_residuals", "caterpillar", "conditional_vs_marginal", "design_effect_curve", "diagnostic_panel", "pooling_spectrum", "profile_plot", "qq", "ranef_ellipse", "report", "residuals_vs_fitted", "shrinkage_plot"]
+__all__ = ["binned_residuals", "caterpillar", "conditional_vs_marginal", "design_effect_curve", "diagnostic_panel",
+           "pooling_spectrum", "profile_plot", "qq", "ranef_ellipse", "report", "residuals_vs_fitted", "shrinkage_plot"]

@@ -66,24 +66,29 @@ class GeneralizedLinearMixedModelResult(MixedModelResultBase):
 
     @property
     def aic(self) -> float:
-        return self.fit.objective + 2 * self.df
+        return float(self.fit.objective + 2 * self.df)
 
     @property
     def bic(self) -> float:
-        return self.fit.objective + np.log(self.nobs) * self.df
+        return float(self.fit.objective + np.log(self.nobs) * self.df)
 
     # ----------------------------------------------------- fitted and residuals
-    def fitted(self) -> np.ndarray:
-        """Conditional means ``mu`` on the response scale (lme4's ``fitted``)."""
-        return self.fit.mu.copy()
+    def fitted(self) -> pd.Series:
+        """Conditional means ``mu`` on the response scale (lme4's ``fitted``), indexed like the
+        data's rows."""
+        return self._series(self.fit.mu.copy(), "fitted")
 
-    def residuals(self, type: str = "deviance", level: str = "conditional") -> np.ndarray:
+    def residuals(self, type: str = "deviance", level: str = "conditional") -> pd.Series:
         """``"deviance"`` (default, as lme4), ``"pearson"``, ``"response"`` or ``"working"``.
 
         Pearson: ``(y - mu) sqrt(w / V(mu))``; deviance: ``sign(y - mu) sqrt(w d(y, mu))``;
         working: ``(y - mu) / (dmu/deta)``.  ``level="marginal"`` uses ``mu = g^{-1}(X beta)``
-        (random effects at zero) instead of the conditional means.
+        (random effects at zero) instead of the conditional means.  A Series indexed like the
+        data's rows (those used in the fit).
         """
+        return self._series(self._residual_array(type, level), "residuals")
+
+    def _residual_array(self, type: str = "deviance", level: str = "conditional") -> np.ndarray:
         if level not in ("conditional", "marginal"):
             raise ValueError(f"level must be 'conditional' or 'marginal', got {level!r}")
         y, fam = self.fit.design.y, self.family
@@ -145,7 +150,7 @@ class GeneralizedLinearMixedModelResult(MixedModelResultBase):
                  f" Family: {self.family.name}  ( {self.family.link.name} )")
         info = pd.DataFrame([[self.aic, self.bic, self.loglik, self.objective, self.nobs - self.df]],
                             columns=["AIC", "BIC", "logLik", "-2logLik", "df.resid"], index=[""])
-        q = np.quantile(self.residuals("pearson") / (self.sigma if self.family.has_dispersion else 1.0),
+        q = np.quantile(self._residual_array("pearson") / (self.sigma if self.family.has_dispersion else 1.0),
                         [0, 0.25, 0.5, 0.75, 1])
         V = self.fit.vcov
         corr = None

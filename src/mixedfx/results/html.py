@@ -24,7 +24,8 @@ CSS = """
 .mfx-summary p{margin:2px 0 6px 0}
 .mfx-summary .mfx-title{font-weight:600;margin:0 0 2px 0}
 .mfx-summary .mfx-model{margin:0 0 6px 0;color:#444}
-.mfx-summary code{font-family:Menlo,Consolas,monospace;font-size:11.5px;background:#f4f4f4;padding:0 3px;border-radius:2px}
+.mfx-summary code{font-family:Menlo,Consolas,monospace;font-size:11.5px;background:#f4f4f4;padding:0 3px;
+  border-radius:2px}
 .mfx-summary table{font-size:12px;border-collapse:collapse;margin:2px 0 8px 0;font-variant-numeric:tabular-nums}
 .mfx-summary caption{text-align:left;font-weight:600;padding:4px 0 2px 0;color:#333;caption-side:top}
 .mfx-summary th,.mfx-summary td{padding:1px 9px;border:none;text-align:right;white-space:nowrap}

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 
 import numpy as np
@@ -16,6 +16,7 @@ from ..diagnostics.shrinkage import shrinkage as _shrinkage
 from ..inference.bootstrap import bootstrap as _bootstrap
 from ..inference.fixed import anova_type3 as _anova_type3, coef_table as _coef_table, confint as _confint
 from ..inference.profile import profile as _profile
+from ..inference.progress import progress_default as _progress_default
 from ..inference.simulate import simulate as _simulate
 from ..plots.diagnostic import diagnostic_panel as _diagnostic_plot
 from ..plots.report import report as _html_report
@@ -32,6 +33,18 @@ class MixedModelResultBase:
     fit: object
     formula: str
     data_name: str | None = None
+    #: ``(fitter, data, keyword arguments)`` of the call that made this result, kept for
+    #: :meth:`update`: a *reference* to the user's data (not a copy); dropped when pickling
+    _origin: tuple | None = field(default=None, repr=False, compare=False)
+
+    def __getstate__(self) -> dict:
+        """Pickle state without the reference to the user's data (and its n-sized arguments)."""
+        state = dict(self.__dict__)
+        state["_origin"] = None
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
 
     # ---------------------------------------------------------------- basics
     @property
@@ -165,43 +178,84 @@ class MixedModelResultBase:
         """Default diagnostic panel (residuals, Q-Q plots, caterpillar); see :mod:`mixedfx.plots`."""
         return _diagnostic_plot(self, **kwargs)
 
-    def report(self, path=None, title: str | None = None) -> str:
-        """One self-contained HTML page (summary, variance decomposition, shrinkage, checks, plots)."""
-        return _html_report(self, path=path, title=title)
+    def report(self, path=None, title: str | None = None) -> str | None:
+        """One self-contained HTML page (summary, variance decomposition, shrinkage, checks, plots).
+
+        With ``path`` the page is written there and None is returned (nothing is echoed in a
+        REPL); without it the HTML text is returned."""
+        page = _html_report(self, path=path, title=title)
+        return None if path is not None else page
 
     def check(self):
         """Singular terms, convergence, scaling, identifiability and outlying groups; see
         :func:`mixedfx.diagnostics.check`."""
         return _check(self)
 
-    def influence(self, level: str = "obs", method: str = "exact") -> pd.DataFrame:
+    def influence(self, level: str = "obs", method: str = "exact", progress=None) -> pd.DataFrame:
         """Case-deletion influence (leverage, Cook's distance, MDFFITS, COVTRACE, COVRATIO, RVC) per
-        observation or group; see :func:`mixedfx.diagnostics.influence`."""
-        return _influence(self, level=level, method=method)
+        observation or group; see :func:`mixedfx.diagnostics.influence` (``progress``: a bar,
+        see :mod:`mixedfx.inference.progress`)."""
+        return _influence(self, level=level, method=method, progress=progress)
 
     def hatvalues(self):
         """Leverages: the diagonal of the hat matrix (lme4's ``hatvalues``), one per observation."""
         return _hatvalues(self)
 
     def confint(self, method: str = "wald", level: float = 0.95, parm=None, nsim: int = 500,
-                seed=None, n_jobs: int = 1) -> pd.DataFrame:
+                seed=None, n_jobs: int = 1, progress=None) -> pd.DataFrame:
         """Confidence intervals (DataFrame ``lower, upper`` indexed by lme4's names); see
-        :func:`mixedfx.inference.confint`."""
-        return _confint(self, method=method, level=level, parm=parm, nsim=nsim, seed=seed, n_jobs=n_jobs)
+        :func:`mixedfx.inference.confint`.  ``progress`` (profile and boot): see
+        :mod:`mixedfx.inference.progress`."""
+        with _progress_default(progress):
+            return _confint(self, method=method, level=level, parm=parm, nsim=nsim, seed=seed, n_jobs=n_jobs)
 
-    def profile(self, parm=None, width: float = 3.0, points: int = 9) -> pd.DataFrame:
+    def profile(self, parm=None, width: float = 3.0, points: int = 9, progress=None) -> pd.DataFrame:
         """Likelihood-profile zeta curves (``param, value, zeta``); see :func:`mixedfx.inference.profile`."""
-        return _profile(self, parm=parm, width=width, points=points)
+        return _profile(self, parm=parm, width=width, points=points, progress=progress)
 
     def simulate(self, nsim: int = 1, seed=None, newdata=None, use_u: bool = False) -> pd.DataFrame:
         """Responses simulated from the fit (``sim_1``, ... columns); see :func:`mixedfx.inference.simulate`."""
         return _simulate(self, nsim=nsim, seed=seed, newdata=newdata, use_u=use_u)
 
-    def bootstrap(self, nsim: int = 500, seed=None, use_u: bool = False, progress: bool = False,
+    def bootstrap(self, nsim: int = 500, seed=None, use_u: bool = False, progress=None,
                   n_jobs: int = 1) -> pd.DataFrame:
         """Parametric-bootstrap replicates of the parameters (lme4's names), one row each;
-        ``n_jobs`` worker processes (the replicates do not depend on it), ``progress`` a tqdm bar."""
+        ``n_jobs`` worker processes (the replicates do not depend on it), ``progress`` a tqdm bar
+        (None: after ~2 s in a terminal or notebook; see :mod:`mixedfx.inference.progress`)."""
         return _bootstrap(self, nsim=nsim, seed=seed, use_u=use_u, progress=progress, n_jobs=n_jobs)
+
+    def _series(self, values: np.ndarray, name: str) -> pd.Series:
+        """Per-observation values as a Series on the data's row index (rows used in the fit)."""
+        index = getattr(self.fit.design, "row_index", None)
+        if index is None or len(index) != len(values):
+            index = pd.RangeIndex(len(values))
+        return pd.Series(np.asarray(values, dtype=float), index=index, name=name)
+
+    def refit(self, new_y) -> "MixedModelResultBase":
+        """The same model (design, criterion, family) refitted to a new response, as lme4's
+        ``refit``; starts from this fit's estimates.  ``new_y``: ``nobs`` numbers in the rows
+        of the fit (a Series on the data's index is aligned by label).  For binomial GLMMs
+        give proportions (the trials are kept as weights)."""
+        from .refit import refit_result
+        return refit_result(self, new_y)
+
+    def update(self, formula: str | None = None, **kwargs) -> "MixedModelResultBase":
+        """Refit with a new formula and/or arguments on the original data (lme4's ``update``).
+
+        ``formula`` may be a whole formula, or use ``.`` for the old sides: ``". ~ . + x"``
+        adds ``x``; ``"log(y) ~ ."`` changes the response.  Other keywords (``reml``, ``weights``,
+        ``data``, ``family``...) replace the original call's.  The result keeps a reference to
+        the data frame it was fitted to (not a copy; pickles drop it); a result without one
+        (loaded or unpickled) needs ``data=``.
+        """
+        from .refit import update_result
+        return update_result(self, formula, **kwargs)
+
+    def save(self, path) -> None:
+        """Write the fit to a JSON file that :func:`mixedfx.load` reads back (estimates, names
+        and what ``predict(newdata)`` needs; not the data); see :mod:`mixedfx.results.io`."""
+        from .io import save
+        save(self, path)
 
     def _repr_html_(self) -> str:
         return self.summary()._repr_html_()
@@ -251,24 +305,28 @@ class LinearMixedModelResult(MixedModelResultBase):
 
     @property
     def aic(self) -> float:
-        return -2 * self.loglik + 2 * self.df
+        return float(-2 * self.loglik + 2 * self.df)
 
     @property
     def bic(self) -> float:
-        return -2 * self.loglik + np.log(self.nobs) * self.df
+        return float(-2 * self.loglik + np.log(self.nobs) * self.df)
 
     # ----------------------------------------------------- fitted and residuals
-    def fitted(self) -> np.ndarray:
-        """Conditional fitted values ``X beta + Z b (+ offset)``."""
-        return predict_eta(self.fit)
+    def fitted(self) -> pd.Series:
+        """Conditional fitted values ``X beta + Z b (+ offset)``, indexed like the data's rows."""
+        return self._series(predict_eta(self.fit), "fitted")
 
-    def residuals(self, type: str = "response", level: str = "conditional") -> np.ndarray:
+    def residuals(self, type: str = "response", level: str = "conditional") -> pd.Series:
         """Residuals at the ``"conditional"`` level (y minus ``X beta + Z b``) or the ``"marginal"``
         level (y minus ``X beta``).  ``"response"``: raw; ``"pearson"`` and ``"deviance"``:
-        ``sqrt(w)`` times raw (lme4's definitions for LMMs, not divided by sigma)."""
+        ``sqrt(w)`` times raw (lme4's definitions for LMMs, not divided by sigma).  A Series
+        indexed like the data's rows (those used in the fit)."""
+        return self._series(self._residual_array(type, level), "residuals")
+
+    def _residual_array(self, type: str = "response", level: str = "conditional") -> np.ndarray:
         if level not in ("conditional", "marginal"):
             raise ValueError(f"level must be 'conditional' or 'marginal', got {level!r}")
-        fitted = self.fitted() if level == "conditional" else self.predict(re_form="~0")
+        fitted = predict_eta(self.fit) if level == "conditional" else self.predict(re_form="~0")
         r = self.fit.design.y - fitted
         if type == "response":
             return r
@@ -311,7 +369,7 @@ class LinearMixedModelResult(MixedModelResultBase):
         if not self.reml:
             info = pd.DataFrame([[self.aic, self.bic, self.loglik, self.deviance, self.nobs - self.df]],
                                 columns=["AIC", "BIC", "logLik", "deviance", "df.resid"], index=[""])
-        res = self.residuals("pearson") / self.sigma
+        res = self._residual_array("pearson") / self.sigma
         q = np.quantile(res, [0, 0.25, 0.5, 0.75, 1])
         sr = pd.Series(q, index=["Min", "1Q", "Median", "3Q", "Max"])
         V = self.fit.vcov

@@ -1,0 +1,85 @@
+"""``refit(new_y)`` and ``update(formula, ...)`` for fitted results (lme4's ``refit`` / ``update``)."""
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+
+from ..models import fit_glmm, fit_lmm
+
+__all__ = ["refit_result", "update_result", "update_formula"]
+
+
+def _new_response(result, new_y) -> np.ndarray:
+    d = result.fit.design
+    index = getattr(d, "row_index", None)
+    if isinstance(new_y, pd.Series) and index is not None and set(new_y.index) == set(index) \
+            and len(new_y) == len(index):
+        new_y = new_y.reindex(index)
+    try:
+        y = np.asarray(new_y, dtype=float)
+    except (TypeError, ValueError):
+        raise ValueError(f"refit: new_y must be numbers, got {type(new_y).__name__}") from None
+    if y.ndim != 1 or len(y) != d.n:
+        raise ValueError(f"refit: new_y must be {d.n} numbers (one per observation used in the fit, "
+                         f"nobs = {d.n}), got shape {y.shape}")
+    bad = ~np.isfinite(y)
+    if bad.any():
+        raise ValueError(f"refit: new_y has NaN or infinite values at position(s) "
+                         f"{', '.join(map(str, np.flatnonzero(bad)[:5]))}")
+    return y
+
+
+def refit_result(result, new_y):
+    """The result of refitting ``result``'s model (same design) to the response ``new_y``."""
+    fit = result.fit
+    y = _new_response(result, new_y)
+    design = replace(fit.design, y=y)
+    family = getattr(result, "family", None)
+    if family is None:
+        new = fit_lmm(design, reml=fit.reml, start=np.asarray(fit.theta, float))
+    else:
+        if getattr(family, "estimated", False):
+            raise NotImplementedError("refit() is not available for family='negbin' (its shape is "
+                                      "estimated); use update(data=...) with the new response in the data")
+        family.check_response(y, np.ones(len(y)) if design.weights is None else design.weights)
+        new = fit_glmm(design, family, nagq=fit.nagq, start={"theta": fit.theta, "beta": fit.beta})
+    return type(result)(new, result.formula, result.data_name, result._origin)
+
+
+_DOT = re.compile(r"(?<![\w.])\.(?![\w.])")
+
+
+def update_formula(old: str, new: str) -> str:
+    """``new`` with ``.`` standing for the old formula's sides (R's ``update.formula``, for
+    whole-side substitution: ``". ~ . + x"``, ``"log(y) ~ ."``)."""
+    if "~" not in old or "~" not in new:
+        raise ValueError(f"update: formulas need a '~' (got {new!r})")
+    olhs, orhs = (part.strip() for part in old.split("~", 1))
+    nlhs, nrhs = (part.strip() for part in new.split("~", 1))
+    lhs = _DOT.sub(lambda _: olhs, nlhs) if nlhs else olhs
+    rhs = _DOT.sub(lambda _: orhs, nrhs)
+    return f"{lhs} ~ {rhs}"
+
+
+def update_result(result, formula=None, **kwargs):
+    """Refit ``result`` with a new formula and/or arguments on its original data."""
+    origin = result._origin
+    if origin is None and "data" not in kwargs:
+        raise ValueError("update(): this result has no reference to its data (it was loaded, unpickled or "
+                         "made directly); pass data=...")
+    if origin is None:
+        from .. import api as _api     # pragma: no cover - results may not import api at module level
+        fitter = _api.glmer if getattr(result, "family", None) is not None else _api.lmer
+        call = {}
+        data = None
+    else:
+        fitter, data, call = origin
+    call = dict(call)
+    if "data" in kwargs:
+        data = kwargs.pop("data")
+    call.update(kwargs)
+    new_formula = result.formula if formula is None else update_formula(result.formula, str(formula))
+    return fitter(new_formula, data, **call)
