@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from .parameters import parameter_vector, variance_bounds
-from .profile import _Profiler
+from .profile_lmm import _Profiler
 
 __all__ = ["GlmmProfiler"]
 
