@@ -3,29 +3,34 @@
 Why a policy at all.  OpenBLAS splits each call over its threads and waits for all of
 them at every step of a blocked factorization.  When another process holds a core, the
 helper thread waits for a scheduler time slice at each of these steps: on a 2-core machine
-a 413 x 413 ``dpotrf`` took 0.2 s with 2 threads against 0.6 ms with 1, and a fit of
-InstEval 31 s against 2.3 s while another numeric job ran.  On an idle machine the same
-fit is ~25% faster with 2 threads.  Small blocks never gain (verbagg: 6.1 s with 2 threads
-vs 3.1 s with 1 on a quiet machine).
+a 413 x 413 ``dpotrf`` took 1 s with 2 threads against 1 ms with 1 while other processes
+kept both cores busy, and an evaluation of the InstEval deviance 0.6-1.5 s against 20 ms
+beside a numpy job.  On an idle machine 2 threads make the same evaluations ~15% faster
+(20.3 -> 17.0 ms; 14.4 -> 11.9 ms for a 413-column block).  Small blocks never gain
+(verbagg: 6.1 s with 2 threads vs 3.1 s with 1 on a quiet machine).
 
 The policy (``blas_threads="auto"``), see :class:`ThreadPolicy`:
 
-* dense block under :data:`MIN_DENSE_BLOCK` columns, sparse path, one core, or no way to
-  read the machine's load (not Linux): 1 thread, no per-evaluation work at all;
+* dense block under :data:`MIN_DENSE_BLOCK` columns, one core, or no way to read the
+  machine's load (not Linux): 1 thread, nothing measured, no wrapper around the objective;
 * otherwise the fit starts on 1 thread and times its objective evaluations.  After at least
-  two evaluations and 50 ms it reads the idle time of its CPUs (``/proc/stat``) and its own
+  two evaluations and 0.15 s it reads the idle time of its CPUs (``/proc/stat``) and its own
   CPU time: the cores not used by other processes are ``(idle + own CPU) / wall time``.
-  Only when that leaves a whole core for each extra thread (with a 0.25 core margin) does it
-  switch to more threads;
-* on more threads it keeps the choice only while it pays: an evaluation slower than 1.5x
-  the one-thread median, the first three evaluations not faster than 0.97x that median, or
-  another process taking CPU (read every 0.1 s) send it back to 1 thread, and the next try
-  waits twice as long (0.25 s, 0.5 s, ... up to 8 s of fitting).
+  Only when that leaves a whole core for each extra thread (0.25 core margin) does it switch
+  to more threads, and only for the library behind ``scipy.linalg`` (see
+  :func:`_lapack_libraries`); every other BLAS library stays on 1 thread during the fit;
+* on more threads it keeps them only while they pay.  Back to 1 thread when: the load
+  (read every 0.1 s, and after any evaluation 1.5x slower than on 1 thread) shows another
+  process taking CPU; an evaluation is 10x slower than on 1 thread; or evaluations 2-4 are
+  not faster than 0.97x the one-thread median.  The next try waits twice as long as the
+  last (0.5 s, 1 s, ... up to 8 s of fitting).
 
-A trial on more threads is never started on a busy machine, because one such evaluation
-can cost 40-80 one-thread evaluations (0.6-1.5 s instead of 14-20 ms here); reading the
-load costs ~30 us and happens at most every 0.1 s.  ``blas_threads=`` (an int, or None for
-no cap) overrides the policy.
+The first look waits 0.15 s because BLAS threads used just before the fit (the design is
+built with the library defaults) keep spinning for ~0.1 s; a try inside that time found 2
+threads slower.  A try is never started on a busy machine, because one evaluation under
+contention can cost 40-80 one-thread evaluations.  Reading the load costs ~25 us, at most
+every 0.1 s; the wrapper costs ~1 us an evaluation (evaluations with such blocks take >5 ms).
+``blas_threads=`` (an int, or None for no cap) overrides the policy.
 """
 from __future__ import annotations
 
@@ -60,6 +65,35 @@ def _controller():
 def _blas_libraries() -> tuple:
     ctl = _controller()
     return () if ctl is None else tuple(ctl.select(user_api="blas").lib_controllers)
+
+
+@lru_cache(maxsize=1)
+def _lapack_libraries() -> tuple:
+    """The BLAS libraries behind ``scipy.linalg`` (the dense factorizations and solves).
+
+    pip wheels of numpy and scipy each bundle an OpenBLAS with its own thread pool.  After a
+    call, a pool's threads spin for a while; when both pools run 2 threads on 2 cores, one
+    pool's spinning thread takes the core the other pool's thread waits for (a 413-column
+    ``dpotrf`` followed by a matrix product: 16 ms on 2 + 2 threads, 10.5 ms on 1 + 1).  The
+    objective's gain from threads comes from scipy's LAPACK (crossed model: 14.4 ms an
+    evaluation on 1 + 1 threads, 11.9 ms with 2 for scipy only, 13.8 ms with 2 for numpy
+    only), so only that library gets more threads.  With one shared library (conda, MKL)
+    this is simply that library.
+    """
+    import scipy
+    return _scipy_own(_blas_libraries(), os.path.dirname(scipy.__file__))
+
+
+def _scipy_own(libs, scipy_dir: str) -> tuple:
+    """Those of ``libs`` shipped inside scipy's package (``scipy/``, ``scipy.libs/``), else all."""
+    site = os.path.dirname(os.path.realpath(scipy_dir))
+    names = {os.path.basename(os.path.realpath(scipy_dir)), "scipy.libs"}
+    own = []
+    for lib in libs:
+        rel = os.path.relpath(os.path.realpath(lib.filepath), site)
+        if rel.split(os.sep)[0] in names:
+            own.append(lib)
+    return tuple(own) or tuple(libs)
 
 
 def _affinity() -> list[int]:
@@ -155,15 +189,18 @@ class ThreadPolicy:
     switches : list of ``(evaluation, threads, reason)``, one per change of thread count.
     """
 
-    FIRST_WINDOW = 0.05     # s of one-thread fitting before the first look at the load
+    FIRST_WINDOW = 0.15     # s of one-thread fitting before the first look at the load (BLAS
+                            # threads used just before the fit spin ~0.1 s and would disturb a try)
     MIN_ONE_THREAD = 2      # ... and at least this many one-thread evaluations (the reference)
-    RECHECK = 0.25          # s between looks at the load on one thread (times the backoff)
-    MAX_BACKOFF = 32        # RECHECK * 32 = 8 s
+    RECHECK = 0.25          # s between looks at the load on one thread; a failed try waits
+    MAX_BACKOFF = 32        # RECHECK * 2, 4, ... 32 (8 s) before the next
     CHECK_BUSY = 0.1        # s between looks at the load on more threads
     MARGIN = 0.25           # a thread needs (1 - MARGIN) of a core nobody else uses
-    SLOW = 1.5              # an evaluation this much slower than one thread's: back to 1
-    FASTER = 0.97           # the first VERIFY evaluations must beat one thread by this factor
-    VERIFY = 3
+    SLOW = 1.5              # an evaluation this much slower than on one thread: look at the load
+    HOPELESS = 10.0         # ... this much slower: back to one thread whatever the load says
+    WARMUP = 1              # evaluations on more threads not judged for speed
+    VERIFY = 3              # the next VERIFY evaluations (median) must beat one thread ...
+    FASTER = 0.97           # ... by this factor
 
     def __init__(self, max_threads: int, set_threads, clock=time.perf_counter, cpu_clock=time.process_time,
                  idle=None):
@@ -234,19 +271,21 @@ class ThreadPolicy:
             return
         self._many.append(seconds)
         ref = self._reference()
-        if seconds > self.SLOW * ref:
+        if seconds > self.HOPELESS * ref:
             self._back_to_one("slow evaluation")
             return
-        if len(self._many) == self.VERIFY:
-            s = sorted(self._many)
+        # a slow evaluation is a competing process only if the load shows one (the first
+        # evaluations on more threads can be slow for other reasons, e.g. threads waking up)
+        if seconds > self.SLOW * ref or self._clock() - self._mark[0] >= self.CHECK_BUSY:
+            if self.allowed(self.spare_cores()) < self.threads:
+                self._back_to_one("competing load")
+                return
+        if len(self._many) == self.WARMUP + self.VERIFY:
+            s = sorted(self._many[self.WARMUP:])
             if s[len(s) // 2] > self.FASTER * ref:
                 self._back_to_one("not faster")
                 return
             self._backoff = 1
-        if self._clock() - self._mark[0] >= self.CHECK_BUSY:
-            n = self.allowed(self.spare_cores())
-            if n < self.threads:
-                self._back_to_one("competing load")
 
     def wrap(self, fun):
         """``fun`` timed by this policy (the thread count may change after each call)."""
@@ -327,16 +366,20 @@ def blas_policy(dense_block: int, requested="auto", *, idle=None):
             if reader() is None:          # load unknown (not Linux): one thread is the safe choice
                 reader = None
     original = [lib.num_threads for lib in libs]
-
-    def set_threads(n: int) -> None:
-        for lib in libs:
-            lib.set_num_threads(n)
-
     if reader is None:
         policy = _Fixed(auto_threads(dense_block, requested))
         if policy.threads is not None:
-            set_threads(policy.threads)
+            for lib in libs:
+                lib.set_num_threads(policy.threads)
     else:
+        for lib in libs:
+            lib.set_num_threads(1)
+        lapack = _lapack_libraries()
+
+        def set_threads(n: int) -> None:
+            for lib in lapack:
+                lib.set_num_threads(n)
+
         policy = ThreadPolicy(min(cores, MAX_AUTO_THREADS), set_threads, idle=reader)
     token = _ACTIVE.set(policy)
     try:
