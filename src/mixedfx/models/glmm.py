@@ -191,7 +191,7 @@ def _fit_glmm(design: Design, family, nagq: int, start, maxeval: int, warn: bool
 
     if beta0 is None:
         # stage 1 only seeds stage 2: a looser tolerance is enough (lme4 also refines in stage 2)
-        opt1 = bobyqa(stage1, theta0, lower_t, maxeval=maxeval, step=0.75 if start is None else 0.05,
+        opt1 = bobyqa(adaptive(stage1), theta0, lower_t, maxeval=maxeval, step=0.75 if start is None else 0.05,
                       ftol_rel=1e-8, ftol_abs=1e-6)
         gw.last = None                      # re-solve at the best theta from the GLM start, not from
         stage1(opt1.x)                      # the state of the last (possibly failed) evaluation
@@ -219,7 +219,7 @@ def _fit_glmm(design: Design, family, nagq: int, start, maxeval: int, warn: bool
             raise _invalid_means(family, "at its starting values")
         # the Laplace deviance carries PIRLS noise of ~1e-10 relative; asking BOBYQA for changes
         # below 1e-8 only spends evaluations (verbagg: 173 instead of 227, -2 log L within 1e-6)
-        opt = bobyqa(stage2, x0, np.concatenate([lower_t, np.full(p, -np.inf)]), maxeval=maxeval, step=steps,
+        opt = bobyqa(adaptive(stage2), x0, np.concatenate([lower_t, np.full(p, -np.inf)]), maxeval=maxeval, step=steps,
                      ftol_rel=1e-12, ftol_abs=1e-8)
         x_hat = opt.x
     theta, beta = x_hat[:k], x_hat[k:]

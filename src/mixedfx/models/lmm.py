@@ -184,7 +184,7 @@ def fit_lmm(design: Design, reml: bool = True, start="moments", maxeval: int | N
     with blas_policy(ws.qr, blas_threads):
         if maxeval is None:     # a cap with a ConvergenceWarning, not minutes on a degenerate model
             maxeval = max(20_000, 1_000 * layout.n_theta)
-        opt = _polish(iws, bobyqa(iws.objective, x0, lower, maxeval=maxeval, step=step), lower)
+        opt = _polish(iws, bobyqa(adaptive(iws.objective), x0, lower, maxeval=maxeval, step=step), lower)
         theta_int = opt.x
         iws.update(theta_int)
         if iws.objective_value >= FAILED_OBJECTIVE:
