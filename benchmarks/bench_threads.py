@@ -19,11 +19,12 @@ Conditions:
 
 Before each repeat the script waits (up to ``--max-wait`` s) until other processes use less
 than 0.3 of a core, since the machine may be shared; then it starts the helper, if any, and
-fits the model with ``blas_threads="auto"`` (the default policy), 1 and the
-available cores, in rotating order; the table shows medians (and min-max) of the wall time
-of the whole ``mfx.lmer`` call, the ratio of the default's median to the faster fixed
-setting's, and the median over repeats of the same ratio within a repeat.  "others" is the CPU (in cores) used by other processes
-during the fits, read from ``/proc/stat``: about 1 with a helper process, 0 when quiet.
+fits the model with ``blas_threads="auto"`` (the default policy), 1 and the available
+cores, in rotating order.  The table shows medians (and min-max) of the wall time of the
+whole ``mfx.lmer`` call, the ratio of the default's median to the faster fixed setting's,
+and the median over repeats of the same ratio within a repeat.  "others" is the CPU (in
+cores) used by other processes during the fits, read from ``/proc/stat``: about 1 with a
+helper process, 0 when quiet.
 Do not set ``OPENBLAS_NUM_THREADS`` for this script: thread counts are the point.
 """
 from __future__ import annotations

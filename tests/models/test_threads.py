@@ -148,7 +148,7 @@ def test_slow_first_evaluations_without_competing_load_do_not_end_the_try():
     evaluations on more threads; the CPU they burn is this process's, so the try goes on."""
     m = Machine()
     p = m.policy()
-    used, dt_all = [], []
+    used = []
     warm = [0.060, 0.030]            # 4x and 2x one thread's 15-20 ms
     for _ in range(40):
         used.append(m.threads)
@@ -273,3 +273,34 @@ def test_only_scipys_own_blas_gets_more_threads(tmp_path):
     assert threads._scipy_own((numpy_lib, mac_lib, other), scipy_dir) == (mac_lib,)
     assert threads._scipy_own((shared,), scipy_dir) == (shared,)
     assert threads._scipy_own((), scipy_dir) == ()
+def test_fits_with_a_large_dense_block_time_every_evaluation(monkeypatch):
+    """lmer and glmer pass their objectives through the policy (the lines ``adaptive(...)``)."""
+    import pandas as pd
+
+    import mixedfx as mfx
+
+    made = []
+
+    class Recording(ThreadPolicy):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            made.append(self)
+
+    monkeypatch.setattr(threads, "ThreadPolicy", Recording)
+    monkeypatch.setattr(threads, "available_cores", lambda: 2)
+    monkeypatch.setattr(threads, "CpuIdle", lambda: (lambda: 0.0))   # a machine that never idles
+    rng = np.random.default_rng(1)
+    n = 4000
+    a, b = rng.integers(0, 600, n), rng.integers(0, 420, n)
+    eta = rng.normal(size=600)[a] + 0.5 * rng.normal(size=420)[b]
+    df = pd.DataFrame({"a": a, "b": b, "y": eta + rng.normal(size=n),
+                       "z": (rng.random(n) < 1 / (1 + np.exp(-eta))).astype(int)})
+    m = mfx.lmer("y ~ 1 + (1 | a) + (1 | b)", df)
+    assert sum(blk.q for blk in m.fit.design.blocks[1:]) >= MIN_DENSE_BLOCK     # the dense block
+    # every BOBYQA evaluation is timed (nfev also counts the Newton polish, run on the policy's threads)
+    assert len(made) == 1 and 10 <= made[0].evaluations <= m.fit.opt.nfev
+    made.clear()
+    g = mfx.glmer("z ~ 1 + (1 | a) + (1 | b)", df, family="binomial")
+    assert len(made) == 1 and made[0].evaluations >= g.fit.opt.nfev
+    assert m.objective == pytest.approx(mfx.lmer("y ~ 1 + (1 | a) + (1 | b)", df, blas_threads=1).objective,
+                                        rel=1e-9)

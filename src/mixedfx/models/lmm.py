@@ -159,8 +159,9 @@ def fit_lmm(design: Design, reml: bool = True, start="moments", maxeval: int | N
     numbers are mapped back exactly.
     maxeval : cap on criterion evaluations (default ``max(20000, 1000 n_theta)``; reaching it
         gives a ConvergenceWarning).
-    blas_threads : cap on BLAS threads while fitting (``"auto"``: 1 for small dense
-        blocks, the available cores for large ones; an int: that cap; None: no cap).
+    blas_threads : BLAS threads while fitting: ``"auto"`` (default) is the adaptive policy of
+        :mod:`mixedfx.models.threads` (one thread unless a core is measurably idle and more
+        threads pay); an int caps the threads; None leaves the library's default.
     """
     t0 = time.perf_counter()
     ws = make_workspace(design, reml)
@@ -181,7 +182,7 @@ def fit_lmm(design: Design, reml: bool = True, start="moments", maxeval: int | N
             raise ValueError(f"start has {len(x0)} values; this model has {layout.n_theta} theta parameters")
         x0 = ws.theta_to_internal(np.maximum(x0, lower))
         step = 0.05     # a warm start needs a small trust region (31 vs 80 evaluations from the optimum)
-    with blas_policy(ws.qr, blas_threads):
+    with blas_policy(0 if ws.internal.rest_sparse else ws.qr, blas_threads):   # sparse path: no dense block
         if maxeval is None:     # a cap with a ConvergenceWarning, not minutes on a degenerate model
             maxeval = max(20_000, 1_000 * layout.n_theta)
         opt = _polish(iws, bobyqa(adaptive(iws.objective), x0, lower, maxeval=maxeval, step=step), lower)
