@@ -321,6 +321,12 @@ def test_glmm_offsets_on_the_wrong_scale(df):
     msg = r"offset varies by 1e\+300 on the scale of the linear predictor \(log link\)"
     with pytest.raises(DesignError, match=msg):
         quiet(mfx.glmer, "cnt ~ x + (1 | g)", df, family="poisson", offset=np.linspace(0, 1e300, 60))
+    huge = np.zeros(60)
+    huge[-2:] = [1.3e307, -1.6e308]            # the spread overflows: still a clear error, no warning
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(DesignError, match="offset varies by inf"):
+            build_design("cnt ~ x + (1 | g)", df, offset=huge, family=mfx.families.get_family("poisson"))
     # a constant 1e300 is absorbed by the intercept: the fit centres the offset
     big = quiet(mfx.glmer, "cnt ~ x + (1 | g)", df, family="poisson", offset=np.full(60, 1e300))
     base = quiet(mfx.glmer, "cnt ~ x + (1 | g)", df, family="poisson")

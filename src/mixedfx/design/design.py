@@ -169,7 +169,8 @@ def _check_offset(off: np.ndarray, y: np.ndarray, family) -> None:
         # a constant shift is absorbed by the intercept (the fit centres the offset); the model is
         # fitted to the offset's values as given, rounding included.  Variation beyond 1e4 on the
         # link scale is no offset (exp(1e4) overflows): most likely exposure instead of log(exposure)
-        spread = float(np.ptp(off))
+        with np.errstate(over="ignore"):            # +-1e308 offsets: the spread overflows to inf
+            spread = float(np.ptp(off))
         if not np.isfinite(spread) or spread > 1e4:
             raise DesignError(f"the offset varies by {spread:.3g} on the scale of the linear predictor ({link} link), "
                               "so the means over- or underflow. An offset is on the link scale (e.g. log(exposure), "
