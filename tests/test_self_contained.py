@@ -18,7 +18,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 TESTS = ROOT / "tests"
 REFERENCE = TESTS / "reference"
 THIS = pathlib.Path(__file__).resolve()
-OUTSIDE = re.compile(r"(^|[/\\])shared([/\\]|$)|MIXEDFX_SHARED")    # the old ../shared folder and its variable
+OUTSIDE = re.compile(r"(^|[/\\])shared([/\\]|$)|MIXEDFX_" + "SHARED")    # the old ../shared folder and its variable
 
 
 def _python_files():

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from .design import build_design
+from .design.columns import finite_vector
 from .formula import parse_formula
 from .families import get_family
 from .models import fit_glmm, fit_lmm
@@ -28,24 +29,6 @@ def _n_theta(design) -> int:
     return sum(b.p * (b.p + 1) // 2 for b in design.blocks)
 
 
-def _finite_vector(value, what: str, size: int, meaning: str) -> np.ndarray:
-    """``value`` as a finite float vector of length ``size``, or a ValueError naming ``what``."""
-    try:
-        arr = np.asarray(value, dtype=float)
-    except (TypeError, ValueError):
-        raise ValueError(f"{what} must be numbers, got {value!r}") from None
-    if arr.ndim > 1:
-        raise ValueError(f"{what} must be a flat list of {size} numbers, got an array of shape {arr.shape}")
-    arr = arr.ravel()
-    if len(arr) != size:
-        raise ValueError(f"{what} has {len(arr)} value(s); this model has {size} {meaning}")
-    bad = ~np.isfinite(arr)
-    if bad.any():
-        raise ValueError(f"{what} contains NaN or infinite values (position(s) "
-                         f"{', '.join(map(str, np.flatnonzero(bad)[:5]))}); give finite numbers")
-    return arr
-
-
 def _lmm_start(start, design):
     """Check lmer's ``start=``: "moments", "lme4", None, a previous fit or theta values."""
     if start is None or (isinstance(start, str) and start in ("moments", "lme4")):
@@ -61,7 +44,7 @@ def _lmm_start(start, design):
         start = start.get("theta")
     elif hasattr(start, "theta") and not isinstance(start, np.ndarray):
         start = np.asarray(start.theta, dtype=float)
-    return _finite_vector(start, "start=", _n_theta(design), "theta parameters")
+    return finite_vector(start, "start=", _n_theta(design), "theta parameters")
 
 
 def _glmm_start(start, design):
@@ -79,9 +62,9 @@ def _glmm_start(start, design):
         raise ValueError(f"start= may hold 'theta' and 'beta' only (got {', '.join(sorted(map(str, extra)))})")
     out = {}
     if start.get("theta") is not None:
-        out["theta"] = _finite_vector(start["theta"], "start['theta']", _n_theta(design), "theta parameters")
+        out["theta"] = finite_vector(start["theta"], "start['theta']", _n_theta(design), "theta parameters")
     if start.get("beta") is not None:
-        out["beta"] = _finite_vector(start["beta"], "start['beta']", design.X.shape[1],
+        out["beta"] = finite_vector(start["beta"], "start['beta']", design.X.shape[1],
                                      f"fixed effects ({', '.join(design.xnames)})")
     return out
 

@@ -25,7 +25,7 @@ import pandas as pd
 
 from .errors import DesignError
 
-__all__ = ["column_values", "string_columns", "vector_argument", "check_numeric_column", "row_label"]
+__all__ = ["column_values", "string_columns", "vector_argument", "check_numeric_column", "row_label", "finite_vector"]
 
 _NUMBER_KINDS = ("integer", "floating", "mixed-integer-float", "decimal")
 _TEMPORAL_KINDS = ("datetime", "datetime64", "date", "timedelta", "timedelta64", "time", "period")
@@ -181,3 +181,22 @@ def vector_argument(value, data: pd.DataFrame, what: str) -> np.ndarray:
     if len(arr) != len(data):
         raise DesignError(f"{what}= has length {len(arr)} but the data have {len(data)} rows")
     return arr.astype(float)
+
+
+def finite_vector(value, what: str, size: int, meaning: str) -> np.ndarray:
+    """``value`` as a finite float vector of length ``size``, or a ValueError naming ``what``
+    (used for ``start=`` values and ``refit(new_y)``)."""
+    try:
+        arr = np.asarray(value, dtype=float)
+    except (TypeError, ValueError):
+        raise ValueError(f"{what} must be numbers, got {value!r}") from None
+    if arr.ndim > 1:
+        raise ValueError(f"{what} must be a flat list of {size} numbers, got an array of shape {arr.shape}")
+    arr = arr.ravel()
+    if len(arr) != size:
+        raise ValueError(f"{what} has {len(arr)} value(s); this model has {size} {meaning}")
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        raise ValueError(f"{what} contains NaN or infinite values (position(s) "
+                         f"{', '.join(map(str, np.flatnonzero(bad)[:5]))}); give finite numbers")
+    return arr

@@ -7,6 +7,7 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 
+from ..design.columns import finite_vector
 from ..models import fit_glmm, fit_lmm
 
 __all__ = ["refit_result", "update_result", "update_formula"]
@@ -18,18 +19,7 @@ def _new_response(result, new_y) -> np.ndarray:
     if isinstance(new_y, pd.Series) and index is not None and set(new_y.index) == set(index) \
             and len(new_y) == len(index):
         new_y = new_y.reindex(index)
-    try:
-        y = np.asarray(new_y, dtype=float)
-    except (TypeError, ValueError):
-        raise ValueError(f"refit: new_y must be numbers, got {type(new_y).__name__}") from None
-    if y.ndim != 1 or len(y) != d.n:
-        raise ValueError(f"refit: new_y must be {d.n} numbers (one per observation used in the fit, "
-                         f"nobs = {d.n}), got shape {y.shape}")
-    bad = ~np.isfinite(y)
-    if bad.any():
-        raise ValueError(f"refit: new_y has NaN or infinite values at position(s) "
-                         f"{', '.join(map(str, np.flatnonzero(bad)[:5]))}")
-    return y
+    return finite_vector(new_y, "refit: new_y", d.n, "observations in the fit (nobs)")
 
 
 def refit_result(result, new_y):
