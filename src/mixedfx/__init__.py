@@ -7,6 +7,7 @@ from . import datasets
 from . import families
 from . import diagnostics, inference, plots
 from .api import glmer, lmer
+from .allfit import allfit
 from .diagnostics import compare_pooling
 from .inference import anova
 from .results.io import load
@@ -17,7 +18,7 @@ from .models import ConvergenceWarning, SingularFitWarning
 from .models.glmm import SeparationWarning
 
 __version__ = "0.1.0"
-__all__ = ["lmer", "glmer", "anova", "load", "compare_pooling", "inference", "diagnostics", "plots", "families",
+__all__ = ["lmer", "glmer", "allfit", "anova", "load", "compare_pooling", "inference", "diagnostics", "plots", "families",
            "datasets", "DesignError", "FormulaSyntaxError", "MissingDataWarning", "RankDeficiencyWarning",
            "IdentifiabilityWarning", "ConvergenceWarning", "ResponseError", "SeparationWarning", "SingularFitWarning",
            "__version__"]

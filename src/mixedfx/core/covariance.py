@@ -73,6 +73,35 @@ class ThetaLayout:
             out.append(lam)
         return out
 
+    def rectify(self, theta: np.ndarray) -> np.ndarray:
+        """The equivalent theta with non-negative diagonal entries.
+
+        ``lambda lambda'`` is unchanged when a column of ``lambda`` changes sign, so an
+        optimizer may search over unbounded theta (as MixedModels.jl 5 does) and the answer is
+        reported with each column's diagonal entry made non-negative.
+        """
+        theta = np.array(theta, float)
+        for sl, r, c, p in self._scatter:
+            block = theta[sl]
+            for j in range(p):
+                col = c == j
+                if block[col & (r == j)][0] < 0:
+                    block[col] = -block[col]
+            theta[sl] = block
+        return theta
+
+    def flip_column(self, theta: np.ndarray, j: int) -> np.ndarray:
+        """theta with the column of ``lambda`` holding diagonal entry ``j`` (an index into theta)
+        negated: the same ``lambda lambda'``.  At a face where that diagonal is zero, a step into
+        the interior of the flipped point is a step to the other side of the face."""
+        theta = np.array(theta, float)
+        for sl, r, c, p in self._scatter:
+            if sl.start <= j < sl.stop:
+                col = c == c[j - sl.start]
+                theta[sl.start + np.flatnonzero(col)] *= -1.0
+                return theta
+        raise IndexError(j)
+
     def theta_from_lambdas(self, lambdas: list[np.ndarray]) -> np.ndarray:
         parts = []
         for p, lam in zip(self.sizes, lambdas):

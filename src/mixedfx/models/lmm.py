@@ -12,13 +12,14 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from ..core.optimize import OptResult, bobyqa, newton_polish
+from ..core.optimize import OptResult
 from ..core.covariance import ThetaLayout
 from ..core.scaled_workspace import ScaledWorkspace
 from ..core.scaling import Standardization
 from ..core.start import moment_start
 from ..core.workspace import FAILED_OBJECTIVE
-from .threads import adaptive, blas_policy
+from .optimizers import OPTIMIZERS, POLISH_MAX_THETA, optimize_theta  # noqa: F401 (re-exported)
+from .threads import blas_policy
 from ..design import Design
 
 __all__ = ["LmmFit", "ConvergenceWarning", "SingularFitWarning", "make_workspace", "fit_lmm",
@@ -116,34 +117,8 @@ def _singular(theta: np.ndarray, lower: np.ndarray) -> bool:
     return bool(np.any(theta[bounded] < SINGULAR_TOL))
 
 
-#: largest number of theta parameters for which the optimum is refined by a Newton step
-#: (finite-difference Hessian: about 2 n_theta^2 evaluations)
-POLISH_MAX_THETA = 8
-
-
-def _polish(ws, opt: OptResult, lower) -> OptResult:
-    """Refine BOBYQA's optimum by Newton steps (:func:`~mixedfx.core.optimize.newton_polish`).
-
-    BOBYQA stops when the criterion changes by less than ~1e-14 relative, which leaves theta
-    uncertain to ~1e-7; the Newton step pins the optimum to ~1e-10, so equivalent data (other
-    units, rounding) give the same estimates to 1e-8 and better.
-    """
-    if opt.messages or not 0 < len(opt.x) <= POLISH_MAX_THETA:
-        return opt
-    count = [0]
-
-    def f(t):
-        count[0] += 1
-        return ws.objective(t)
-    x = newton_polish(f, opt.x, lower, iters=3)
-    val = f(x)
-    if not val <= opt.fun + 1e-12 * abs(opt.fun):     # the criterion is flat to rounding here
-        return replace(opt, nfev=opt.nfev + count[0])
-    return replace(opt, x=x, fun=float(val), nfev=opt.nfev + count[0])
-
-
 def fit_lmm(design: Design, reml: bool = True, start="moments", maxeval: int | None = None,
-            blas_threads="auto", warn: bool = True) -> LmmFit:
+            blas_threads="auto", warn: bool = True, optimizer: str = "auto") -> LmmFit:
     """Optimize the profiled REML/ML criterion over theta and freeze the solution.
 
     Parameters
@@ -159,11 +134,15 @@ def fit_lmm(design: Design, reml: bool = True, start="moments", maxeval: int | N
     numbers are mapped back exactly.
     maxeval : cap on criterion evaluations (default ``max(20000, 1000 n_theta)``; reaching it
         gives a ConvergenceWarning).
+    optimizer : ``"auto"`` (default), ``"lbfgs"`` (analytic gradient), ``"bobyqa"``, ``"newuoa"``,
+        ``"nelder_mead"`` or ``"sbplx"`` (:mod:`mixedfx.models.optimizers`).
     blas_threads : BLAS threads while fitting: ``"auto"`` (default) is the adaptive policy of
         :mod:`mixedfx.models.threads` (one thread unless a core is measurably idle and more
         threads pay); an int caps the threads; None leaves the library's default.
     """
     t0 = time.perf_counter()
+    if optimizer not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
     ws = make_workspace(design, reml)
     iws = ws.internal
     layout = ws.layout
@@ -185,7 +164,7 @@ def fit_lmm(design: Design, reml: bool = True, start="moments", maxeval: int | N
     with blas_policy(0 if ws.internal.rest_sparse else ws.qr, blas_threads):   # sparse path: no dense block
         if maxeval is None:     # a cap with a ConvergenceWarning, not minutes on a degenerate model
             maxeval = max(20_000, 1_000 * layout.n_theta)
-        opt = _polish(iws, bobyqa(adaptive(iws.objective), x0, lower, maxeval=maxeval, step=step), lower)
+        opt = optimize_theta(iws, x0, lower, step, optimizer, maxeval)
         theta_int = opt.x
         iws.update(theta_int)
         if iws.objective_value >= FAILED_OBJECTIVE:

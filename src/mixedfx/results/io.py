@@ -222,13 +222,14 @@ def _unmatrix_spec(d: dict, termlist) -> TermMatrixSpec:
 
 def _opt(o) -> dict:
     return {"x": _arr(o.x), "fun": _num(o.fun), "nfev": int(o.nfev), "status": str(o.status),
-            "messages": list(o.messages)}
+            "messages": list(o.messages), "restarts": int(o.restarts), "optimizer": str(o.optimizer)}
 
 
 def _unopt(d) -> OptResult | None:
     if d is None:
         return None
-    return OptResult(_unarr(d["x"]), float(d["fun"]), d["nfev"], d["status"], tuple(d["messages"]))
+    return OptResult(_unarr(d["x"]), float(d["fun"]), d["nfev"], d["status"], tuple(d["messages"]),
+                     int(d.get("restarts", 0)), str(d.get("optimizer", "bobyqa")))
 
 
 def to_document(result) -> dict:

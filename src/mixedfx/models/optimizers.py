@@ -1,0 +1,103 @@
+"""Optimizing an LMM's profiled criterion over theta: the optimizers and how one is chosen.
+
+Every optimizer works on the standardized internal problem
+(:class:`~mixedfx.core.scaled_workspace.ScaledWorkspace.internal`).  Available by name:
+
+* ``"lbfgs"``: quasi-Newton with the analytic gradient (:mod:`mixedfx.core.gradient`), searching
+  unbounded theta and rectifying column signs afterwards (:func:`mixedfx.core.optimize.lbfgs`);
+* ``"bobyqa"``, ``"newuoa"``, ``"nelder_mead"``, ``"sbplx"``: nlopt's derivative-free methods
+  on the bounded problem (:func:`mixedfx.core.optimize.derivative_free`);
+* ``"auto"`` (default): ``"lbfgs"`` when the gradient is available and pays for itself, else
+  ``"bobyqa"`` (:func:`choose_optimizer`).
+
+Whichever runs, the result then passes :func:`mixedfx.core.optimize.finish`: components within
+1e-6 of zero go onto the boundary, and each boundary face is probed with finite inward steps;
+when one lowers the criterion the optimizer restarts there, so a fit is never reported as
+converged where a lower criterion is one step off the face.  Small problems (at most
+:data:`POLISH_MAX_THETA` parameters) end with Newton steps that pin theta to ~1e-10.
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+
+from ..core.gradient import gradient_cost, gradient_supported, profiled_gradient
+from ..core.optimize import (DERIVATIVE_FREE, OptResult, derivative_free, lbfgs, newton_polish,
+                             newton_polish_grad)
+from ..core.workspace import FAILED_OBJECTIVE
+from .threads import adaptive
+
+__all__ = ["OPTIMIZERS", "choose_optimizer", "optimize_theta", "POLISH_MAX_THETA", "GRADIENT_MIN_THETA"]
+
+#: optimizer names accepted by ``optimizer=``
+OPTIMIZERS = ("auto", "lbfgs", *DERIVATIVE_FREE)
+
+#: largest number of theta parameters for which the optimum is refined by Newton steps
+POLISH_MAX_THETA = 8
+
+#: "auto" uses the gradient from this many theta parameters on (measured: below it BOBYQA
+#: needs few evaluations and a gradient costs about as much as it saves)
+GRADIENT_MIN_THETA = 4
+
+#: "auto" uses the gradient while one costs at most this many flops per theta parameter
+GRADIENT_MAX_FLOPS_PER_THETA = 2e8
+
+
+def choose_optimizer(iws, optimizer: str = "auto") -> str:
+    """The optimizer to run on the internal workspace ``iws`` for ``optimizer``."""
+    if optimizer not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
+    if optimizer == "lbfgs" and not gradient_supported(iws):
+        raise ValueError("optimizer='lbfgs' needs the analytic gradient, which this model's sparse "
+                         "later-terms factor does not provide; use optimizer='bobyqa'")
+    if optimizer != "auto":
+        return optimizer
+    k = iws.layout.n_theta
+    if (k >= GRADIENT_MIN_THETA and gradient_supported(iws)
+            and gradient_cost(iws) <= GRADIENT_MAX_FLOPS_PER_THETA * k):
+        return "lbfgs"
+    return "bobyqa"
+
+
+def _value_and_gradient(iws):
+    def fg(theta):
+        val = iws.objective(theta)
+        if val >= FAILED_OBJECTIVE:
+            return val, np.zeros(len(theta))
+        return val, profiled_gradient(iws)
+    return fg
+
+
+def optimize_theta(iws, x0, lower, step, optimizer: str = "auto", maxeval: int = 20_000) -> OptResult:
+    """Minimize the internal workspace's criterion over theta from ``x0`` (see the module notes).
+
+    ``step`` is the derivative-free methods' initial trust region (ignored by ``"lbfgs"``).
+    """
+    name = choose_optimizer(iws, optimizer)
+    fun = adaptive(iws.objective)
+    if name == "lbfgs":
+        fg = adaptive(_value_and_gradient(iws))
+        opt = lbfgs(fun, fg, x0, lower, rectify=iws.layout.rectify, maxeval=maxeval, flip=iws.layout.flip_column)
+        if not opt.messages and 0 < len(opt.x) <= POLISH_MAX_THETA:
+            x, count = newton_polish_grad(fg, opt.x, lower)
+            opt = _keep_if_lower(iws, opt, x, count)
+        return opt
+    opt = derivative_free(fun, x0, lower, name, maxeval=maxeval, step=step, flip=iws.layout.flip_column)
+    if not opt.messages and 0 < len(opt.x) <= POLISH_MAX_THETA:
+        count = [0]
+
+        def f(t):
+            count[0] += 1
+            return iws.objective(t)
+        x = newton_polish(f, opt.x, lower, iters=3)
+        opt = _keep_if_lower(iws, opt, x, count[0])
+    return opt
+
+
+def _keep_if_lower(iws, opt: OptResult, x, count: int) -> OptResult:
+    """``opt`` moved to the polished ``x`` unless that raised the criterion beyond rounding."""
+    val = iws.objective(x)
+    if not val <= opt.fun + 1e-12 * abs(opt.fun):
+        return replace(opt, nfev=opt.nfev + count + 1)
+    return replace(opt, x=np.asarray(x, float), fun=float(val), nfev=opt.nfev + count + 1)
