@@ -108,7 +108,9 @@ def lmer(formula: str, data: pd.DataFrame, reml: bool = True, weights=None, offs
     data_name : str, optional
         Name shown in the summary.
     **control
-        Passed to :func:`mixedfx.models.fit_lmm` (``maxeval``, ``blas_threads``).
+        Passed to :func:`mixedfx.models.fit_lmm`: ``optimizer`` (``"auto"``, ``"lbfgs"``,
+        ``"bobyqa"``, ``"newuoa"``, ``"nelder_mead"``, ``"sbplx"``; see :func:`mixedfx.allfit`),
+        ``maxeval``, ``blas_threads``.
 
     Returns
     -------

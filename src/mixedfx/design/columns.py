@@ -105,6 +105,8 @@ def string_columns(data: pd.DataFrame) -> pd.DataFrame:
     if isinstance(cols, pd.MultiIndex):
         raise DesignError("the data have hierarchical (MultiIndex) column labels; flatten them first, e.g. "
                           "data.columns = ['_'.join(map(str, c)) for c in data.columns]")
+    if isinstance(cols.dtype, pd.StringDtype) and not cols.hasnans:     # pandas' str labels: no need to look
+        return data
     if all(isinstance(c, str) for c in cols):
         return data
     new = [c if isinstance(c, str) else str(c) for c in cols]

@@ -12,6 +12,7 @@ from ..formula.ast import Call, Name, deparse
 from .columns import check_numeric_column, row_label, string_columns, vector_argument
 from .evaluate import AtomState, DesignError, check_columns, evaluate_atom, learn_bases
 from .frames import as_pandas, as_vector
+from .modelframe import ModelFrame
 from .matrices import TermMatrixSpec, build_term_matrix, drop_aliased_columns
 from .response import glmm_response
 from .random import ReBlock, check_identifiability, check_levels, grouping_factor, map_levels
@@ -141,6 +142,8 @@ HUGE = 1e150
 def _check_magnitude(v, what: str, index: pd.Index) -> None:
     if not isinstance(v, np.ndarray) or v.dtype.kind != "f" or v.size == 0:
         return
+    if not np.max(np.abs(v)) > HUGE:    # all in range (or a NaN, where the search below stops too)
+        return
     if v.ndim > 1:      # a basis (poly, bs, ns): the largest value of each row
         v = np.max(np.abs(v), axis=1)
     with np.errstate(all="ignore"):
@@ -148,6 +151,14 @@ def _check_magnitude(v, what: str, index: pd.Index) -> None:
     if abs(v[i]) > HUGE:
         raise DesignError(f"{what} reaches {v[i]:.3g} (row {row_label(index, i)!r}); numbers this large overflow "
                           "when squared: rescale it (change its units)")
+
+
+def _check_columns_magnitude(X: np.ndarray, names, what, index: pd.Index) -> None:
+    """:func:`_check_magnitude` for each column of a model matrix (``what(name)``: its description)."""
+    if X.size == 0:
+        return
+    for j in np.flatnonzero(np.max(np.abs(X), axis=0) > HUGE):   # a column with a NaN is not flagged
+        _check_magnitude(X[:, j], what(names[j]), index)
 
 
 def _offset_part(value: np.ndarray, what: str, index: pd.Index) -> np.ndarray:
@@ -212,7 +223,8 @@ def build_design(formula: str | ModelFormula, data: pd.DataFrame, weights=None, 
     """
     if family is not None:
         lmm = False
-    data = as_pandas(data, "data")
+    caller_frame = isinstance(data, pd.DataFrame)    # Arrow dictionaries are read per column below
+    data = data if caller_frame else as_pandas(data, "data")
     weights, offset = as_vector(weights, "weights"), as_vector(offset, "offset")
     f = parse_formula(formula) if isinstance(formula, str) else formula
     if not f.random:
@@ -222,16 +234,16 @@ def build_design(formula: str | ModelFormula, data: pd.DataFrame, weights=None, 
         raise DesignError("the formula has no response: write it as 'y ~ x + (1 | g)'")
     if len(data) == 0:
         raise DesignError("the data frame is empty")
-    data = string_columns(data)
+    data = ModelFrame(string_columns(data), dictionaries=caller_frame)   # each column read once
     check_columns(f.variables, data)
     _check_response_not_on_rhs(f)
     w_arr, w_col = _vector_arg(weights, data, "weights")
     o_arr, o_col = _vector_arg(offset, data, "offset")
     cols = list(dict.fromkeys([v for v in f.variables if v in data.columns] + [c for c in (w_col, o_col) if c]))
-    dup = [c for c in cols if int((data.columns == c).sum()) > 1]
+    dup = [] if data.columns.is_unique else [c for c in cols if int((data.columns == c).sum()) > 1]
     if dup:
         raise DesignError(f"the data have several columns named {dup[0]!r}; column names must be unique")
-    ok = data[cols].notna().all(axis=1).to_numpy().copy()
+    ok = data.notna(cols)
     for arr in (w_arr, o_arr):
         if arr is not None:
             ok &= ~np.isnan(arr)
@@ -247,7 +259,7 @@ def build_design(formula: str | ModelFormula, data: pd.DataFrame, weights=None, 
         warnings.warn(f"{n_dropped} row(s) with missing values dropped (of {len(data)}; missing in {where})",
                       MissingDataWarning, stacklevel=3)
         learn_bases(f.atoms, data, state)   # as R's model frame: poly/bs/ns see every row where x is known
-        data = data.loc[ok]
+        data = data.rows(ok)
         w_arr = None if w_arr is None else w_arr[ok]
         o_arr = None if o_arr is None else o_arr[ok]
     n = len(data)
@@ -277,8 +289,7 @@ def build_design(formula: str | ModelFormula, data: pd.DataFrame, weights=None, 
     for lab, v in atoms.items():
         _check_magnitude(v, repr(lab), data.index)
     X, fspec = build_term_matrix(f.fixed, atoms, n)
-    for j, name in enumerate(fspec.names):
-        _check_magnitude(X[:, j], f"the fixed-effects column {name!r}", data.index)
+    _check_columns_magnitude(X, fspec.names, lambda name: f"the fixed-effects column {name!r}", data.index)
     X, fspec = drop_aliased_columns(X, fspec)
     if lmm and X.shape[1] >= n:
         raise DesignError(f"the fixed effects have {X.shape[1]} columns for {n} observations, so they fit the data "
@@ -288,8 +299,7 @@ def build_design(formula: str | ModelFormula, data: pd.DataFrame, weights=None, 
     for term in f.random:
         codes, levels = grouping_factor(term.group, data)
         Xk, lspec = build_term_matrix(term.lhs, atoms, n)
-        for j, name in enumerate(lspec.names):
-            _check_magnitude(Xk[:, j], f"the column {name!r} of ({term.text})", data.index)
+        _check_columns_magnitude(Xk, lspec.names, lambda name: f"the column {name!r} of ({term.text})", data.index)
         blocks.append(ReBlock(term, levels, codes, Xk, lspec.names, lspec))
     blocks.sort(key=lambda b: -b.nlevels)   # lme4's order: decreasing number of levels, stable
     check_levels(blocks, n, lmm)

@@ -21,7 +21,8 @@ from .columns import column_values, row_label
 from .errors import DesignError
 from .bases import BASES as _BASES, fit_basis as _fit_basis, match_basis_args as _match_basis_args
 
-__all__ = ["AtomState", "DesignError", "evaluate_atom", "learn_bases", "to_factor", "level_labels", "check_columns"]
+__all__ = ["AtomState", "DesignError", "evaluate_atom", "learn_bases", "to_factor", "factor_codes", "level_labels",
+           "check_columns"]
 
 
 @dataclass
@@ -56,7 +57,9 @@ def level_labels(values) -> list[str]:
     """R's labels for factor levels: integers print without a decimal point."""
     out = []
     for v in values:
-        if isinstance(v, (bool, np.bool_)):
+        if type(v) is str:      # the common case first
+            out.append(v)
+        elif isinstance(v, (bool, np.bool_)):
             out.append("TRUE" if v else "FALSE")
         elif isinstance(v, (float, np.floating)) and float(v).is_integer():
             out.append(str(int(v)))
@@ -84,11 +87,21 @@ def to_factor(values, name: str, levels: list[str] | None = None) -> pd.Categori
     numbers are sorted; booleans become ``FALSE``/``TRUE``.  With ``levels``
     given (new data), values outside them raise a :class:`DesignError`.
     """
+    codes, labels = factor_codes(values, name, levels)
+    return pd.Categorical.from_codes(codes, categories=pd.Index(labels, dtype=object))
+
+
+def factor_codes(values, name: str, levels: list[str] | None = None) -> tuple[np.ndarray, list[str]]:
+    """:func:`to_factor` as ``(codes, level labels)``: int64 codes into the list of labels.
+
+    The same factor without building a Categorical (grouping factors need only the codes
+    and labels, and ``Categorical.from_codes`` costs more than the rest on small data).
+    """
     if isinstance(values, pd.Series):
         values = values.array
     if isinstance(values, pd.Categorical) or isinstance(getattr(values, "dtype", None), pd.CategoricalDtype):
-        cat = pd.Categorical(values)
-        labels = level_labels(cat.categories)
+        cat = values if type(values) is pd.Categorical else pd.Categorical(values)
+        labels = level_labels(cat.categories.tolist())
         codes = cat.codes
         if len(set(labels)) < len(labels):
             labels, merge = _merge_equal_labels(labels)
@@ -97,9 +110,10 @@ def to_factor(values, name: str, levels: list[str] | None = None) -> pd.Categori
             # fast path: remap codes onto the used categories, keeping their order
             present = np.zeros(len(labels), bool)
             present[codes] = True
+            if present.all():
+                return codes.astype(np.int64), labels
             remap = np.cumsum(present) - 1
-            used = [lab for lab, p in zip(labels, present) if p]
-            return pd.Categorical.from_codes(remap[codes], categories=pd.Index(used, dtype=object))
+            return remap[codes].astype(np.int64), [lab for lab, p in zip(labels, present) if p]
         present = np.zeros(len(labels), bool)
         present[codes[codes >= 0]] = True
         if levels is None:
@@ -119,8 +133,7 @@ def to_factor(values, name: str, levels: list[str] | None = None) -> pd.Categori
             uniq, merge = _merge_equal_labels(uniq)
             inv = merge[np.asarray(inv).ravel()]
         if levels is None:
-            return pd.Categorical.from_codes(np.asarray(inv, dtype=np.int64).ravel(),
-                                             categories=pd.Index(uniq, dtype=object))
+            return np.asarray(inv, dtype=np.int64).ravel(), uniq
         strings = np.asarray(uniq, dtype=object)[np.asarray(inv).ravel()]
     codes = pd.Index(levels, dtype=object).get_indexer(np.asarray(strings, dtype=object))
     bad = codes < 0
@@ -128,7 +141,7 @@ def to_factor(values, name: str, levels: list[str] | None = None) -> pd.Categori
         unknown = sorted(set(np.asarray(strings, dtype=object)[bad]))[:5]
         raise DesignError(f"column {name!r} has level(s) not seen when the model was fitted: "
                           f"{', '.join(map(repr, unknown))}")
-    return pd.Categorical.from_codes(codes, categories=pd.Index(levels, dtype=object))
+    return np.asarray(codes, dtype=np.int64), list(levels)
 
 
 class _Text:

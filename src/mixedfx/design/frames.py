@@ -129,14 +129,23 @@ def as_pandas(data, what: str = "data") -> pd.DataFrame:
 def _arrow_dictionaries(df: pd.DataFrame) -> pd.DataFrame:
     """pyarrow-backed ``dictionary`` columns (``dtype_backend="pyarrow"``) as Categoricals that keep
     the dictionary's level order; the caller's frame is not modified (a shallow copy is changed)."""
-    cols = [j for j, dt in enumerate(df.dtypes) if isinstance(dt, pd.ArrowDtype)
-            and str(dt.pyarrow_dtype).startswith("dictionary<")]
+    cols = [j for j, dt in enumerate(df.dtypes) if is_arrow_dictionary(dt)]
     if not cols:
         return df
     out = df.copy(deep=False)
     for j in cols:
-        out.isetitem(j, pd.Series(df.iloc[:, j].array.__arrow_array__().to_pandas().array, index=df.index))
+        out.isetitem(j, arrow_dictionary_as_categorical(df.iloc[:, j]))
     return out
+
+
+def is_arrow_dictionary(dtype) -> bool:
+    """Whether a column's dtype is a pyarrow-backed ``dictionary`` (``dtype_backend="pyarrow"``)."""
+    return isinstance(dtype, pd.ArrowDtype) and str(dtype.pyarrow_dtype).startswith("dictionary<")
+
+
+def arrow_dictionary_as_categorical(s: pd.Series) -> pd.Series:
+    """A pyarrow ``dictionary`` Series as a Categorical Series with the dictionary's level order."""
+    return pd.Series(s.array.__arrow_array__().to_pandas().array, index=s.index, name=s.name)
 
 
 def _from_polars(df) -> pd.DataFrame:

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from ..formula.terms import RandomTerm
-from .evaluate import DesignError, to_factor
+from .evaluate import DesignError, factor_codes, to_factor
 from .matrices import TermMatrixSpec
 
 __all__ = ["ReBlock", "grouping_factor", "map_levels", "IdentifiabilityWarning", "check_identifiability"]
@@ -72,19 +72,19 @@ def grouping_factor(group: tuple[str, ...], data: pd.DataFrame) -> tuple[np.ndar
     Interaction levels are the observed combinations, ordered with the first
     variable varying slowest, labelled ``"a:A"`` as R's ``a:b`` on factors.
     """
-    factors = [to_factor(data[g], g) for g in group]
+    factors = [factor_codes(data[g], g) for g in group]     # (codes, labels) per variable
     if len(factors) == 1:
-        cat = factors[0]
-        return cat.codes.astype(np.int64), tuple(cat.categories)
+        codes, labels = factors[0]
+        return codes, tuple(labels)
     combined = np.zeros(len(data), dtype=np.int64)
-    for f in factors:
-        combined = combined * len(f.categories) + f.codes
+    for codes, labels in factors:
+        combined = combined * len(labels) + codes
     uniq, codes = np.unique(combined, return_inverse=True)
     parts = []
     rest = uniq.copy()
-    for f in reversed(factors):
-        k = len(f.categories)
-        parts.append(np.asarray(f.categories, dtype=object)[rest % k])
+    for _, labels in reversed(factors):
+        k = len(labels)
+        parts.append(np.asarray(labels, dtype=object)[rest % k])
         rest //= k
     labels = [":".join(t) for t in zip(*reversed(parts))]
     return codes.astype(np.int64), tuple(labels)

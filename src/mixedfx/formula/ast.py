@@ -112,6 +112,8 @@ def postorder(root: Node, combine, kids=children):
     ``combine(node, values)`` receives the folded values of ``kids(node)`` in order;
     nodes are combined in the order a recursive left-to-right fold would finish them.
     """
+    if not kids(root):      # a leaf (most atoms are a plain column name)
+        return combine(root, [])
     stack: list[tuple[Node, bool]] = [(root, False)]
     values: list = []
     while stack:

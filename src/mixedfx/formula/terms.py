@@ -12,6 +12,7 @@ the grouping expression ``a/b`` becomes the two groupings ``a`` and ``b:a``;
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 from .ast import Bar, BinOp, Call, Name, Node, Number, Paren, String, UnaryOp, deparse, names_in, postorder
@@ -272,12 +273,27 @@ def _random_terms(bar: Bar, expander: _Expander, text: str) -> list[RandomTerm]:
 def parse_formula(text: str) -> ModelFormula:
     """Parse and expand an lme4 formula.
 
+    The result depends on the text alone and is immutable, so the last few hundred formulas
+    parsed are kept (refitting one model costs no parsing); a formula that does not parse
+    raises afresh every time.
+
     Examples
     --------
     >>> f = parse_formula("Reaction ~ Days + (Days | Subject)")
     >>> f.fixed.labels(), [r.group_label for r in f.random]
     (['(Intercept)', 'Days'], ['Subject'])
     """
+    if type(text) is str:
+        return _parse_text(text)
+    return _parse_formula(text)
+
+
+@functools.lru_cache(maxsize=256)
+def _parse_text(text: str) -> ModelFormula:
+    return _parse_formula(text)
+
+
+def _parse_formula(text: str) -> ModelFormula:
     response, rhs = parse(text)
     expander = _Expander(text)
     fixed_nodes: list[tuple[str, Node]] = []
