@@ -171,7 +171,10 @@ def glmer(formula: str, data: pd.DataFrame, family="binomial", link=None, nagq: 
     data_name : str, optional
         Name shown in the summary.
     **control
-        Passed to :func:`mixedfx.models.fit_glmm` (``maxeval``, ``blas_threads``).
+        Passed to :func:`mixedfx.models.fit_glmm`: ``optimizer`` (``"auto"``: L-BFGS with the
+        analytic gradient of the Laplace or quadrature deviance where the family has one,
+        BOBYQA otherwise; ``"lbfgs"``; ``"bobyqa"``, lme4's derivative-free search),
+        ``maxeval``, ``blas_threads``.
 
     Returns
     -------

@@ -149,7 +149,8 @@ def _trace_blocks(ws, l00_inv: np.ndarray) -> list[np.ndarray]:
            + o_r0.reshape(-1, p0).T @ la_r0.reshape(-1, p0)]
     al = (Ar0.reshape(qr, l0, p0).transpose(1, 0, 2) @ lam0).transpose(1, 0, 2).reshape(qr, q0)   # A_r0 Lambda_0
     o_r0 = o_r0.transpose(1, 0, 2).reshape(qr, q0)
-    la_rr = ws._lambda_r_times(ws._Arr_sparse.toarray())    # Lambda_r' A_rr
+    Arr = ws.schur.Arr if isinstance(ws.schur, DenseGram) else ws._Arr_sparse.toarray()
+    la_rr = ws._lambda_r_times(Arr)                          # Lambda_r' A_rr
     start = 0
     for p, l in zip(ws.sizes[1:], ws.nlevels[1:]):
         sl = slice(start, start + p * l)

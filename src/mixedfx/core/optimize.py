@@ -49,14 +49,20 @@ def _run(fun, x0, lower, upper, maxeval, ftol_rel, ftol_abs, xtol_abs, step, alg
     count = [0]
     best = [np.inf, np.array(x0, float)]
 
+    raised = []
+
     def f(x, grad):
         count[0] += 1
-        if grad.size:
-            val, g = fg(x)
-            grad[:] = g
-            val = float(val)
-        else:
-            val = float(fun(x))
+        try:
+            if grad.size:
+                val, g = fg(x)
+                grad[:] = g
+                val = float(val)
+            else:
+                val = float(fun(x))
+        except Exception as exc:        # the criterion's own error: stop and re-raise it below
+            raised.append(exc)
+            raise nlopt.ForcedStop from exc
         if val < best[0]:
             best[0], best[1] = val, np.array(x, float)
         return val
@@ -79,8 +85,10 @@ def _run(fun, x0, lower, upper, maxeval, ftol_rel, ftol_abs, xtol_abs, step, alg
         status = _NLOPT_STATUS.get(opt.last_optimize_result(), "unknown")
     except nlopt.RoundoffLimited:
         status = "roundoff limited"
-    except (ValueError, RuntimeError) as exc:  # nlopt failure: keep the best point seen
+    except Exception as exc:  # nlopt failure (its own runtime_error too): keep the best point seen
         status = f"failure ({exc})"
+    if raised:
+        raise raised[0]
     return best[1], best[0], count[0], status
 
 

@@ -195,7 +195,7 @@ class Standardization:
         return [self.y_scale * (bk @ T.T) for bk, T in zip(b_int, self.T)]
 
     def cond_var_to_user(self, cv_int) -> list[np.ndarray]:
-        return [self.y_scale ** 2 * np.einsum("ij,gjk,lk->gil", T, ck, T) for ck, T in zip(cv_int, self.T)]
+        return [self.y_scale ** 2 * (T @ ck @ T.T) for ck, T in zip(cv_int, self.T)]
 
     def objective_shift(self, n: int, p: int, reml: bool) -> float:
         """User criterion minus internal criterion (the Jacobian terms)."""

@@ -33,6 +33,39 @@ def _xlogy_ratio(y, mu):
     return special.xlogy(y, y) - special.xlogy(y, mu)
 
 
+def _closed_form_dispersion(family, y, mu, w, uu: float) -> float:
+    """``(sum w d(y, mu) + uu) / n``: the minimizer of ``-2 log f + uu / phi`` when ``-2 log f`` is
+    ``n log phi + sum w d / phi`` plus terms free of ``phi`` (gaussian, inverse Gaussian)."""
+    n = int(np.count_nonzero(w > 0))
+    return float((np.dot(w, family.unit_deviance(y, mu)) + uu) / max(n, 1))
+
+
+def _newton_log_dispersion(derivs, psi: float, maxit: int = 100) -> float:
+    """Root of ``f'(psi) = 0`` for ``derivs(psi) -> (f', f'')``, with ``f'`` negative left of the
+    root and positive right of it: Newton steps (at most 2 long), bisection of the bracket found
+    so far when a step leaves it or ``f''`` is not positive."""
+    lo, hi = -np.inf, np.inf
+    for _ in range(maxit):
+        d1, d2 = derivs(psi)
+        if d1 < 0:
+            lo = psi
+        elif d1 > 0:
+            hi = psi
+        else:
+            break
+        new = psi - d1 / d2 if d2 > 0 else psi + (2.0 if d1 < 0 else -2.0)
+        new = min(max(new, psi - 2.0), psi + 2.0)
+        if abs(new - psi) <= 1e-12 * max(1.0, abs(psi)):
+            psi = new
+            break
+        if not lo < new < hi:
+            new = 0.5 * (lo + hi)
+        if abs(new) > 700:
+            break
+        psi = new
+    return float(np.exp(min(psi, 700.0)))
+
+
 class Family:
     """Base class: ``name`` (R's), default ``link``, whether a dispersion is estimated."""
     name = ""
@@ -64,6 +97,12 @@ class Family:
         """Full log-likelihood, all normalizing constants included."""
         return float(np.sum(self.loglik_terms(y, mu, w, phi)))
 
+    def loglik_kernel_terms(self, y, mu, w, phi=1.0):
+        """The ``mu``-dependent part of :meth:`loglik_terms` per observation (``loglik_terms`` minus
+        terms free of ``mu``; broadcasts ``mu`` of shape (k, n) against ``y`` and ``w`` of shape (n,)).
+        This default returns the full terms."""
+        return self.loglik_terms(y, mu, w, phi)
+
     def initial_mu(self, y, w):
         return np.asarray(y, float).copy()
 
@@ -86,6 +125,42 @@ class Family:
         me = self.link.mu_eta(eta)
         return w * me * me / self.variance(mu), me
 
+    def variance_deriv(self, mu):
+        """``dV / dmu``."""
+        raise NotImplementedError
+
+    def working_derivatives(self, y, eta, mu, w):
+        """What the analytic gradient of the Laplace deviance needs, per observation.
+
+        Returns ``(W, dW, s, W_obs)``: the IRLS (Fisher) weights ``W = w mu_eta^2 / V``, their
+        derivative ``dW / d eta``, the score ``s = w (y - mu) mu_eta / V`` (``d log f / d eta``
+        times ``phi``) and the observed information ``W_obs = -ds / d eta``
+        ``= W - w (y - mu) (mu_eta' / V - mu_eta^2 V' / V^2)`` (equal to ``W`` for canonical links).
+        """
+        me, me2 = self.link.mu_eta(eta), self.link.mu_eta_deriv(eta)
+        V, dV = self.variance(mu), self.variance_deriv(mu)
+        W = w * me * me / V
+        r = w * (y - mu)
+        dW = W * (2.0 * me2 / me - me * dV / V)
+        return W, dW, r * me / V, W - r * (me2 / V - me * me * dV / (V * V))
+
+    def profile_dispersion(self, y, mu, w, uu: float) -> float:
+        """The dispersion minimizing ``-2 log f(y | mu, phi) + uu / phi`` (1 without a dispersion).
+
+        This generic version searches ``log phi`` numerically (Brent); families with a closed
+        form or a Newton iteration override it.
+        """
+        if not self.has_dispersion:
+            return 1.0
+        from scipy.optimize import minimize_scalar
+
+        def crit(logphi):
+            phi = np.exp(logphi)
+            return -2 * self.loglik(y, mu, w, phi) + uu / phi
+        start = np.log(max(float(np.sum(w * self.unit_deviance(y, mu)) + uu) / len(y), 1e-12))
+        res = minimize_scalar(crit, bracket=(start - 1.0, start + 1.0), tol=1e-12)
+        return float(np.exp(res.x))
+
 
 class Binomial(Family):
     """``y`` a proportion of ``w`` trials.  ``V = mu (1 - mu)``;
@@ -98,6 +173,9 @@ class Binomial(Family):
 
     def variance(self, mu):
         return mu * (1 - mu)
+
+    def variance_deriv(self, mu):
+        return 1 - 2 * mu
 
     def unit_deviance(self, y, mu):
         return 2 * (_xlogy_ratio(y, mu) + _xlogy_ratio(1 - y, 1 - mu))
@@ -112,6 +190,10 @@ class Binomial(Family):
 
     def mu_kernel(self, y, mu, w) -> float:
         return float(np.dot(w * y, np.log(mu)) + np.dot(w * (1 - y), np.log1p(-mu)))
+
+    def loglik_kernel_terms(self, y, mu, w, phi=1.0):
+        k, m = np.round(w * y), np.round(w)
+        return special.xlogy(k, mu) + special.xlog1py(m - k, -mu)
 
     def check_response(self, y, w) -> None:
         if np.any((y < 0) | (y > 1)):
@@ -133,6 +215,9 @@ class Poisson(Family):
     def variance(self, mu):
         return mu
 
+    def variance_deriv(self, mu):
+        return np.ones_like(mu)
+
     def unit_deviance(self, y, mu):
         return 2 * (_xlogy_ratio(y, mu) - (y - mu))
 
@@ -144,6 +229,9 @@ class Poisson(Family):
 
     def mu_kernel(self, y, mu, w) -> float:
         return float(np.dot(w * y, np.log(mu)) - np.dot(w, mu))
+
+    def loglik_kernel_terms(self, y, mu, w, phi=1.0):
+        return w * (special.xlogy(y, mu) - mu)
 
     def check_response(self, y, w) -> None:
         if np.any(y < 0):
@@ -163,6 +251,9 @@ class Gamma(Family):
     def variance(self, mu):
         return mu * mu
 
+    def variance_deriv(self, mu):
+        return 2 * mu
+
     def unit_deviance(self, y, mu):
         return 2 * ((y - mu) / mu - np.log(y / mu))
 
@@ -172,6 +263,33 @@ class Gamma(Family):
 
     def mu_kernel(self, y, mu, w) -> float:
         return -float(np.dot(w, y / mu + np.log(mu)))
+
+    def loglik_kernel_terms(self, y, mu, w, phi=1.0):
+        return -(w / phi) * (np.log(mu) + y / mu)
+
+    def profile_dispersion(self, y, mu, w, uu: float) -> float:
+        """Safeguarded Newton iteration on ``log phi`` for ``-2 log f + uu / phi``.
+
+        With ``nu = w / phi`` and ``a = log(y / mu) - y / mu``, the derivatives in ``psi = log phi`` are
+        ``f' = 2 sum nu (log nu + 1 + a - digamma(nu)) - uu / phi`` and
+        ``f'' = -2 sum nu (log nu + 2 + a - digamma(nu) - nu trigamma(nu)) + uu / phi``; ``f'`` goes from
+        negative (``phi -> 0``) to ``2 n`` (``phi -> inf``), and the root is kept bracketed.
+        """
+        pos = w > 0
+        y, mu, w = y[pos], mu[pos], w[pos]
+        a = np.log(y / mu) - y / mu
+        # the sums group by distinct weight (digamma and trigamma once per weight, not per row)
+        wv, inv = np.unique(w, return_inverse=True)
+        count, asum = np.bincount(inv).astype(float), np.bincount(inv, a)
+
+        def derivs(psi):
+            nu = wv * np.exp(-psi)
+            base = np.log(nu) + 1.0 - special.digamma(nu)
+            e = uu * np.exp(-psi)
+            return (2.0 * float(np.dot(nu, count * base + asum)) - e,
+                    -2.0 * float(np.dot(nu, count * (base + 1.0 - nu * special.zeta(2.0, nu)) + asum)) + e)
+        return _newton_log_dispersion(derivs, np.log(max((float(np.dot(w, self.unit_deviance(y, mu))) + uu)
+                                                         / max(len(y), 1), 1e-300)))
 
     def check_response(self, y, w) -> None:
         if np.any(y <= 0):
@@ -188,8 +306,15 @@ class InverseGaussian(Family):
     def variance(self, mu):
         return mu ** 3
 
+    def variance_deriv(self, mu):
+        return 3 * mu * mu
+
     def unit_deviance(self, y, mu):
         return (y - mu) ** 2 / (mu * mu * y)
+
+    def profile_dispersion(self, y, mu, w, uu: float) -> float:
+        """Closed form: ``phi = (sum w d(y, mu) + uu) / n`` (rows with positive weight)."""
+        return _closed_form_dispersion(self, y, mu, w, uu)
 
     def loglik_terms(self, y, mu, w, phi=1.0):
         d = phi / w
@@ -210,11 +335,18 @@ class Gaussian(Family):
     def variance(self, mu):
         return np.ones_like(mu)
 
+    def variance_deriv(self, mu):
+        return np.zeros_like(mu)
+
     def unit_deviance(self, y, mu):
         return (y - mu) ** 2
 
     def loglik_terms(self, y, mu, w, phi=1.0):
         return -0.5 * np.log(2 * np.pi * phi / w) - w * (y - mu) ** 2 / (2 * phi)
+
+    def profile_dispersion(self, y, mu, w, uu: float) -> float:
+        """Closed form: ``phi = (sum w (y - mu)^2 + uu) / n`` (rows with positive weight)."""
+        return _closed_form_dispersion(self, y, mu, w, uu)
 
 
 class NegativeBinomial(Family):
@@ -238,6 +370,9 @@ class NegativeBinomial(Family):
 
     def variance(self, mu):
         return mu + mu * mu / self.theta
+
+    def variance_deriv(self, mu):
+        return 1 + 2 * mu / self.theta
 
     def unit_deviance(self, y, mu):
         t = self.theta

@@ -7,14 +7,20 @@ As lme4's ``glmer``:
 2. stage 2 (``nagq >= 1``): optimize over ``(theta, beta)`` jointly, PIRLS updating ``u``
    only, with the Laplace (``nagq = 1``) or adaptive Gauss-Hermite (``nagq > 1``) deviance.
 
+Both Laplace stages are searched by bounded L-BFGS with the analytic gradient of the Laplace
+deviance (implicit differentiation of the modes, :mod:`mixedfx.core.laplace_gradient`):
+about 10-20 evaluations a stage instead of BOBYQA's 20-90, reaching the same or a lower
+``-2 log L``.  ``optimizer="bobyqa"`` gives lme4's derivative-free search, which quadrature's
+stage 2 and models without the gradient use anyway (and any L-BFGS search that fails).
+
 The reported ``-2 log L`` keeps all normalizing constants, so it is comparable across
 ``nagq`` (lme4 1.1-31 reports quadrature fits on a shifted scale, its issue #161).  For
 families with a dispersion (Gamma, inverse Gaussian, gaussian with a link) the dispersion
 ``phi`` maximizes the Laplace likelihood at each step (as glmmTMB), and random effects are
 ``b = Lambda u`` with ``u ~ N(0, phi I)``, so the SDs are ``sqrt(phi)`` times the relative
-factors, as lme4 reports them.  Standard errors come from the numerical Hessian ``H`` of
-``-2 log L`` over ``(theta, beta)``: ``vcov(beta)`` is the ``beta`` block of ``2 H^{-1}``,
-lme4's default.
+factors, as lme4 reports them.  Standard errors come from the Hessian ``H`` of ``-2 log L``
+over ``(theta, beta)``: ``vcov(beta)`` is the ``beta`` block of ``2 H^{-1}``, lme4's default
+(see :func:`_vcov` for how ``H`` is computed).
 """
 from __future__ import annotations
 
@@ -24,7 +30,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from ..core.optimize import OptResult, bobyqa
+from ..core.optimize import OptResult, bobyqa, finish
 from ..core.pirls import GlmmWorkspace
 from ..core.scaling import Standardization, standardize
 from ..core.covariance import ThetaLayout
@@ -122,12 +128,18 @@ def _finite(value: float) -> float:
 
 
 def fit_glmm(design: Design, family, nagq: int = 1, start=None, maxeval: int = 100_000,
-             warn: bool = True, blas_threads="auto", compute_vcov: bool = True) -> GlmmFit:
+             warn: bool = True, blas_threads="auto", compute_vcov: bool = True,
+             optimizer: str = "auto") -> GlmmFit:
     """Two-stage Laplace / quadrature fit (see module docstring), BLAS threads capped.
 
-    ``compute_vcov=False`` skips the numerical Hessian (used by inner fits of the
-    negative binomial shape search); ``vcov`` is then the PIRLS factor's.
+    ``compute_vcov=False`` skips the Hessian (used by inner fits of the negative binomial
+    shape search); ``vcov`` is then the PIRLS factor's.  ``optimizer``: ``"auto"`` (L-BFGS
+    with the analytic gradient for the Laplace stages when available, else BOBYQA),
+    ``"lbfgs"`` (an error when the gradient is not available) or ``"bobyqa"`` (lme4's
+    derivative-free search throughout).
     """
+    if optimizer not in GLMM_OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {optimizer!r} for a GLMM; choose one of {', '.join(GLMM_OPTIMIZERS)}")
     dense = sum(b.q for b in design.blocks[1:])
     sc = standardize(design.X, None, [b.X for b in design.blocks], scale_response=False, center=design.offset)
     inner = replace(design, X=sc.fixed(design.X),
@@ -139,7 +151,7 @@ def fit_glmm(design: Design, family, nagq: int = 1, start=None, maxeval: int = 1
         start = {"theta": None if st.get("theta") is None else sc.theta_to_internal(st["theta"], layout),
                  "beta": None if st.get("beta") is None else sc.beta_to_internal(st["beta"])}
     with blas_policy(dense, blas_threads):
-        fit = _fit_glmm(inner, family, nagq, start, maxeval, warn, compute_vcov)
+        fit = _fit_glmm(inner, family, nagq, start, maxeval, warn, compute_vcov, optimizer)
     return _to_user(fit, design, sc)
 
 
@@ -154,7 +166,7 @@ def _to_user(fit: GlmmFit, design: Design, sc: Standardization) -> GlmmFit:
 
 
 def _fit_glmm(design: Design, family, nagq: int, start, maxeval: int, warn: bool,
-              compute_vcov: bool = True) -> GlmmFit:
+              compute_vcov: bool = True, optimizer: str = "auto") -> GlmmFit:
     """Two-stage Laplace / quadrature fit (see module docstring).
 
     Parameters
@@ -180,8 +192,9 @@ def _fit_glmm(design: Design, family, nagq: int, start, maxeval: int, warn: bool
         if st.get("beta") is not None:
             beta0 = np.asarray(st["beta"], float)
 
-    # PIRLS tolerance by phase: the optimizer tolerates 1e-8 (the optimum moves < 1e-7 in -2 log L),
-    # the finite-difference Hessian needs 1e-10 (at 1e-8 cbpp's standard errors move by 6%)
+    # PIRLS tolerance by phase: BOBYQA tolerates 1e-8 (the optimum moves < 1e-7 in -2 log L), the
+    # second-difference Hessian (the fallback) needs 1e-10 (at 1e-8 cbpp's standard errors move by
+    # 6%); the gradient-based stages and Hessian stop PIRLS on its step size instead (STAGE2_UTOL)
     gw.tol = 1e-8
 
     def stage1(theta):
@@ -189,10 +202,14 @@ def _fit_glmm(design: Design, family, nagq: int, start, maxeval: int, warn: bool
                      u0=None if gw.last is None else gw.u)
         return _finite(gw.laplace(r))
 
+    grad1, grad2 = _use_gradient(optimizer, nagq, gw)
     if beta0 is None:
-        # stage 1 only seeds stage 2: a looser tolerance is enough (lme4 also refines in stage 2)
-        opt1 = bobyqa(adaptive(stage1), theta0, lower_t, maxeval=maxeval, step=0.75 if start is None else 0.05,
-                      ftol_rel=1e-8, ftol_abs=1e-6)
+        role = 0 if nagq == 0 else (1 if grad2 else 2)
+        opt1 = _stage1_lbfgs(gw, theta0, lower_t, maxeval, role) if grad1 else None
+        if opt1 is None:
+            # stage 1 only seeds stage 2: a looser tolerance is enough (lme4 also refines in stage 2)
+            opt1 = bobyqa(adaptive(stage1), theta0, lower_t, maxeval=maxeval, step=0.75 if start is None else 0.05,
+                          ftol_rel=1e-8, ftol_abs=1e-6)
         gw.last = None                      # re-solve at the best theta from the GLM start, not from
         stage1(opt1.x)                      # the state of the last (possibly failed) evaluation
         theta1, beta1 = opt1.x, gw.beta.copy()
@@ -210,17 +227,20 @@ def _fit_glmm(design: Design, family, nagq: int, start, maxeval: int, warn: bool
     if nagq == 0:
         opt, x_hat = opt1, np.concatenate([theta1, beta1])
     else:
-        gw.full_update(theta1)
-        se1 = np.sqrt(np.maximum(np.diag(gw.ws.vcov_beta(scale=gw.phi)), 1e-12))
-        se1 = np.where(np.isfinite(se1), se1, 0.3 * np.maximum(np.abs(beta1), 1.0))
-        steps = np.concatenate([np.full(k, 0.05), np.maximum(se1 / 3, 1e-4)])
         x0 = np.concatenate([theta1, beta1])
         if not np.all(np.isfinite(x0)) or stage2(x0) >= FAILED_OBJECTIVE:
             raise _invalid_means(family, "at its starting values")
-        # the Laplace deviance carries PIRLS noise of ~1e-10 relative; asking BOBYQA for changes
-        # below 1e-8 only spends evaluations (verbagg: 173 instead of 227, -2 log L within 1e-6)
-        opt = bobyqa(adaptive(stage2), x0, np.concatenate([lower_t, np.full(p, -np.inf)]), maxeval=maxeval, step=steps,
-                     ftol_rel=1e-12, ftol_abs=1e-8)
+        lower = np.concatenate([lower_t, np.full(p, -np.inf)])
+        opt = _stage2_lbfgs(gw, x0, lower, maxeval, nagq) if grad2 else None
+        if opt is None:
+            # BOBYQA's initial steps: 0.05 in theta, a third of the PIRLS standard errors in beta
+            gw.full_update(theta1)
+            se1 = np.sqrt(np.maximum(np.diag(gw.ws.vcov_beta(scale=gw.phi)), 1e-12))
+            se1 = np.where(np.isfinite(se1), se1, 0.3 * np.maximum(np.abs(beta1), 1.0))
+            steps = np.concatenate([np.full(k, 0.05), np.maximum(se1 / 3, 1e-4)])
+            # the Laplace deviance carries PIRLS noise of ~1e-10 relative; asking BOBYQA for changes
+            # below 1e-8 only spends evaluations (verbagg: 173 instead of 227, -2 log L within 1e-6)
+            opt = bobyqa(adaptive(stage2), x0, lower, maxeval=maxeval, step=steps, ftol_rel=1e-12, ftol_abs=1e-8)
         x_hat = opt.x
     theta, beta = x_hat[:k], x_hat[k:]
     gw.tol = 1e-10
@@ -234,7 +254,7 @@ def _fit_glmm(design: Design, family, nagq: int, start, maxeval: int, warn: bool
     b = tuple(gw.ws.b_blocks(res.u))
     cond_var = tuple(gw.ws.cond_var_blocks(scale=phi))
     deviance = float(np.sum(gw.w * family.unit_deviance(gw.y, res.mu)))
-    vcov, method = _vcov(stage2 if (nagq >= 1 and compute_vcov) else None, x_hat, k, gw, phi)
+    vcov, method = _vcov(stage2 if (nagq >= 1 and compute_vcov) else None, x_hat, k, gw, phi, nagq)
     gw.pirls(theta, beta=beta, u0=res.u)          # leave the workspace at the optimum
     singular = _singular(theta, lower_t)
     if warn:
@@ -257,16 +277,165 @@ def _fit_glmm(design: Design, family, nagq: int, start, maxeval: int, warn: bool
                    is_singular=singular, seconds=time.perf_counter() - t0, layout=gw.layout)
 
 
-def _vcov(objective, x_hat, k, gw, phi):
-    """``2 H^{-1}`` restricted to beta (lme4's default), else the PIRLS factor's ``phi (R_X R_X')^{-1}``."""
+#: optimizers by name (``optimizer=``)
+GLMM_OPTIMIZERS = ("auto", "lbfgs", "bobyqa")
+#: PIRLS stops for the gradient-based stage 2 when no mode moves by more than this (relative):
+#: the gradient is then accurate to ~1e-10, what a quasi-Newton line search needs
+STAGE2_UTOL = 1e-10
+#: stage 1 only seeds stage 2: its gradient needs less
+STAGE1_UTOL = 1e-8
+
+
+def _use_gradient(optimizer: str, nagq: int, gw) -> tuple[bool, bool]:
+    """Whether stage 1 and stage 2 run L-BFGS with the analytic gradient: ``optimizer`` "auto" or
+    "lbfgs" and the gradient available (for quadrature: families without a dispersion)."""
+    stage1 = gw.laplace_gradient_available()
+    stage2 = stage1 and (nagq <= 1 or not gw.family.has_dispersion)
+    if optimizer == "lbfgs" and not (stage1 and stage2):
+        raise ValueError("optimizer='lbfgs' needs the analytic gradient of the deviance, which families without "
+                         "working_derivatives(), quadrature (nagq > 1) with a dispersion and later random-effect "
+                         "terms with more than 2000 columns do not have; use optimizer='bobyqa' or 'auto'")
+    return optimizer != "bobyqa" and stage1, optimizer != "bobyqa" and stage2
+
+
+def _stage1_lbfgs(gw, theta0, lower, maxeval: int, role: int) -> OptResult | None:
+    """Stage 1 (``beta`` and ``u`` by joint PIRLS) by L-BFGS with the profiled gradient
+    (:meth:`mixedfx.core.laplace_gradient.LaplaceGradient.profiled_gradient`).  None when it fails.
+
+    ``role`` 0: stage 1 is the fit (``nagq = 0``), stage 2's tolerances.  Otherwise it only
+    seeds stage 2.  Before a gradient-based stage 2 (``role`` 1) a rough seed (relative decrease
+    1e-6 or gradient below 1e-2 ``|f|``) is enough: measured on the benchmark and 42 simulated
+    models (binomial, Poisson, Gamma; crossed terms, random slopes, singular fits) the final
+    ``-2 log L`` was the same to 1e-10 as after a tight stage 1 (1e-10, 1e-6), in 2-4 stage-1
+    evaluations instead of 8-17 (grouseticks 25% less time, cbpp 20%).  Before a
+    derivative-free stage 2 (``role`` 2) the tighter seed saves BOBYQA evaluations.
+    """
+    ftol, gtol = {0: (1e-13, 1e-8), 1: (1e-6, 1e-2)}.get(role, (1e-10, 1e-6))
+    def evaluate(theta, with_gradient):
+        r = gw.pirls(theta, joint=True, beta=None if gw.last is None else gw.beta,
+                     u0=None if gw.last is None else gw.u, utol=STAGE1_UTOL)
+        val = _finite(gw.laplace(r))
+        if not with_gradient:
+            return val, None
+        return val, gw.laplace_gradient(theta, r, profile_beta=True) if val < FAILED_OBJECTIVE else None
+
+    def restore():
+        gw.last = None
+    return _quasi_newton(evaluate, theta0, lower, gw.layout, len(theta0), maxeval, ftol, gtol, restore)
+
+
+def _stage2_lbfgs(gw, x0, lower, maxeval: int, nagq: int) -> OptResult | None:
+    """Stage 2: the Laplace or quadrature deviance over ``(theta, beta)`` by L-BFGS with its
+    analytic gradient.  None when the search fails (then BOBYQA, as with ``optimizer="bobyqa"``)."""
+    k = gw.layout.n_theta
+    u0 = gw.u.copy()
+    last = {}          # the last gradient point: x, its modes and their derivatives du/dx
+
+    def evaluate(x, with_gradient):
+        # a first-order prediction of the modes saves PIRLS steps after small moves; after a long
+        # line-search step it can be far off, so PIRLS starts from the better of it and the last modes
+        pred = last["u"] + last["du"] @ (x - last["x"]) if with_gradient and last else None
+        r = gw.pirls(x[:k], beta=x[k:], u0=gw.u, utol=STAGE2_UTOL, u0_alt=pred)
+        val = gw.laplace(r)
+        if nagq > 1:
+            val = gw.agq(x[:k], r, nagq, gw.phi)
+        val = _finite(val)
+        if not with_gradient or val >= FAILED_OBJECTIVE:
+            return val, None
+        out = gw.laplace_gradient(x[:k], r, mode_derivatives=True)
+        if out is None:
+            return val, None
+        last.update(x=np.array(x, float), u=r.u.copy(), du=out[1])
+        return val, out[0] if nagq <= 1 else gw.agq_gradient(x[:k], r, nagq)
+
+    def restore():
+        gw.pirls(x0[:k], beta=x0[k:], u0=u0)       # BOBYQA starts where this search did
+    return _quasi_newton(evaluate, x0, lower, gw.layout, k, maxeval, 1e-13, 1e-8, restore)
+
+
+def _quasi_newton(evaluate, x0, lower, layout, k: int, maxeval: int, ftol_rel: float, gtol_rel: float,
+                  restore) -> OptResult | None:
+    """Bounded L-BFGS (scipy's L-BFGS-B: its first step moves ``x`` by at most 1) on
+    ``evaluate(x, with_gradient) -> (value, gradient or None)``, the first ``k`` coordinates
+    theta, then :func:`mixedfx.core.optimize.finish` (components within 1e-6 of a bound go onto
+    it; a boundary face from which a step on either side of the fold lowers the criterion
+    restarts the search).  The search stops when the projected gradient is below
+    ``1e-8 max(1, |f|)`` (``-2 log L`` then within ~1e-10 of its minimum) or the relative
+    decrease below ``ftol_rel``; a line search ending at the limit of precision counts as
+    converged when that gradient is below ``1e-6 max(1, |f|)``.
+
+    Returns None, after calling ``restore()``, when the search does not converge.
+    """
+    from scipy.optimize import minimize
+
+    lower = np.asarray(lower, float)
+    bounds = [(lb if np.isfinite(lb) else None, None) for lb in lower]
+    count = [0]
+
+    def value(x):
+        return evaluate(x, False)[0]
+
+    def value_and_gradient(x):
+        count[0] += 1
+        val, g = evaluate(x, True)
+        if g is None or not np.all(np.isfinite(g)):
+            return FAILED_OBJECTIVE, np.zeros(len(x))
+        return val, g
+
+    def projected(x, g):
+        return np.where((x - lower <= 1e-10) & (g > 0), 0.0, g)
+
+    def run(x_start):
+        f0 = value(x_start)
+        scale = max(1.0, abs(f0)) if f0 < FAILED_OBJECTIVE else 1.0
+        res = minimize(adaptive(value_and_gradient), np.asarray(x_start, float), jac=True, method="L-BFGS-B",
+                       bounds=bounds, options=dict(maxfun=maxeval, maxiter=maxeval, ftol=ftol_rel,
+                                                   gtol=gtol_rel * scale, maxcor=20))
+        pg = float(np.max(np.abs(projected(res.x, res.jac)), initial=0.0))
+        if res.success:
+            status = "success"
+        elif res.nfev >= maxeval:
+            status = "maxeval reached"
+        elif pg <= 1e-6 * max(1.0, abs(res.fun)) and res.fun < FAILED_OBJECTIVE:
+            status = "roundoff limited"
+        else:
+            status = f"failure ({res.message})"
+        return OptResult(np.asarray(res.x, float), float(res.fun), int(res.nfev) + 1, status, optimizer="lbfgs")
+
+    opt = finish(adaptive(value), run(x0), lower, run,
+                 flip=lambda x, j: np.concatenate([layout.flip_column(x[:k], j), x[k:]]))
+    if opt.messages or not opt.fun < FAILED_OBJECTIVE:
+        restore()
+        return None
+    return opt
+
+
+def _vcov(objective, x_hat, k, gw, phi, nagq: int = 1):
+    """``vcov(beta)``: the ``beta`` block of ``2 H^{-1}``, ``H`` the Hessian of ``-2 log L`` over
+    ``(theta, beta)`` at the optimum (lme4's default for ``glmer``), else the PIRLS factor's
+    ``phi (R_X R_X')^{-1}``.
+
+    ``H`` is the Hessian of the same function lme4 differences twice numerically (``deriv12``:
+    the Laplace or quadrature deviance, ``u`` at its PIRLS modes for each ``(theta, beta)`` and
+    the dispersion, if any, profiled).  It is computed from the analytic gradient (implicit
+    differentiation of the modes, :mod:`mixedfx.core.laplace_gradient`) by one layer of central
+    differences (:meth:`mixedfx.core.pirls.GlmmWorkspace.deviance_hessian`): ``2 m`` PIRLS
+    solutions instead of ``1 + 2m + m(m-1)/2`` deviances, and a truncation error ``O(h^2)``
+    with the gradient's rounding noise divided by ``h`` rather than the deviance's by ``h^2``
+    (SEs within 2e-7 of a Richardson-extrapolated reference on the benchmark models, where the
+    second differences were up to 3e-5 off).  Where the gradient is unavailable (quadrature
+    with a dispersion, a family without ``working_derivatives``, a later-terms block above
+    :data:`mixedfx.core.laplace_gradient.MAX_REST` columns) ``H`` is the second-difference
+    Hessian with lme4's step.  ``H`` is used when its smallest eigenvalue is positive and above
+    the differencing error (``m`` times the largest asymmetry of the differenced gradient).
+    """
     if objective is not None:
-        H = deriv12_hessian(objective, x_hat)
-        try:
-            np.linalg.cholesky(H)
-            V = 2.0 * np.linalg.inv(H)
-            return V[k:, k:], "hessian"
-        except np.linalg.LinAlgError:
-            pass
+        out = gw.deviance_hessian(x_hat, nagq)
+        H, err = out if out is not None else (deriv12_hessian(objective, x_hat), 0.0)
+        # usable when positive definite beyond its differencing error (a separated fit has all
+        # curvature ~1e-9, below the error of the differenced gradient)
+        if np.all(np.isfinite(H)) and np.linalg.eigvalsh(H)[0] > len(x_hat) * err:
+            return (2.0 * np.linalg.inv(H))[k:, k:], "hessian"
     gw.pirls(x_hat[:k], beta=x_hat[k:], u0=gw.u)
     gw.full_update(x_hat[:k])
     return gw.ws.vcov_beta(scale=phi), "pirls"

@@ -23,14 +23,15 @@ def fit_negbin(f, data, link=None, nagq=1, weights=None, offset=None, **control)
 
     link = get_link(link if link is not None else "log").name
     design = build_design(f, data, weights=weights, offset=offset, family=NegativeBinomial(1.0, link=link))
-    pois = fit_glmm(design, Poisson(link=link), nagq=nagq, warn=False, compute_vcov=False)
+    inner = {"optimizer": control["optimizer"]} if "optimizer" in control else {}
+    pois = fit_glmm(design, Poisson(link=link), nagq=nagq, warn=False, compute_vcov=False, **inner)
     mbar = float(np.mean(pois.mu))
     theta0 = mbar ** 2 / max(float(np.var(design.y)) - mbar, 1e-3 * mbar)
     state = {"start": {"theta": pois.theta, "beta": pois.beta}}
 
     def crit(log_shape):
         fam = NegativeBinomial(float(np.exp(log_shape)), link=link)
-        fit = fit_glmm(design, fam, nagq=nagq, start=state["start"], warn=False, compute_vcov=False)
+        fit = fit_glmm(design, fam, nagq=nagq, start=state["start"], warn=False, compute_vcov=False, **inner)
         state["start"] = {"theta": fit.theta, "beta": fit.beta}
         return fit.objective
 
