@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["SchurPlan", "DenseGram", "pair_count", "level_weights"]
+__all__ = ["SchurPlan", "DenseGram", "pair_count", "pattern_density", "level_weights"]
 
 
 def level_weights(F: np.ndarray) -> np.ndarray:
@@ -34,6 +34,40 @@ def pair_count(Ar0: sp.spmatrix, p0: int) -> int:
     return int(np.sum(nnz * (nnz + 1) // 2))
 
 
+def pattern_density(Ar0: sp.spmatrix, p0: int, Arr=None, max_density: float = 1.0) -> float:
+    """Share of the lower triangle of the later-terms block that the Schur update, ``Arr`` and
+    the diagonal touch (what the sparse path would factor), without building a plan.
+
+    Returns early with a value above ``max_density`` when one level alone fills more than that
+    (its products are distinct entries), so busy crossed designs cost only a column count.
+    """
+    A = sp.csc_matrix(Ar0)
+    A.sum_duplicates()
+    A.sort_indices()
+    q_r, q0 = A.shape
+    tri = q_r * (q_r + 1) / 2.0
+    nnz = np.diff(A.indptr).astype(np.int64)
+    per_level = nnz.reshape(-1, p0).max(axis=1) if p0 > 1 else nnz
+    if q_r == 0:
+        return 0.0
+    if per_level.size and per_level.max() * (per_level.max() + 1) / 2.0 > max_density * tri:
+        return float(per_level.max() * (per_level.max() + 1) / 2.0 / tri)
+    lin = [np.arange(q_r, dtype=np.int64) * (q_r + 1)]
+    if Arr is not None:
+        Arr = sp.coo_matrix(Arr)
+        low = Arr.row >= Arr.col
+        lin.append(Arr.row[low].astype(np.int64) * q_r + Arr.col[low])
+    chunks = (SchurPlan._lin(ck, q_r) for ck in SchurPlan._pair_chunks(A, nnz, p0, q0 // p0))
+    if q_r * q_r <= 20_000_000:
+        mask = np.zeros(q_r * q_r, bool)
+        for part in lin:
+            mask[part] = True
+        for part in chunks:
+            mask[part] = True
+        return float(np.count_nonzero(mask) / tri)
+    return float(len(np.unique(np.concatenate([np.unique(c) for c in chunks] + lin))) / tri)
+
+
 class DenseGram:
     """``Ar0 diag_blocks(F F') Ar0'`` by one BLAS SYRK on ``B = Ar0 F`` (Fortran-ordered).
 
@@ -43,6 +77,9 @@ class DenseGram:
     flops per evaluation at BLAS speed, no set-up, and ``q_r q0`` doubles of memory.
     """
 
+    #: counts refreshes (a workspace reuses a factor only for the same values)
+    version = 0
+
     def __init__(self, Ar0: sp.spmatrix, p0: int, Arr):
         self.A = np.asfortranarray(sp.csc_matrix(Ar0).toarray())
         self.p0 = p0
@@ -50,6 +87,7 @@ class DenseGram:
 
     def refresh(self, Ar0: sp.spmatrix, Arr) -> None:
         """New values of Ar0 and Arr (same shapes), e.g. after PIRLS reweighting."""
+        self.version += 1
         self.A[...] = Ar0.toarray()
         self.Arr = Arr.toarray() if sp.issparse(Arr) else np.asarray(Arr)
 
@@ -87,6 +125,9 @@ class SchurPlan:
     Ar0 : sparse (q_r, l0 * p0) cross-product ``Z_r' W Z_0``.
     p0 : columns per level of the first term.
     """
+
+    #: counts refreshes (a workspace reuses a factor only for the same values)
+    version = 0
 
     def __init__(self, Ar0: sp.spmatrix, p0: int, Arr=None):
         Ar0 = sp.csr_matrix(Ar0)
@@ -160,6 +201,7 @@ class SchurPlan:
     def refresh(self, Ar0: sp.spmatrix, Arr=None) -> None:
         """New values of Ar0 (same CSR pattern) and Arr, e.g. after PIRLS reweighting:
         ``T`` entries are products of two Ar0 entries, recomputed in ``O(nnz(T))``."""
+        self.version += 1
         data = Ar0.data[self._perm]
         np.multiply(data[self._ia], data[self._ib], out=self.T.data)
         self.arr_vals[:] = 0.0

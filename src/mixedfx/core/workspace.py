@@ -27,6 +27,8 @@ The profiled deviances are (``n`` rows, ``p`` fixed effects, ``nu = n`` for ML a
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import scipy.sparse as sp
 from scipy.linalg import solve_triangular
@@ -34,7 +36,7 @@ from scipy.linalg.lapack import dpotrf, dtrtrs
 
 from .covariance import ThetaLayout
 from .crossprod import CrossProducts
-from .schur import DenseGram, SchurPlan, pair_count
+from .gram import DenseGram, HybridGram, choose_update
 from .sparse_chol import SparseBlockSolver
 
 __all__ = ["PLSWorkspace", "FAILED_OBJECTIVE", "random_effects_matrix", "deviance_from_parts"]
@@ -62,12 +64,13 @@ def deviance_from_parts(ws, sigma: float | None = None, reml: bool | None = None
     if not r2 > 0 or (sigma is not None and not 0 < sigma < np.inf):
         return FAILED_OBJECTIVE
     if sigma is None:
-        val = ws.logdet_Z + nu * (1.0 + np.log(2.0 * np.pi * r2 / nu)) - ws.log_weights
+        val = ws.logdet_Z + nu * (1.0 + math.log(2.0 * math.pi * r2 / nu)) - ws.log_weights
     else:
         val = ws.logdet_Z + nu * np.log(2.0 * np.pi * sigma ** 2) + r2 / sigma ** 2 - ws.log_weights
     if reml:
         val += ws.logdet_X
-    return float(val) if np.isfinite(val) else FAILED_OBJECTIVE
+    val = float(val)
+    return val if math.isfinite(val) else FAILED_OBJECTIVE
 
 
 def random_effects_matrix(codes: np.ndarray, Xk: np.ndarray, nlevels: int) -> sp.csr_matrix:
@@ -189,24 +192,12 @@ class PLSWorkspace:
             self._ar0_cols = self.Ar0.indices.copy()
             if rest == "sparse" and not self._rest_scalar:
                 raise ValueError("the sparse path needs scalar later terms, e.g. (1 | g)")
-            # Schur update: a sparse plan, or one dense SYRK when the plan would be larger
-            # than the dense product is expensive (~40 plan entries cost one BLAS flop pair)
-            pairs = pair_count(self.Ar0, p0)
-            dense_gram = (rest != "sparse" and pairs * 80 > self.qr ** 2 * self.q0
-                          and self.qr * self.q0 * 8 <= 512 * 2**20)
-            if dense_gram:
-                self.schur = DenseGram(self.Ar0, p0, self._Arr_sparse)
-                density = 1.0
-            else:
-                self.schur = SchurPlan(self.Ar0, p0, self._Arr_sparse)
-                density = len(self.schur.lin) / (self.qr * (self.qr + 1) / 2)
-            self.rest_sparse = rest == "sparse" or (
-                rest == "auto" and self._rest_scalar and self.qr >= self.SPARSE_MIN_Q
-                and density <= self.SPARSE_MAX_DENSITY)
+            self.schur, self.rest_sparse = choose_update(self.Ar0, p0, self._Arr_sparse, rest, self._rest_scalar,
+                                                         self.SPARSE_MIN_Q, self.SPARSE_MAX_DENSITY)
             if self.rest_sparse:
                 self._sparse = SparseBlockSolver(self.schur.rows, self.schur.cols, self.qr)
-            else:
-                self.Arr = self._Arr_sparse.toarray()
+            else:       # (only the vector-valued path reads the dense Arr)
+                self.Arr = None if self._rest_scalar else self._Arr_sparse.toarray()
                 self._M = np.zeros((self.qr, self.qr), order="F")
         else:
             self.qr = 0
@@ -237,7 +228,7 @@ class PLSWorkspace:
         if self.has_rest:
             self.Ar0, self._Arr_sparse = A["Ar0"], A["Arr"]
             self.schur.refresh(self.Ar0, self._Arr_sparse)
-            if not self.rest_sparse:
+            if not self.rest_sparse and not self._rest_scalar:
                 self.Arr = self._Arr_sparse.toarray()
         self.theta = None
         return self
@@ -248,7 +239,7 @@ class PLSWorkspace:
         self._set_values(weights, y)
         if self.has_rest:
             self.schur.refresh(self.Ar0, self._Arr_sparse)
-            if not self.rest_sparse:
+            if not self.rest_sparse and not self._rest_scalar:
                 self.Arr = self._Arr_sparse.toarray()
         self.theta = None
         return self
@@ -336,10 +327,44 @@ class PLSWorkspace:
         return self
 
     def _lambda_r_times(self, V: np.ndarray) -> np.ndarray:
-        """``Lambda_r' V`` for V with q_r rows."""
+        """``Lambda_r' V`` for V with q_r rows (block by block: ``lambda_k'`` per level)."""
         if self._lam_r is not None:
             return V * (self._lam_r[:, None] if V.ndim == 2 else self._lam_r)
-        return np.asarray(self._LamrT @ V)
+        V2 = np.asarray(V).reshape(self.qr, -1)
+        out = np.empty_like(V2)
+        start = 0
+        for lam, p, l in zip(self._lams[1:], self.sizes[1:], self.nlevels[1:]):
+            out[start:start + p * l] = (lam.T @ V2[start:start + p * l].reshape(l, p, -1)).reshape(p * l, -1)
+            start += p * l
+        return out.reshape(V.shape)
+
+    def _factor_rest_dense(self, lams):
+        """The later-terms block for vector-valued terms that fill it (:class:`DenseGram`), all dense.
+
+        ``L_r0 = Lambda_r' A_r0 D_0`` and ``M = Lambda_r' A_rr Lambda_r - L_r0 L_r0' + I``, with
+        ``Lambda_r'`` applied level block by level block and one SYRK; no sparse products.
+        Returns ``log|L_rr|^2`` or None when ``M`` is not positive definite.
+        """
+        from scipy.linalg.blas import dsyrk
+
+        self._lam_r = None
+        p0, l0, qr = self.sizes[0], self.nlevels[0], self.qr
+        A = self.schur.A
+        if p0 == 1:
+            ArD = A * self.d0[None, :]
+        else:
+            ArD = (A.reshape(qr, l0, p0).transpose(1, 0, 2) @ self.D0).transpose(1, 0, 2).reshape(qr, self.q0)
+        Lr0 = np.asfortranarray(self._lambda_r_times(ArD))
+        self.Lr0 = Lr0
+        M = self._M
+        M[:] = self._lambda_r_times(self._lambda_r_times(self.schur.Arr).T)
+        M -= dsyrk(1.0, Lr0, lower=1)
+        M[np.diag_indices_from(M)] += 1.0
+        Lrr = _chol(M, clean=False)
+        if Lrr is None:
+            return None
+        self.Lrr = Lrr
+        return 2.0 * float(np.sum(np.log(np.diag(Lrr))))
 
     def solve_u(self, v: np.ndarray) -> np.ndarray:
         """``u`` solving ``L_Z L_Z' u = Lambda' v`` with the current ``L_Z`` (v = Z' W r, length q).
@@ -379,10 +404,11 @@ class PLSWorkspace:
         are written out entry by entry (the same numbers as the general path, without the
         per-call overhead of batched LAPACK on 2 x 2 blocks).  Returns ``log|L00|^2``.
         """
-        t0, t1, t2 = lam0[0, 0], lam0[1, 0], lam0[1, 1]
+        t0, t1, t2 = float(lam0[0, 0]), float(lam0[1, 0]), float(lam0[1, 1])
         a, b, c = self._a00
-        c00 = t0 * t0 * a + 2.0 * t0 * t1 * b + t1 * t1 * c + 1.0
-        c10 = t2 * (t0 * b + t1 * c)
+        t0b_t1c = t0 * b + t1 * c
+        c00 = t0 * (t0 * a + t1 * b) + t1 * t0b_t1c + 1.0
+        c10 = t2 * t0b_t1c
         c11 = t2 * t2 * c + 1.0
         l00 = np.sqrt(c00)
         l10 = c10 / l00
@@ -399,10 +425,12 @@ class PLSWorkspace:
         D[:, 0, 0], D[:, 0, 1] = t0 * i00, t0 * i10
         D[:, 1, 0], D[:, 1, 1] = t1 * i00, t1 * i10 + t2 * i11
         self.D0 = D
-        return float(np.log(c00).sum() + np.log(d11).sum())
+        return float(np.log(c00 * d11).sum())
 
     def _factor_rest(self, lams):
         """``Lr0`` and the factor of the later-terms block; returns its log-determinant or None."""
+        if not self._rest_scalar and not self.rest_sparse and isinstance(self.schur, DenseGram):
+            return self._factor_rest_dense(lams)
         p0 = self.sizes[0]
         lam_r, Lam_r = self._lambda_rest(lams)
         self._lam_r = lam_r
@@ -425,6 +453,12 @@ class PLSWorkspace:
         F = self.d0 if p0 == 1 else self.D0
         if self.rest_sparse:
             return self._sparse.factor(self.schur.pattern_values(F, lam_r))
+        # an exact repeat (the polish's start, the final update) reuses the factor in place
+        key = (b"".join(lam.tobytes() for lam in lams[1:]), F.tobytes(), self.schur.version)
+        if getattr(self, "_rest_key", (None,))[0] == key:
+            self.Lrr = self._rest_key[2]
+            return self._rest_key[1]
+        self._rest_key = (None,)
         M = self._M
         if lam_r is not None:
             self.schur.assemble_scaled(M, F, lam_r)
@@ -439,7 +473,8 @@ class PLSWorkspace:
         if Lrr is None:
             return None
         self.Lrr = Lrr
-        return 2.0 * float(np.sum(np.log(np.diag(Lrr))))
+        self._rest_key = (key, 2.0 * float(np.sum(np.log(np.diag(Lrr)))), Lrr)
+        return self._rest_key[1]
 
     def _fail(self) -> "PLSWorkspace":
         self.objective_value = FAILED_OBJECTIVE
@@ -528,9 +563,12 @@ class PLSWorkspace:
         """
         lams = self.layout.lambdas(self.theta)
         p0, l0 = self.sizes[0], self.nlevels[0]
-        G = np.zeros((l0, p0, p0))
+        G, rest_blocks = np.zeros((l0, p0, p0)), None
         if self.rest_sparse:
             G = self._sparse.quad_blocks(self.Lr0, p0)
+        elif self.has_rest and isinstance(self.schur, HybridGram) and self._lam_r is not None:
+            F = self.d0 if p0 == 1 else self.D0     # scalar later terms: L^{-1} and M^{-1}, no q_r x q_0 array
+            G, rest_blocks = self.schur.cond_var_parts(self.Lrr, self.Lr0, self._lam_r, F, self.nlevels[1:])
         elif self.has_rest:
             for s in range(0, self.q0, chunk):
                 e = min(s + chunk, self.q0)
@@ -543,14 +581,14 @@ class PLSWorkspace:
         else:
             Li = np.linalg.inv(self.L00)
             S0 = np.einsum("gki,gkl,glj->gij", Li, G, Li)
-        out = [S0]
+        out = [S0] + (rest_blocks or [])
         if self.rest_sparse:            # scalar later terms: the diagonal of M^{-1}
             diag = self._sparse.inverse_diagonal()
             start = 0
             for l in self.nlevels[1:]:
                 out.append(diag[start:start + l, None, None])
                 start += l
-        elif self.has_rest:
+        elif self.has_rest and rest_blocks is None:
             Linv = solve_triangular(self.Lrr, np.eye(self.qr), lower=True, check_finite=False)
             start = 0
             for p, l in zip(self.sizes[1:], self.nlevels[1:]):

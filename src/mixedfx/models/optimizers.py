@@ -7,8 +7,8 @@ Every optimizer works on the standardized internal problem
   unbounded theta and rectifying column signs afterwards (:func:`mixedfx.core.optimize.lbfgs`);
 * ``"bobyqa"``, ``"newuoa"``, ``"nelder_mead"``, ``"sbplx"``: nlopt's derivative-free methods
   on the bounded problem (:func:`mixedfx.core.optimize.derivative_free`);
-* ``"auto"`` (default): ``"lbfgs"`` when the gradient is available and pays for itself, else
-  ``"bobyqa"`` (:func:`choose_optimizer`).
+* ``"auto"`` (default): ``"lbfgs"`` when the gradient is available and predicted to pay for
+  itself, else ``"bobyqa"`` (:func:`choose_optimizer`).
 
 Whichever runs, the result then passes :func:`mixedfx.core.optimize.finish`: components within
 1e-6 of zero go onto the boundary, and each boundary face is probed with finite inward steps;
@@ -22,13 +22,14 @@ from dataclasses import replace
 
 import numpy as np
 
-from ..core.gradient import gradient_cost, gradient_supported, profiled_gradient
+from ..core.gradient import evaluation_cost, gradient_cost, gradient_supported, profiled_gradient
 from ..core.optimize import (DERIVATIVE_FREE, OptResult, derivative_free, lbfgs, newton_polish,
                              newton_polish_grad)
 from ..core.workspace import FAILED_OBJECTIVE
 from .threads import adaptive
 
-__all__ = ["OPTIMIZERS", "choose_optimizer", "optimize_theta", "POLISH_MAX_THETA", "GRADIENT_MIN_THETA"]
+__all__ = ["OPTIMIZERS", "choose_optimizer", "optimize_theta", "POLISH_MAX_THETA", "GRADIENT_MIN_THETA",
+           "expected_evaluations"]
 
 #: optimizer names accepted by ``optimizer=``
 OPTIMIZERS = ("auto", "lbfgs", *DERIVATIVE_FREE)
@@ -40,12 +41,24 @@ POLISH_MAX_THETA = 8
 #: needs few evaluations and a gradient costs about as much as it saves)
 GRADIENT_MIN_THETA = 4
 
-#: "auto" uses the gradient while one costs at most this many flops per theta parameter
-GRADIENT_MAX_FLOPS_PER_THETA = 2e8
+
+def expected_evaluations(k: int) -> tuple[float, float]:
+    """Rough evaluation counts of BOBYQA (with the Newton polish for ``k <= 8``) and of L-BFGS
+    for ``k`` theta parameters, from the fits in benchmarks/ (BOBYQA ~25 k, L-BFGS ~30 + 1.5 k
+    criterion-and-gradient evaluations)."""
+    polish = 2.0 * k * k if k <= POLISH_MAX_THETA else 0.0
+    return 25.0 * k + polish, 30.0 + 1.5 * k
 
 
 def choose_optimizer(iws, optimizer: str = "auto") -> str:
-    """The optimizer to run on the internal workspace ``iws`` for ``optimizer``."""
+    """The optimizer to run on the internal workspace ``iws`` for ``optimizer``.
+
+    ``"auto"`` takes L-BFGS when the model has at least :data:`GRADIENT_MIN_THETA` parameters
+    and the predicted time (:func:`expected_evaluations` times the costs of
+    :func:`~mixedfx.core.gradient.evaluation_cost` and
+    :func:`~mixedfx.core.gradient.gradient_cost`) is below BOBYQA's.  The choice depends on the
+    model's dimensions only, never on timings: the same data give the same fit on any machine.
+    """
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
     if optimizer == "lbfgs" and not gradient_supported(iws):
@@ -54,10 +67,11 @@ def choose_optimizer(iws, optimizer: str = "auto") -> str:
     if optimizer != "auto":
         return optimizer
     k = iws.layout.n_theta
-    if (k >= GRADIENT_MIN_THETA and gradient_supported(iws)
-            and gradient_cost(iws) <= GRADIENT_MAX_FLOPS_PER_THETA * k):
-        return "lbfgs"
-    return "bobyqa"
+    if k < GRADIENT_MIN_THETA or not gradient_supported(iws):
+        return "bobyqa"
+    n_bobyqa, n_lbfgs = expected_evaluations(k)
+    e, g = evaluation_cost(iws), gradient_cost(iws)
+    return "lbfgs" if n_lbfgs * (e + g) < n_bobyqa * e else "bobyqa"
 
 
 def _value_and_gradient(iws):
