@@ -18,7 +18,7 @@ from .models import ConvergenceWarning, SingularFitWarning
 from .models.glmm import SeparationWarning
 
 __version__ = "0.1.0"
-__all__ = ["lmer", "glmer", "allfit", "anova", "load", "compare_pooling", "inference", "diagnostics", "plots", "families",
-           "datasets", "DesignError", "FormulaSyntaxError", "MissingDataWarning", "RankDeficiencyWarning",
+__all__ = ["lmer", "glmer", "allfit", "anova", "load", "compare_pooling", "inference", "diagnostics", "plots",
+           "families", "datasets", "DesignError", "FormulaSyntaxError", "MissingDataWarning", "RankDeficiencyWarning",
            "IdentifiabilityWarning", "ConvergenceWarning", "ResponseError", "SeparationWarning", "SingularFitWarning",
            "__version__"]

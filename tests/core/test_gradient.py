@@ -115,7 +115,8 @@ def test_gradient_matches_dense_oracle(name, reml, weights):
         tp, tm = theta.copy(), theta.copy()
         tp[i] += h
         tm[i] -= h
-        fd[i] = (_oracle(X, y, blocks, w, ws.layout, tp, reml) - _oracle(X, y, blocks, w, ws.layout, tm, reml)) / (2 * h)
+        fd[i] = (_oracle(X, y, blocks, w, ws.layout, tp, reml)
+                 - _oracle(X, y, blocks, w, ws.layout, tm, reml)) / (2 * h)
     np.testing.assert_allclose(g, fd, rtol=1e-5, atol=1e-5 * max(1.0, np.abs(fd).max()))
 
 

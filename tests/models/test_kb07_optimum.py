@@ -75,3 +75,22 @@ def test_kb07_wrong_face_is_left_and_not_called_an_optimum(kb07):
     # and the optimizers leave that face: restarted from it, BOBYQA reaches the optimum again
     again = _fit(kb07, optimizer="bobyqa", start=m.fit.scaling.theta_to_user(stuck, m.fit.layout))
     assert again.objective == pytest.approx(BEST, rel=1e-8)
+
+
+def test_kb07_repsychling_rows_reach_the_quoted_deviance():
+    """The 1,790-row copy of kb07 in RePsychLing (MIT; columns subj, item, RTtrunc and the +-1
+    codes S, P, C, exported from its data/kb07.rda): lme4's bobyqa with a large budget reaches
+    28644.2832 there (tests/reference/make_kb07.R --repsychling), its default stops at 28645.127 on
+    a boundary face."""
+    import pandas as pd
+    path = os.path.join(HERE, "..", "reference", "kb07_repsychling.csv.gz")
+    d = pd.read_csv(path, dtype={"subj": str, "item": str})
+    assert len(d) == 1790
+    fits = REF["raw_data"]["repsychling"]["fits"]
+    low = min(f["deviance"] for f in fits.values())
+    assert low == pytest.approx(28644.283, abs=1e-3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        m = mfx.lmer("RTtrunc ~ 1 + S*P*C + (1 + S + P + C | subj) + (1 + S + P + C | item)", d, reml=False)
+    assert m.objective <= low + 1e-6 * low
+    assert m.objective == pytest.approx(low, rel=1e-8)

@@ -96,6 +96,10 @@ raw_data <- list(
 
 if (!is.null(repsych)) {
   e <- new.env(); load(repsych, envir = e); rp <- e$kb07
+  # the test copy tests/reference/kb07_repsychling.csv.gz: these rows, columns subj, item, RTtrunc, S, P, C
+  gz <- gzfile(file.path(dirname(out), "kb07_repsychling.csv.gz"), "w")
+  write.csv(rp[, c("subj", "item", "RTtrunc", "S", "P", "C")], gz, row.names = FALSE)
+  close(gz)
   rp$subj <- sprintf("S%03d", as.integer(as.character(rp$subj)))
   rp$item <- sprintf("I%02d", as.integer(as.character(rp$item)))
   k <- merge(rp, raw, by = c("subj", "item"), all = TRUE)

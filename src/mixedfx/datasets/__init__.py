@@ -1,4 +1,5 @@
-"""Example datasets (copies of data shipped with R's lme4, and kb07 from MixedModels.jl), with R's factor columns typed.
+"""Example datasets (copies of data shipped with R's lme4, and kb07 from MixedModels.jl), with factor
+columns typed in R's level order.
 
 >>> import mixedfx as mfx
 >>> mfx.datasets.list()[:3]
