@@ -9,6 +9,7 @@ Usage::
 Times are medians of whole ``mfx.lmer(formula, data)`` calls (design + fit + results),
 against lme4's ``lmer(formula, data)`` timed the same way inside one R process.
 Peak memory is Python's traced allocations during one fit (numpy buffers included).
+mixedlm (``pip install mixedlm``, Python with a Rust core) is timed the same way when installed.
 Without R, the lme4 column shows the figure stored in ``benchmarks/lme4_seconds.json``
 from an earlier run on this kind of machine (marked ``*``).
 """
@@ -77,6 +78,36 @@ def time_mixedfx(model_id: str, reps: int) -> dict:
             "objective": m.objective, "evaluations": m.fit.opt.nfev, "peak_mb": peak / 2**20}
 
 
+def have_mixedlm() -> bool:
+    try:
+        import mixedlm  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def time_mixedlm(model_id: str, reps: int) -> dict:
+    """mixedlm (Python with a Rust core, ``pip install mixedlm``) on the same data, same run."""
+    import mixedlm
+    name, formula, reml = MODELS[model_id]
+    df = mfx.datasets.load(name)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            r = mixedlm.lmer(formula, df, REML=reml)        # warm-up
+            times = []
+            for _ in range(reps):
+                t0 = time.perf_counter()
+                r = mixedlm.lmer(formula, df, REML=reml)
+                times.append(time.perf_counter() - t0)
+    except Exception as err:   # report, do not stop the benchmark
+        return {"error": f"{type(err).__name__}: {err}"}
+    crit = getattr(r, "REMLcrit", None) if reml else None
+    obj = float(crit() if callable(crit) else crit) if crit is not None else float(r.deviance)
+    return {"median": statistics.median(times), "min": min(times), "reps": reps, "objective": obj,
+            "version": getattr(mixedlm, "__version__", None)}
+
+
 def time_lme4(model_ids: list[str], reps: dict) -> dict:
     tmp = tempfile.mkdtemp()
     models = []
@@ -104,17 +135,21 @@ def main(argv=None) -> int:
     ap.add_argument("--models", nargs="*", default=list(MODELS))
     ap.add_argument("--reps", type=int, default=None, help="repetitions per model (default: 20; 3 for insteval)")
     ap.add_argument("--no-r", action="store_true", help="do not run lme4 even if R is available")
+    ap.add_argument("--no-mixedlm", action="store_true", help="do not time mixedlm even if it is installed")
     ap.add_argument("--json", default=os.path.join(HERE, "results", "lmm.json"))
     args = ap.parse_args(argv)
     reps = {m: args.reps or (3 if m.startswith("insteval") else 20) for m in args.models}
     ours = {m: time_mixedfx(m, reps[m]) for m in args.models}
+    run_ml = not args.no_mixedlm and have_mixedlm()
+    mlm = {m: time_mixedlm(m, reps[m]) for m in args.models} if run_ml else {}
     stored_path = os.path.join(HERE, "lme4_seconds.json")
     stored = json.load(open(stored_path)) if os.path.exists(stored_path) else {}
     live = not args.no_r and have_r()
     theirs = time_lme4(args.models, reps) if live else {}
     rows = []
-    print("| model | mixedfx median (min) s | evals | peak MB | lme4 median s | speed-up (median) | objective diff |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
+    print("| model | mixedfx median (min) s | evals | peak MB | lme4 median s | speed-up (median) | objective diff "
+          "| mixedlm s | mixedlm / mixedfx |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for m in args.models:
         o = ours[m]
         t = theirs.get(m)
@@ -127,13 +162,16 @@ def main(argv=None) -> int:
             lme4_s, mark, diff = None, "", ""
         ratio = f"{lme4_s / o['median']:.1f}x" if lme4_s else "n/a"
         lme4_txt = f"{lme4_s:.4f}{mark}" if lme4_s else "n/a"
+        ml = mlm.get(m) or {}
+        ml_txt = f"{ml['median']:.4f} | {ml['median'] / o['median']:.1f}x" if "median" in ml else \
+            (f"error | {ml['error'][:40]}" if ml else "n/a | n/a")
         print(f"| {m} | {o['median']:.4f} ({o['min']:.4f}) | {o['evaluations']} | {o['peak_mb']:.1f} | {lme4_txt} "
-              f"| {ratio} | {diff} |")
-        rows.append({"model": m, "mixedfx": o, "lme4": t, "lme4_stored": stored.get(m)})
+              f"| {ratio} | {diff} | {ml_txt} |")
+        rows.append({"model": m, "mixedfx": o, "lme4": t, "lme4_stored": stored.get(m), "mixedlm": mlm.get(m)})
     os.makedirs(os.path.dirname(args.json), exist_ok=True)
     with open(args.json, "w") as f:
         json.dump({"machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
-                   "lme4_live": live, "rows": rows}, f, indent=1)
+                   "lme4_live": live, "mixedlm_live": run_ml, "rows": rows}, f, indent=1)
     if live:
         with open(stored_path, "w") as f:
             json.dump({m: theirs[m] for m in args.models} | {k: v for k, v in stored.items() if k not in theirs},
