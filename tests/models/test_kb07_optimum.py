@@ -70,8 +70,12 @@ def test_kb07_wrong_face_is_left_and_not_called_an_optimum(kb07):
     bad = type(m)(replace(m.fit, internal=replace(m.fit.internal, theta=stuck)), m.formula, None, m._origin)
     conv = bad.check().findings.set_index("check").loc["convergence"]
     assert conv["status"] == "warning" and "off the boundary face" in conv["detail"]
-    good = m.check().findings.set_index("check").loc["convergence"]
+    findings = m.check().findings
+    good = findings.set_index("check").loc["convergence"]
     assert good["status"] == "ok" and "optimum reached" in good["detail"]
+    # the zero Cholesky pivots (load in both terms) are rank deficiencies, not zero variances
+    singular = findings.loc[findings["check"] == "singular fit", "detail"].tolist()
+    assert len(singular) == 2 and all("linear combination" in t for t in singular)
     # and the optimizers leave that face: restarted from it, BOBYQA reaches the optimum again
     again = _fit(kb07, optimizer="bobyqa", start=m.fit.scaling.theta_to_user(stuck, m.fit.layout))
     assert again.objective == pytest.approx(BEST, rel=1e-8)

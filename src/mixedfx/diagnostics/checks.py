@@ -57,12 +57,18 @@ def _singular(result, rows):
         for c, cn in enumerate(blk.cnames):
             if lam[c, c] < SINGULAR_TOL:
                 found = True
-                advice = (f"the groups of {blk.group_label} do not vary beyond the residual noise: drop the term, "
-                          "or keep it knowing its variance is on the boundary" if blk.p == 1 else
-                          f"the data do not support this variance: remove {cn} from the term, or keep it knowing "
-                          "its estimate is on the boundary")
-                rows.append(("singular fit", "warning",
-                             f"the variance of {cn} in ({blk.term.text}) is estimated as zero", advice))
+                if sd[c] < SINGULAR_TOL:
+                    advice = (f"the groups of {blk.group_label} do not vary beyond the residual noise: drop the "
+                              "term, or keep it knowing its variance is on the boundary" if blk.p == 1 else
+                              f"the data do not support this variance: remove {cn} from the term, or keep it "
+                              "knowing its estimate is on the boundary")
+                    detail = f"the variance of {cn} in ({blk.term.text}) is estimated as zero"
+                else:   # a zero Cholesky pivot with a nonzero variance: a rank-deficient covariance
+                    detail = (f"the covariance of ({blk.term.text}) is singular: {cn} is (nearly) a linear "
+                              "combination of the effects before it")
+                    advice = (f"fewer effects in the term (drop {cn} or another), or uncorrelated effects "
+                              f"(||), or keep it knowing the estimate is on the boundary")
+                rows.append(("singular fit", "warning", detail, advice))
         for i in range(blk.p):
             for j in range(i):
                 if sd[i] > 0 and sd[j] > 0 and abs(cov[i, j] / (sd[i] * sd[j])) > 0.999:
