@@ -137,7 +137,31 @@ def test_gradient_on_a_boundary_face_is_a_one_sided_derivative():
     assert g[3] == pytest.approx(fd, rel=1e-5, abs=1e-7)
 
 
-def test_sparse_later_terms_have_no_gradient():
+@pytest.mark.parametrize("reml", [True, False])
+def test_gradient_on_the_sparse_nested_path_matches_dense_oracle(reml):
+    """Nested scalar terms factored by qdldl (M^{-1} formed from the L D L' factor)."""
+    rng = np.random.default_rng(11 + reml)
+    n = 360
+    outer = np.arange(n) % 20
+    inner = outer * 4 + rng.integers(0, 4, n)               # 80 classes nested in 20 schools
+    inner = np.unique(inner, return_inverse=True)[1]
+    X = np.column_stack([np.ones(n), rng.normal(size=n)])
+    y = X @ [1.0, 0.5] + rng.normal(size=20)[outer] + rng.normal(size=inner.max() + 1)[inner] + rng.normal(size=n)
+    blocks = [(inner, np.ones((n, 1)), inner.max() + 1), (outer, np.ones((n, 1)), 20)]
+    w = rng.uniform(0.5, 2.0, n)
+    ws = PLSWorkspace(X, y, blocks, weights=w, reml=reml, rest="sparse")
+    assert ws.rest_sparse and gradient_supported(ws)
+    theta = np.array([0.7, 1.3])
+    ws.update(theta)
+    g = profiled_gradient(ws)
+    h = 1e-5
+    fd = [(_oracle(X, y, blocks, w, ws.layout, theta + h * e, reml)
+           - _oracle(X, y, blocks, w, ws.layout, theta - h * e, reml)) / (2 * h) for e in np.eye(2)]
+    np.testing.assert_allclose(g, fd, rtol=1e-5, atol=1e-6)
+
+
+def test_too_large_sparse_blocks_have_no_gradient(monkeypatch):
+    import mixedfx.core.gradient as grad_mod
     rng = np.random.default_rng(3)
     n = 3000
     X = np.ones((n, 1))
@@ -147,7 +171,8 @@ def test_sparse_later_terms_have_no_gradient():
               (outer, np.ones((n, 1)), 60)]
     ws = PLSWorkspace(X, rng.normal(size=n), blocks, rest="sparse")
     assert isinstance(ws.schur, SchurPlan) and ws.rest_sparse
+    monkeypatch.setattr(grad_mod, "SPARSE_MAX_QR", 50)
     assert not gradient_supported(ws)
     ws.update(np.array([0.5, 0.5]))
-    with pytest.raises(NotImplementedError):
+    with pytest.raises(NotImplementedError, match="60 columns"):
         profiled_gradient(ws)

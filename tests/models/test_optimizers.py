@@ -79,13 +79,14 @@ def test_unknown_optimizer_is_a_clear_error():
         mfx.lmer("Reaction ~ Days + (Days | Subject)", d, optimizer="bfgs")
 
 
-def test_lbfgs_on_the_sparse_path_is_a_clear_error():
+def test_lbfgs_without_a_gradient_is_a_clear_error(monkeypatch):
+    import mixedfx.core.gradient as grad_mod
     ref = load_reference("insteval_crossed")
     iws = _fit(ref, optimizer="bobyqa").fit.fresh_workspace().internal
-    if gradient_supported(iws):
-        pytest.skip("dense path here")
-    with pytest.raises(ValueError, match="bobyqa"):
+    monkeypatch.setattr(grad_mod, "MAX_DENSE_ENTRIES", 10)
+    with pytest.raises(ValueError, match="too large.*bobyqa"):
         choose_optimizer(iws, "lbfgs")
+    assert choose_optimizer(iws, "auto") == "bobyqa"
 
 
 def test_layout_rectify_and_flip_keep_lambda_lambda_t():

@@ -30,9 +30,10 @@ follows the same algebra)::
     (Omega^{-1})_00,gg = L_00,g^{-T} (I + (L_r0' M^{-1} L_r0)_gg) L_00,g^{-1}
 
 This costs ``O(q_r^3 + q_r nnz(L_r0) + q_r q_0 p_0)`` per gradient: a few evaluations of the
-criterion for the crossed vector-valued designs it is meant for.  The sparse later-terms path
-(qdldl) has no selected inverse here; :func:`gradient_supported` says so and optimizers fall
-back to derivative-free methods.
+criterion for the crossed vector-valued designs it is meant for.  On the sparse later-terms
+path (qdldl, nested scalar terms) ``M^{-1}`` comes densely from the ``L D L'`` factor, for up to
+:data:`SPARSE_MAX_QR` columns; beyond that (or beyond :data:`MAX_DENSE_ENTRIES`)
+:func:`gradient_supported` is False and optimizers use derivative-free methods.
 """
 from __future__ import annotations
 
@@ -48,11 +49,18 @@ __all__ = ["profiled_gradient", "gradient_supported", "gradient_cost", "evaluati
 MAX_DENSE_ENTRIES = 20_000_000
 
 
+#: largest sparse-path later-terms block whose inverse the gradient forms densely
+SPARSE_MAX_QR = 5000
+
+
 def gradient_supported(ws) -> bool:
-    """Whether :func:`profiled_gradient` can run on this :class:`PLSWorkspace`."""
+    """Whether :func:`profiled_gradient` can run on this :class:`PLSWorkspace`: always but for
+    blocks too large to hold ``q_r x q_0`` (or, on the sparse path, ``q_r x q_r``) densely."""
     if not ws.has_rest:
         return True
-    return not ws.rest_sparse and ws.qr * ws.q0 <= MAX_DENSE_ENTRIES
+    if ws.rest_sparse and ws.qr > SPARSE_MAX_QR:
+        return False
+    return ws.qr * ws.q0 <= MAX_DENSE_ENTRIES
 
 
 #: fixed Python-level cost of one criterion evaluation and of one gradient, in flop equivalents
@@ -68,7 +76,8 @@ def gradient_cost(ws) -> float:
     qr, q0, p0 = ws.qr, ws.q0, ws.sizes[0]
     dense = ws.Ar0.nnz > 0.25 * qr * q0
     product = 2.0 * qr * qr * q0 if dense else 2.0 * qr * ws.Ar0.nnz
-    flops = 2.0 * qr ** 3 / 3 + product + 30.0 * qr * q0 * p0 + 2.0 * qr * qr * max(ws.sizes)
+    inverse = 2.0 * qr ** 3 / 3 if not ws.rest_sparse else 2.0 * qr ** 3    # dense M^{-1} from the LDL'
+    flops = inverse + product + 30.0 * qr * q0 * p0 + 2.0 * qr * qr * max(ws.sizes)
     return GRADIENT_OVERHEAD_FLOPS + 2.0 * flops
 
 
@@ -115,15 +124,21 @@ def _l00(ws) -> np.ndarray:
     return ws.L00[:, None, None] if ws.sizes[0] == 1 else ws.L00
 
 
-def _solve_LT(ws, c: np.ndarray, l00_inv: np.ndarray) -> np.ndarray:
-    """``L_Z^{-T} c`` for c (q, m) with the current factor (dense later-terms path)."""
+def _omega_inv_zx(ws, l00_inv: np.ndarray) -> np.ndarray:
+    """``C = Omega^{-1} Lambda' Z'X`` (q, p): ``L_Z^{-T}`` applied to ``L_Z^{-1} Lambda' Z'X``, whose
+    rows the factor holds (``LF0``, ``LFr``); on the sparse path the later-terms part of ``C`` is
+    the cached ``M^{-1} Y``."""
+    p = ws.p
     q0, p0, l0 = ws.q0, ws.sizes[0], ws.nlevels[0]
-    c0 = c[:q0]
+    c0 = ws.LF0[:p].T
     if ws.has_rest:
-        ur = dtrtrs(ws.Lrr, np.asfortranarray(c[q0:]), lower=1, trans=1)[0]
+        if ws.rest_sparse:
+            ur = ws._MinvYt[:, :p]
+        else:
+            ur = dtrtrs(ws.Lrr, np.asfortranarray(ws.LFr[:p].T), lower=1, trans=1)[0]
         c0 = c0 - np.asarray(ws.Lr0.T @ ur)
     else:
-        ur = np.zeros((0, c.shape[1]))
+        ur = np.zeros((0, p))
     u0 = np.einsum("gba,gbm->gam", l00_inv, c0.reshape(l0, p0, -1)).reshape(q0, -1)
     return np.vstack([u0, ur])
 
@@ -144,10 +159,14 @@ def _trace_blocks(ws, l00_inv: np.ndarray) -> list[np.ndarray]:
         o00 = l00_invT @ l00_inv                             # L00_g^{-T} L00_g^{-1}
         return [_sum_blocks(o00, la00.transpose(0, 2, 1))]
     qr = ws.qr
-    minv, info = dpotri(ws.Lrr, lower=1)
-    if info != 0:
-        raise np.linalg.LinAlgError("the later-terms factor could not be inverted")
-    minv = np.tril(minv) + np.tril(minv, -1).T               # M^{-1} = (Omega^{-1})_rr
+    if ws.rest_sparse:                                      # M = P L D L' P': M^{-1} = H' H
+        H = ws._sparse.half_solve(np.eye(qr))
+        minv = H.T @ H
+    else:
+        minv, info = dpotri(ws.Lrr, lower=1)
+        if info != 0:
+            raise np.linalg.LinAlgError("the later-terms factor could not be inverted")
+        minv = np.tril(minv) + np.tril(minv, -1).T           # M^{-1} = (Omega^{-1})_rr
     Lr0 = ws.Lr0
     if not sp.issparse(Lr0) or Lr0.nnz > 0.25 * qr * q0:
         Lr0d = Lr0.toarray() if sp.issparse(Lr0) else Lr0
@@ -191,7 +210,8 @@ def profiled_gradient(ws) -> np.ndarray:
     (n_theta,) array: ``d criterion / d theta`` in the workspace's units.
     """
     if not gradient_supported(ws):
-        raise NotImplementedError("the analytic gradient needs the dense later-terms path")
+        raise NotImplementedError(f"the analytic gradient forms the later-terms block's inverse densely; "
+                                  f"this one has {ws.qr} columns")
     p, n = ws.p, ws.n
     nu = n - p if ws.reml else n
     r2 = ws.pwrss
@@ -202,8 +222,7 @@ def profiled_gradient(ws) -> np.ndarray:
     s = AF[p] - beta @ AF[:p] - _azz_times(ws, _lambda_times(ws, u[:, None]))[:, 0]
     traces = _trace_blocks(ws, l00_inv)
     if ws.reml and p:
-        c = ws.LF0[:p].T if not ws.has_rest else np.vstack([ws.LF0[:p].T, ws.LFr[:p].T])   # L^{-1} Lambda' Z'X
-        C = _solve_LT(ws, c, l00_inv)                                                       # Omega^{-1} Lambda' Z'X
+        C = _omega_inv_zx(ws, l00_inv)                                                      # Omega^{-1} Lambda' Z'X
         Et = AF[:p].T - _azz_times(ws, _lambda_times(ws, C))                               # E' = Z' V^{-1} X
         RX = ws.LFF[:p, :p]
         Kinv = np.tril(RX) @ np.tril(RX).T

@@ -62,8 +62,8 @@ def choose_optimizer(iws, optimizer: str = "auto") -> str:
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
     if optimizer == "lbfgs" and not gradient_supported(iws):
-        raise ValueError("optimizer='lbfgs' needs the analytic gradient, which this model's sparse "
-                         "later-terms factor does not provide; use optimizer='bobyqa'")
+        raise ValueError("optimizer='lbfgs' needs the analytic gradient, and this model's later-terms block is "
+                         f"too large to invert densely ({iws.qr} columns); use optimizer='bobyqa'")
     if optimizer != "auto":
         return optimizer
     k = iws.layout.n_theta
