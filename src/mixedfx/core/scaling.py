@@ -54,7 +54,7 @@ def _rms(v: np.ndarray) -> float:
 def lower_factor(M: np.ndarray) -> np.ndarray:
     """Lower-triangular ``F`` with non-negative diagonal and ``F F' = M M'`` (exact for singular M)."""
     p = M.shape[0]
-    if p == 0 or np.allclose(M, np.tril(M), rtol=0.0, atol=0.0):
+    if p == 0 or not np.any(np.triu(M, 1)):      # already lower triangular
         F = np.tril(M).copy()
     else:
         R = np.linalg.qr(M.T, mode="r")
