@@ -7,7 +7,10 @@ intercept, the one-way ANOVA estimator on the OLS residuals ``e`` gives
     tau^2 = max((MSB - MSW) / n0, 0),   n0 = (n - sum_g n_g^2 / n) / (l - 1),
 
 and the start is ``theta = sqrt(tau^2 / sigma^2)`` clipped to ``[0.1, 5]`` (so the
-start is never on the boundary), with ``sigma^2 = MSW`` of the term with most levels.
+start is never on the boundary), with ``sigma^2 = MSW`` of the term with most levels.  With two
+or more scalar intercept terms (crossed or nested factors) their moments come from backfitting
+all their group means together (:func:`_crossed_moments`): for balanced crossed designs such as
+Penicillin that is the REML estimate itself.
 Other entries keep lme4's start (1 on the diagonal, 0 off it).  The optimum does not
 depend on the start for the unimodal profiled deviances of usual LMMs; only the
 number of evaluations does.
@@ -23,6 +26,42 @@ __all__ = ["moment_start"]
 
 def _is_intercept(col: np.ndarray) -> bool:
     return col.size > 0 and np.all(col == col[0]) and col[0] != 0
+
+
+def _crossed_moments(e, blocks, which, estimates, sigma2, sweeps: int = 4):
+    """Moments for several scalar intercept terms together.
+
+    One-way ANOVA per term counts the other terms' variances as noise (crossed Penicillin: the
+    plate start is 5x too small).  Backfitting the group means of all the terms (fewest levels
+    first, a few sweeps) separates them: ``sigma^2`` is the residual mean square with
+    ``n - sum (l_k - 1) - 1`` degrees of freedom and ``tau_k^2`` the spread of term ``k``'s means
+    less their sampling variance ``sigma^2 mean(1 / n_g)``.
+    """
+    n = len(e)
+    order = sorted(range(len(blocks)), key=lambda i: blocks[i][2])
+    counts = [np.bincount(b[0], minlength=b[2]).astype(float) for b in blocks]
+    means = [np.zeros(b[2]) for b in blocks]
+    fit = np.zeros(n)
+    for _ in range(sweeps):
+        for i in order:
+            codes, _, nlev = blocks[i]
+            fit -= means[i][codes]
+            sums = np.bincount(codes, e - fit, minlength=nlev)
+            means[i] = np.divide(sums, counts[i], out=np.zeros(nlev), where=counts[i] > 0)
+            fit += means[i][codes]
+    dof = n - sum(b[2] - 1 for b in blocks) - 1
+    if dof <= 0:
+        return estimates, sigma2
+    s2 = float(np.sum((e - fit) ** 2) / dof)
+    if not s2 > 0:
+        return estimates, sigma2
+    out = list(estimates)
+    for i, k in enumerate(which):
+        ok = counts[i] > 0
+        m = means[i][ok]
+        spread = float(np.sum((m - m.mean()) ** 2) / max(ok.sum() - 1, 1))
+        out[k] = (max(spread - s2 * float(np.mean(1.0 / counts[i][ok])), 0.0), s2)
+    return out, s2
 
 
 def moment_start(X: np.ndarray, y: np.ndarray, blocks, layout: ThetaLayout, weights=None) -> np.ndarray:
@@ -51,6 +90,9 @@ def moment_start(X: np.ndarray, y: np.ndarray, blocks, layout: ThetaLayout, weig
     if not known:
         return theta
     sigma2 = min(msw for _, msw in known)
+    scalar = [k for k, est in enumerate(estimates) if est is not None and blocks[k][1].shape[1] == 1]
+    if len(scalar) >= 2:
+        estimates, sigma2 = _crossed_moments(e, [blocks[k] for k in scalar], scalar, estimates, sigma2)
     for sl, est in zip(layout.slices(), estimates):
         if est is not None and sigma2 > 0:
             theta[sl.start] = float(np.clip(np.sqrt(est[0] / sigma2), 0.1, 5.0))
