@@ -10,7 +10,8 @@ and the start is ``theta = sqrt(tau^2 / sigma^2)`` clipped to ``[0.1, 5]`` (so t
 start is never on the boundary), with ``sigma^2 = MSW`` of the term with most levels.  With two
 or more scalar intercept terms (crossed or nested factors) their moments come from backfitting
 all their group means together (:func:`_crossed_moments`): for balanced crossed designs such as
-Penicillin that is the REML estimate itself.
+Penicillin that is the REML estimate itself.  A single vector-valued term (random slopes) starts
+from per-group least-squares moments (:func:`_random_coefficient_start`).
 Other entries keep lme4's start (1 on the diagonal, 0 off it).  The optimum does not
 depend on the start for the unimodal profiled deviances of usual LMMs; only the
 number of evaluations does.
@@ -26,6 +27,42 @@ __all__ = ["moment_start"]
 
 def _is_intercept(col: np.ndarray) -> bool:
     return col.size > 0 and np.all(col == col[0]) and col[0] != 0
+
+
+def _random_coefficient_start(e, codes, Xk, nlev) -> np.ndarray | None:
+    """Relative factor ``lambda`` for one vector-valued term from per-group least squares (Swamy's
+    random-coefficient moments): with ``b_g`` the OLS fit of the residuals on ``Xk`` within group
+    ``g`` and ``s^2`` the pooled within-group residual variance,
+    ``Sigma = cov_g(b_g) - s^2 mean_g (Xk_g' Xk_g)^{-1}`` and ``lambda = chol(Sigma / s^2)``.
+    None when too few groups can be fitted or ``Sigma`` is not positive definite."""
+    p = Xk.shape[1]
+    XtX = np.empty((nlev, p, p))
+    for a in range(p):
+        for b in range(a, p):
+            XtX[:, a, b] = XtX[:, b, a] = np.bincount(codes, Xk[:, a] * Xk[:, b], minlength=nlev)
+    Xte = np.stack([np.bincount(codes, Xk[:, a] * e, minlength=nlev) for a in range(p)], axis=1)
+    ete = np.bincount(codes, e * e, minlength=nlev)
+    ng = np.bincount(codes, minlength=nlev)
+    ok = ng > p
+    if ok.sum() < p + 2:
+        return None
+    try:
+        inv = np.linalg.inv(XtX[ok])
+    except np.linalg.LinAlgError:
+        return None
+    b = (inv @ Xte[ok][..., None])[..., 0]
+    rss = ete[ok] - np.einsum("gi,gi->g", b, Xte[ok])
+    s2 = float(rss.sum() / (ng[ok] - p).sum())
+    if not s2 > 0:
+        return None
+    sigma = np.cov(b, rowvar=False) - s2 * inv.mean(axis=0)
+    try:
+        lam = np.linalg.cholesky(sigma / s2)
+    except np.linalg.LinAlgError:
+        return None
+    if not np.all(np.isfinite(lam)) or np.min(np.diag(lam)) < 0.1 or np.max(np.abs(lam)) > 10:
+        return None
+    return lam
 
 
 def _crossed_moments(e, blocks, which, estimates, sigma2, sweeps: int = 4):
@@ -86,6 +123,13 @@ def moment_start(X: np.ndarray, y: np.ndarray, blocks, layout: ThetaLayout, weig
         msb = np.sum(ng * (means - e.mean()) ** 2) / (nlev - 1)
         n0 = (n - np.sum(ng ** 2) / n) / (nlev - 1)
         estimates.append((max((msb - msw) / n0, 0.0), msw))
+    if len(blocks) == 1 and blocks[0][1].shape[1] >= 2:
+        start = _random_coefficient_start(e, *blocks[0])
+        if start is not None:
+            lam, sl = start, layout.slices()[0]
+            r, c = layout.tril_indices(lam.shape[0])
+            theta[sl] = lam[r, c]
+            return theta
     known = [est for est in estimates if est is not None]
     if not known:
         return theta
