@@ -3,7 +3,29 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["central_derivatives", "richardson_derivative", "richardson_hessian", "deriv12_hessian"]
+__all__ = ["central_derivatives", "gradient_hessian", "richardson_derivative", "richardson_hessian", "deriv12_hessian"]
+
+
+def gradient_hessian(grad, x: np.ndarray, h):
+    """Hessian as central differences of an analytic gradient.
+
+    Column ``j`` is ``(g(x + h_j e_j) - g(x - h_j e_j)) / (2 h_j)`` (``2 m`` gradients, error
+    O(h^2)); the result is symmetrized.  Returns ``(H, asym)`` with ``asym`` the largest
+    ``|H_ij - H_ji|`` before symmetrizing (an estimate of the differencing error), or None when
+    ``grad`` returns None at some point.
+    """
+    x = np.asarray(x, float)
+    m = x.size
+    h = np.broadcast_to(np.asarray(h, float), (m,))
+    H = np.empty((m, m))
+    for j in range(m):
+        step = np.zeros(m)
+        step[j] = h[j]
+        gp, gm = grad(x + step), grad(x - step)
+        if gp is None or gm is None:
+            return None
+        H[:, j] = (np.asarray(gp) - np.asarray(gm)) / (2.0 * h[j])
+    return 0.5 * (H + H.T), float(np.max(np.abs(H - H.T))) if m else 0.0
 
 
 def central_derivatives(f, x: np.ndarray, h: np.ndarray, f0: float | None = None) -> tuple[np.ndarray, np.ndarray]:

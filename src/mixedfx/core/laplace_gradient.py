@@ -38,6 +38,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.linalg.lapack import dpotrf, dpotri
 
+from .finite_diff import gradient_hessian
+
 __all__ = ["LaplaceGradient", "differenced_hessian", "agq_gradient"]
 
 #: largest later-terms block (columns) for the dense Schur complement
@@ -335,19 +337,8 @@ def differenced_hessian(gradient_at, x: np.ndarray, h=1e-4, du: np.ndarray | Non
     Returns ``(H, err)`` with ``err`` the largest asymmetry ``|H_ij - H_ji|`` before
     symmetrizing (an estimate of the differencing error), or None if a gradient fails.
     """
-    m = len(x)
-    h = np.broadcast_to(np.asarray(h, float), (m,))
-    H = np.empty((m, m))
-    for j in range(m):
-        step = np.zeros(m)
-        step[j] = h[j]
-        pred = None if du is None else h[j] * du[:, j]
-        gp = gradient_at(x + step, pred)
-        gm = gradient_at(x - step, None if pred is None else -pred)
-        if gp is None or gm is None:
-            return None
-        H[:, j] = (gp - gm) / (2 * h[j])
-    return 0.5 * (H + H.T), float(np.max(np.abs(H - H.T)))
+    x = np.asarray(x, float)
+    return gradient_hessian(lambda z: gradient_at(z, None if du is None else du @ (z - x)), x, h)
 
 
 def agq_gradient(family, y, w, X, codes, z, nlevels: int, lam: float, u, eta, mu, nodes, log_weights):

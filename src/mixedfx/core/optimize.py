@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from .finite_diff import central_derivatives
+from .finite_diff import central_derivatives, gradient_hessian
 
 __all__ = ["OptResult", "bobyqa", "derivative_free", "lbfgs", "newton_polish", "newton_polish_grad", "finish",
            "edge_probe", "snap_to_bounds", "DERIVATIVE_FREE"]
@@ -100,17 +100,7 @@ def bobyqa(fun, x0, lower, upper=None, maxeval: int = 100_000, ftol_rel: float =
 
     Returns the best point seen (BOBYQA may stop after evaluating a worse one).
     """
-    x0 = np.asarray(x0, float)
-    lower = np.asarray(lower, float)
-    upper = np.full_like(x0, np.inf) if upper is None else np.asarray(upper, float)
-    if len(x0) == 0:
-        return OptResult(x0, float(fun(x0)), 1, "success")
-    x, val, nfev, status = _run(fun, x0, lower, upper, maxeval, ftol_rel, ftol_abs, xtol_abs, step)
-    res = OptResult(x, val, nfev, status)
-
-    def restart(x_start):
-        return OptResult(*_run(fun, x_start, lower, upper, maxeval, ftol_rel, ftol_abs, xtol_abs, 0.05))
-    return finish(fun, res, lower, restart)
+    return derivative_free(fun, x0, lower, "bobyqa", maxeval, ftol_rel, ftol_abs, xtol_abs, step, upper=upper)
 
 
 def snap_to_bounds(fun, res: OptResult, lower, tol: float = 1e-6) -> OptResult:
@@ -197,12 +187,14 @@ DERIVATIVE_FREE = {"bobyqa": "LN_BOBYQA", "newuoa": "LN_NEWUOA_BOUND", "nelder_m
 
 
 def derivative_free(fun, x0, lower, algorithm: str = "bobyqa", maxeval: int = 100_000, ftol_rel: float = 1e-14,
-                    ftol_abs: float = 1e-10, xtol_abs: float = 1e-10, step=0.75, flip=None) -> OptResult:
-    """Bounded derivative-free minimization with one of :data:`DERIVATIVE_FREE`, then
-    :func:`finish` (snap to bounds, leave improvable boundary faces)."""
+                    ftol_abs: float = 1e-10, xtol_abs: float = 1e-10, step=0.75, flip=None,
+                    upper=None) -> OptResult:
+    """Bounded derivative-free minimization with one of :data:`DERIVATIVE_FREE` over
+    ``[lower, upper]`` (``upper`` default +inf), then :func:`finish` (snap to bounds, leave
+    improvable boundary faces; ``flip`` as for :func:`edge_probe`)."""
     x0 = np.asarray(x0, float)
     lower = np.asarray(lower, float)
-    upper = np.full_like(x0, np.inf)
+    upper = np.full_like(x0, np.inf) if upper is None else np.asarray(upper, float)
     alg = DERIVATIVE_FREE[algorithm]
     if algorithm == "newuoa" and len(x0) < 2:
         raise ValueError(f"optimizer 'newuoa' needs at least two parameters (this model has {len(x0)}); "
@@ -307,14 +299,13 @@ def newton_polish_grad(fg, x, lower, iters: int = 3, rel_step: float = 1e-5):
     count = 1
     for _ in range(iters):
         h = rel_step * np.maximum(np.abs(x[free]), 0.1)
-        H = np.empty((free.size, free.size))
-        for i, j in enumerate(free):
-            xp, xm = x.copy(), x.copy()
-            xp[j] += h[i]
-            xm[j] -= h[i]
-            H[:, i] = (fg(xp)[1][free] - fg(xm)[1][free]) / (2.0 * h[i])
+
+        def grad(z):
+            y = x.copy()
+            y[free] = z
+            return fg(y)[1][free]
+        H = gradient_hessian(grad, x[free], h)[0]
         count += 2 * free.size
-        H = 0.5 * (H + H.T)
         try:
             c = np.linalg.cholesky(H)
         except np.linalg.LinAlgError:

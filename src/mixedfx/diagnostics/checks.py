@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ..core.finite_diff import central_derivatives
+from ..core.finite_diff import central_derivatives, gradient_hessian
 from ..core.gradient import gradient_supported, profiled_gradient
 from ..core.optimize import edge_probe
 
@@ -133,17 +133,15 @@ def _convergence(result, rows):
 
 
 def _gradient_and_hessian(ws, theta, free, h):
-    def grad(t):
+    def grad(z):
+        t = theta.copy()
+        t[free] = z
         ws.update(t)
         return profiled_gradient(ws)[free]
-    g = grad(theta)
-    H = np.empty((free.size, free.size))
-    for k, i in enumerate(free):
-        e = np.zeros_like(theta)
-        e[i] = h[i]
-        H[:, k] = (grad(theta + e) - grad(theta - e)) / (2 * h[i])
+    g = grad(theta[free])
+    H = gradient_hessian(grad, theta[free], h[free])[0]
     ws.update(theta)
-    return g, 0.5 * (H + H.T)
+    return g, H
 
 
 def _scaling(result, rows):
