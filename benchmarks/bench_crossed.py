@@ -61,6 +61,7 @@ import warnings
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+from _mixedlm import have_mixedlm, time_mixedlm  # noqa: E402
 from _rtiming import timing_script  # noqa: E402
 
 THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS",
@@ -176,42 +177,6 @@ def time_mixedfx(model_id: str, reps: int, optimizer) -> dict:
             "peak_mb": peak / 2**20}
 
 
-# --------------------------------------------------------------------------- mixedlm
-def have_mixedlm() -> bool:
-    try:
-        import mixedlm  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-def time_mixedlm(model_id: str, reps: int) -> dict:
-    import mixedlm
-    name, formula = MODELS[model_id]
-    df = load(name)
-    out = {"version": getattr(mixedlm, "__version__", None)}
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            r = mixedlm.lmer(formula, df, REML=False)               # warm-up
-            times = []
-            for _ in range(reps):
-                t0 = time.perf_counter()
-                r = mixedlm.lmer(formula, df, REML=False)
-                times.append(time.perf_counter() - t0)
-            tracemalloc.start()
-            mixedlm.lmer(formula, df, REML=False)
-            peak = tracemalloc.get_traced_memory()[1]
-            tracemalloc.stop()
-    except Exception as err:   # report, do not stop the benchmark
-        return out | {"error": f"{type(err).__name__}: {err}"}
-    return out | {"median": statistics.median(times), "min": min(times), "max": max(times), "reps": reps,
-                  "objective": float(r.deviance), "evaluations": int(r.function_evals),
-                  "iterations": int(r.n_iter), "ntheta": len(r.theta), "converged": bool(r.converged),
-                  "at_boundary": bool(r.at_boundary), "optimizer": r.optimizer, "message": r.message,
-                  "peak_mb_python": peak / 2**20}
-
-
 # --------------------------------------------------------------------------- lme4
 def have_r() -> bool:
     if shutil.which("Rscript") is None:
@@ -296,7 +261,8 @@ def main(argv=None) -> int:
 
     ours = {m: time_mixedfx(m, args.reps, args.optimizer) for m in args.models}
     run_ml = not args.no_mixedlm and have_mixedlm()
-    theirs_ml = {m: time_mixedlm(m, args.reps) for m in args.models} if run_ml else {}
+    theirs_ml = {m: time_mixedlm(MODELS[m][1], load(MODELS[m][0]), False, args.reps)
+                 for m in args.models} if run_ml else {}
     run_r = not args.no_r and have_r()
     r_reps = {m: args.r_reps or HEAVY_R.get(m, args.reps) for m in args.models}
     theirs_r = time_lme4(args.models, r_reps, dict(os.environ), args.r_optimizer) if run_r else {}

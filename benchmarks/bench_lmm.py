@@ -30,6 +30,7 @@ import warnings
 import mixedfx as mfx
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _mixedlm import have_mixedlm, time_mixedlm  # noqa: E402
 from _rtiming import timing_script  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -78,36 +79,6 @@ def time_mixedfx(model_id: str, reps: int) -> dict:
             "objective": m.objective, "evaluations": m.fit.opt.nfev, "peak_mb": peak / 2**20}
 
 
-def have_mixedlm() -> bool:
-    try:
-        import mixedlm  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-def time_mixedlm(model_id: str, reps: int) -> dict:
-    """mixedlm (Python with a Rust core, ``pip install mixedlm``) on the same data, same run."""
-    import mixedlm
-    name, formula, reml = MODELS[model_id]
-    df = mfx.datasets.load(name)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            r = mixedlm.lmer(formula, df, REML=reml)        # warm-up
-            times = []
-            for _ in range(reps):
-                t0 = time.perf_counter()
-                r = mixedlm.lmer(formula, df, REML=reml)
-                times.append(time.perf_counter() - t0)
-    except Exception as err:   # report, do not stop the benchmark
-        return {"error": f"{type(err).__name__}: {err}"}
-    crit = getattr(r, "REMLcrit", None) if reml else None
-    obj = float(crit() if callable(crit) else crit) if crit is not None else float(r.deviance)
-    return {"median": statistics.median(times), "min": min(times), "reps": reps, "objective": obj,
-            "version": getattr(mixedlm, "__version__", None)}
-
-
 def time_lme4(model_ids: list[str], reps: dict) -> dict:
     tmp = tempfile.mkdtemp()
     models = []
@@ -141,7 +112,8 @@ def main(argv=None) -> int:
     reps = {m: args.reps or (3 if m.startswith("insteval") else 20) for m in args.models}
     ours = {m: time_mixedfx(m, reps[m]) for m in args.models}
     run_ml = not args.no_mixedlm and have_mixedlm()
-    mlm = {m: time_mixedlm(m, reps[m]) for m in args.models} if run_ml else {}
+    mlm = {m: time_mixedlm(MODELS[m][1], mfx.datasets.load(MODELS[m][0]), MODELS[m][2], reps[m])
+           for m in args.models} if run_ml else {}
     stored_path = os.path.join(HERE, "lme4_seconds.json")
     stored = json.load(open(stored_path)) if os.path.exists(stored_path) else {}
     live = not args.no_r and have_r()

@@ -20,18 +20,8 @@ BUNDLED <- list(
   sleepstudy = list("sleepstudy", c("Reaction", "Days", "Subject")),
   verbagg = list("VerbAgg", c("Anger", "Gender", "item", "resp", "id", "btype", "situ", "mode", "r2"))
 )
-fingerprint <- function(x) {
-  i <- seq_along(x)
-  if (is.factor(x)) {
-    k <- as.numeric(as.integer(x))
-    list(type = "factor", levels = I(levels(x)), counts = I(as.vector(table(x))),
-         code_sum = sum(k), code_weighted = sum(k * i))
-  } else {
-    x <- as.numeric(x)
-    list(type = "numeric", sum = sum(x), sum_sq = sum(x^2), weighted = sum(x * i),
-         head = I(head(x, 5)), tail = I(tail(x, 5)))
-  }
-}
+script <- sub("^--file=", "", grep("^--file=", commandArgs(FALSE), value = TRUE)[1])
+source(file.path(dirname(normalizePath(script)), "fingerprint.R"))      # fingerprint()
 res <- lapply(BUNDLED, function(b) {
   d <- get(b[[1]], envir = asNamespace("lme4"))
   list(lme4_name = b[[1]], nrow = nrow(d), columns = I(b[[2]]),

@@ -75,21 +75,11 @@ if (!is.null(rda) && !isTRUE(all.equal(raw, d, check.attributes = FALSE, toleran
   stop("the bundled kb07.csv.gz differs from ", rda, " (add --write-csv to rewrite it)")
 if (is.null(rda)) raw <- d
 
-fingerprint <- function(x) {
-  i <- seq_along(x)
-  if (is.factor(x)) {
-    k <- as.numeric(as.integer(x))
-    list(type = "factor", levels = I(levels(x)), counts = I(as.vector(table(x))),
-         code_sum = sum(k), code_weighted = sum(k * i))
-  } else {
-    list(type = "numeric", sum = sum(x), sum_sq = sum(x^2), weighted = sum(x * i), mean = mean(x),
-         sd = sd(x), min = min(x), max = max(x), head = I(head(x, 5)), tail = I(tail(x, 5)))
-  }
-}
+source(file.path(dirname(normalizePath(script)), "fingerprint.R"))      # fingerprint()
 cells <- table(raw$subj, raw$item)
 raw_data <- list(
   source = raw_source, nrow = nrow(raw), columns = I(COLUMNS),
-  fingerprint = lapply(setNames(COLUMNS, COLUMNS), function(col) fingerprint(raw[[col]])),
+  fingerprint = lapply(setNames(COLUMNS, COLUMNS), function(col) fingerprint(raw[[col]], moments = TRUE)),
   n_truncated = sum(raw$rt_raw != raw$rt_trunc), truncation_ms = max(raw$rt_trunc),
   empty_subj_item_cells = sum(cells == 0), max_per_subj_item_cell = max(cells),
   per_condition = as.data.frame(xtabs(~ spkr + prec + load, raw), stringsAsFactors = FALSE))
