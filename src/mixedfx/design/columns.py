@@ -37,6 +37,20 @@ def row_label(index: pd.Index, i: int):
     return v.item() if isinstance(v, np.generic) else v
 
 
+def require_finite_rows(values: np.ndarray, index: pd.Index, subject: str, advice: str,
+                        show_value: bool = True) -> None:
+    """A DesignError naming ``subject``, how many rows are not finite, the first one's label (and
+    value), and ``advice``, unless every row of ``values`` (n,) or (n, k) is finite."""
+    bad = ~np.isfinite(values)
+    if bad.ndim > 1:
+        bad = bad.any(axis=1)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        value = f", value {values[i]}" if show_value else ""
+        raise DesignError(f"{subject} is not finite in {int(bad.sum())} row(s) (first: row "
+                          f"{row_label(index, i)!r}{value}); {advice}")
+
+
 def _temporal_error(name: str, dtype) -> DesignError:
     return DesignError(
         f"column {name!r} holds dates, times or durations ({dtype}), which a formula cannot use as numbers. "

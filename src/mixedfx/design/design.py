@@ -9,7 +9,7 @@ import pandas as pd
 
 from ..formula.terms import ModelFormula, parse_formula
 from ..formula.ast import Call, Name, deparse
-from .columns import check_numeric_column, row_label, string_columns, vector_argument
+from .columns import check_numeric_column, require_finite_rows, row_label, string_columns, vector_argument
 from .evaluate import AtomState, DesignError, check_columns, evaluate_atom, learn_bases
 from .frames import as_pandas, as_vector
 from .modelframe import ModelFrame
@@ -162,11 +162,7 @@ def _check_columns_magnitude(X: np.ndarray, names, what, index: pd.Index) -> Non
 
 
 def _offset_part(value: np.ndarray, what: str, index: pd.Index) -> np.ndarray:
-    bad = ~np.isfinite(value)
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        raise DesignError(f"the offset {what} is not finite in {int(bad.sum())} row(s) (first: row "
-                          f"{row_label(index, i)!r}, value {value[i]}); an offset must be a finite number in every row")
+    require_finite_rows(value, index, f"the offset {what}", "an offset must be a finite number in every row")
     return value
 
 

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from ..formula.ast import Bar, BinOp, Call, Name, Node, Number, Paren, String, UnaryOp, deparse, postorder
-from .columns import column_values, row_label
+from .columns import column_values, require_finite_rows
 from .errors import DesignError
 from .bases import BASES as _BASES, fit_basis as _fit_basis, match_basis_args as _match_basis_args
 
@@ -386,12 +386,8 @@ class _Evaluator:
         x = self.numeric(args["x"], label)
         x = np.broadcast_to(np.asarray(x, dtype=float), (len(self.data),)) if np.ndim(x) == 0 else x
         if self.training and label not in self.state.bases:
-            bad = ~np.isfinite(x)
-            if bad.any():
-                i = int(np.flatnonzero(bad)[0])
-                raise DesignError(f"{deparse(args['x'])!r} in {label!r} is not finite in {int(bad.sum())} row(s) "
-                                  f"(first: row {row_label(self.data.index, i)!r}, value {x[i]}); check the "
-                                  "transform or remove those rows")
+            require_finite_rows(x, self.data.index, f"{deparse(args['x'])!r} in {label!r}",
+                                "check the transform or remove those rows")
             self.state.bases[label], out = _fit_basis(node.func, x, args, label)
         else:
             if label not in self.state.bases:
@@ -452,11 +448,7 @@ def evaluate_atom(node: Node, data: pd.DataFrame, state: AtomState, training: bo
         if not matrix:
             raise DesignError(f"{label!r} gives several columns; it can only be a term on the right-hand side "
                               "of the formula (not a response, offset or argument)")
-        bad = ~np.isfinite(value)
-        if bad.any():
-            i = int(np.flatnonzero(bad.any(axis=1))[0])
-            raise DesignError(f"{label!r} is not finite in {int(bad.any(axis=1).sum())} row(s) (first: row "
-                              f"{row_label(data.index, i)!r}); check the variable's values")
+        require_finite_rows(value, data.index, repr(label), "check the variable's values", show_value=False)
         return np.asarray(value, dtype=float)
     if isinstance(value, pd.Categorical):
         state.levels.setdefault(label, list(value.categories))
@@ -471,9 +463,5 @@ def evaluate_atom(node: Node, data: pd.DataFrame, state: AtomState, training: bo
             state.levels[label] = list(cat.categories)
         return cat
     arr = arr.astype(float)
-    bad = ~np.isfinite(arr)
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        raise DesignError(f"{label!r} is not finite in {int(bad.sum())} row(s) (first: row "
-                          f"{row_label(data.index, i)!r}, value {arr[i]}); check the transform or remove those rows")
+    require_finite_rows(arr, data.index, repr(label), "check the transform or remove those rows")
     return arr
