@@ -21,15 +21,36 @@ from ..formula.terms import RandomTerm
 from .evaluate import DesignError, factor_codes, to_factor
 from .matrices import TermMatrixSpec
 
-__all__ = ["ReBlock", "grouping_factor", "map_levels", "IdentifiabilityWarning", "check_identifiability"]
+__all__ = ["ReBlock", "BlockShape", "grouping_factor", "map_levels", "IdentifiabilityWarning", "check_identifiability"]
 
 
 class IdentifiabilityWarning(UserWarning):
     """A random-effects term's variance components are weakly or not identified."""
 
 
+class BlockShape:
+    """Sizes of a random-effects term from its ``term``, ``levels`` and ``cnames`` (shared by
+    :class:`ReBlock` and the data-free block of a loaded fit)."""
+
+    @property
+    def group_label(self) -> str:
+        return self.term.group_label
+
+    @property
+    def nlevels(self) -> int:
+        return len(self.levels)
+
+    @property
+    def p(self) -> int:
+        return len(self.cnames)
+
+    @property
+    def q(self) -> int:
+        return self.nlevels * self.p
+
+
 @dataclass(frozen=True)
-class ReBlock:
+class ReBlock(BlockShape):
     """One random-effects term on data.
 
     Attributes
@@ -48,22 +69,6 @@ class ReBlock:
     X: np.ndarray
     cnames: tuple[str, ...]
     lhs_spec: TermMatrixSpec
-
-    @property
-    def group_label(self) -> str:
-        return self.term.group_label
-
-    @property
-    def nlevels(self) -> int:
-        return len(self.levels)
-
-    @property
-    def p(self) -> int:
-        return self.X.shape[1]
-
-    @property
-    def q(self) -> int:
-        return self.nlevels * self.p
 
 
 def grouping_factor(group: tuple[str, ...], data: pd.DataFrame) -> tuple[np.ndarray, tuple[str, ...]]:

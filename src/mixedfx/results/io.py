@@ -25,6 +25,7 @@ from ..core.covariance import ThetaLayout
 from ..core.optimize import OptResult
 from ..design.evaluate import AtomState
 from ..design.matrices import TermMatrixSpec
+from ..design.random import BlockShape
 from ..design.splines import PolyBasis, SplineBasis
 from ..formula.terms import parse_formula
 
@@ -44,24 +45,12 @@ def _no_data(name: str):
 
 
 @dataclass(frozen=True)
-class LoadedBlock:
+class LoadedBlock(BlockShape):
     """A random-effects term of a loaded fit (names and levels; no data)."""
     term: object
     levels: tuple
     cnames: tuple
     lhs_spec: TermMatrixSpec
-
-    @property
-    def group_label(self) -> str:
-        return self.term.group_label
-
-    @property
-    def nlevels(self) -> int:
-        return len(self.levels)
-
-    @property
-    def p(self) -> int:
-        return len(self.cnames)
 
     def __getattr__(self, name):
         if name in ("codes", "X"):
