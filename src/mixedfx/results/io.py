@@ -38,29 +38,33 @@ VERSION = 1
 _TREATMENT = "TreatmentContrasts(base=UNSET)"
 
 
-def _no_data(name: str):
-    return AttributeError(f"a loaded result has no data ({name}): fitted values, residuals, predictions for "
-                          "the fitted rows and inference need the model refitted to its data; "
-                          "predict(newdata) works")
+class _DataFree:
+    """A loaded object: asking for one of ``_data_fields`` (arrays of the fitted rows, which a saved
+    result does not keep) gives an AttributeError that says so."""
+    _data_fields: tuple = ()
+
+    def __getattr__(self, name):
+        if name in type(self)._data_fields:
+            raise AttributeError(f"a loaded result has no data ({name}): fitted values, residuals, predictions "
+                                 "for the fitted rows and inference need the model refitted to its data; "
+                                 "predict(newdata) works")
+        raise AttributeError(name)
 
 
 @dataclass(frozen=True)
-class LoadedBlock(BlockShape):
+class LoadedBlock(BlockShape, _DataFree):
     """A random-effects term of a loaded fit (names and levels; no data)."""
+    _data_fields = ("codes", "X")
     term: object
     levels: tuple
     cnames: tuple
     lhs_spec: TermMatrixSpec
 
-    def __getattr__(self, name):
-        if name in ("codes", "X"):
-            raise _no_data(name)
-        raise AttributeError(name)
-
 
 @dataclass(frozen=True)
-class LoadedDesign:
+class LoadedDesign(_DataFree):
     """The design of a loaded fit: names, sizes and the spec to rebuild X and Z (no data)."""
+    _data_fields = ("y", "X")
     n: int
     n_dropped: int
     xnames: tuple
@@ -70,15 +74,11 @@ class LoadedDesign:
     offset: None = None
     row_index: None = None
 
-    def __getattr__(self, name):
-        if name in ("y", "X"):
-            raise _no_data(name)
-        raise AttributeError(name)
-
 
 @dataclass(frozen=True)
-class LoadedFit:
+class LoadedFit(_DataFree):
     """The numbers of a fit read from JSON (user units; ``internal`` is None)."""
+    _data_fields = ("mu", "eta", "u", "pwrss")
     design: LoadedDesign
     reml: bool
     theta: np.ndarray
@@ -105,11 +105,6 @@ class LoadedFit:
     @property
     def layout(self) -> ThetaLayout:
         return ThetaLayout(tuple(b.p for b in self.design.blocks))
-
-    def __getattr__(self, name):
-        if name in ("mu", "eta", "u", "pwrss"):
-            raise _no_data(name)
-        raise AttributeError(name)
 
 
 # ----------------------------------------------------------------------------- encoding
