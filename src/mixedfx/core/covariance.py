@@ -2,8 +2,9 @@
 
 Each random-effects term ``k`` with ``p_k`` columns has a lower-triangular
 ``p_k x p_k`` factor ``lambda_k`` with ``Cov(b_k[level]) = sigma^2 lambda_k lambda_k'``.
-``theta`` stacks the lower triangles column by column (lme4's order:
-``(1,1), (2,1), ..., (p,1), (2,2), ...``); diagonal entries are bounded below by 0.
+A term's covariance structure (:mod:`mixedfx.core.structures`) maps its slice of theta to
+``lambda_k``; for lme4's unstructured terms theta stacks the lower triangles column by column
+(lme4's order: ``(1,1), (2,1), ..., (p,1), (2,2), ...``), diagonal entries bounded below by 0.
 The full ``Lambda`` is block diagonal with ``lambda_k`` repeated once per level.
 """
 from __future__ import annotations
@@ -13,107 +14,110 @@ from functools import cached_property
 
 import numpy as np
 
+from .structures import CovStructure, Unstructured, _tril_indices
+
 __all__ = ["ThetaLayout"]
 
 
 @dataclass(frozen=True)
 class ThetaLayout:
-    """Where each term's entries live in theta.
+    """Where each term's parameters live in theta, and what they mean.
 
     Parameters
     ----------
     sizes : p_k for each term, in fitted term order.
+    structures : one :class:`~mixedfx.core.structures.CovStructure` per term (default: lme4's
+        unstructured covariance for every term).
     """
     sizes: tuple[int, ...]
+    structures: tuple = None
+
+    def __post_init__(self):
+        if self.structures is None:
+            object.__setattr__(self, "structures", tuple(Unstructured(p) for p in self.sizes))
+        elif len(self.structures) != len(self.sizes) or any(s.p != p for s, p in zip(self.structures, self.sizes)):
+            raise ValueError("one covariance structure per term, each with the term's number of columns")
+
+    @property
+    def structured(self) -> bool:
+        """Whether any term has a structure other than lme4's unstructured one."""
+        return any(not isinstance(s, Unstructured) for s in self.structures)
 
     @property
     def n_theta(self) -> int:
-        return sum(p * (p + 1) // 2 for p in self.sizes)
+        return sum(s.n_params for s in self.structures)
 
     def slices(self) -> list[slice]:
         out, start = [], 0
-        for p in self.sizes:
-            m = p * (p + 1) // 2
-            out.append(slice(start, start + m))
-            start += m
+        for s in self.structures:
+            out.append(slice(start, start + s.n_params))
+            start += s.n_params
         return out
 
     @staticmethod
     def tril_indices(p: int) -> tuple[np.ndarray, np.ndarray]:
         """Row and column indices of the lower triangle in column-major order."""
-        rows, cols = [], []
-        for j in range(p):
-            for i in range(j, p):
-                rows.append(i)
-                cols.append(j)
-        return np.array(rows, dtype=int), np.array(cols, dtype=int)
+        return _tril_indices(p)
 
     def lower_bounds(self) -> np.ndarray:
-        lb = []
-        for p in self.sizes:
-            r, c = self.tril_indices(p)
-            lb.extend(np.where(r == c, 0.0, -np.inf))
-        return np.array(lb)
+        parts = [s.lower_bounds() for s in self.structures]
+        return np.concatenate(parts) if parts else np.zeros(0)
 
     def initial(self) -> np.ndarray:
-        """lme4's start: identity factors (1 on the diagonal, 0 off it)."""
-        lb = self.lower_bounds()
-        return np.where(lb == 0.0, 1.0, 0.0)
+        """lme4's start: identity factors (unit standard deviations, no correlation)."""
+        parts = [s.initial() for s in self.structures]
+        return np.concatenate(parts) if parts else np.zeros(0)
 
     @cached_property
-    def _scatter(self) -> list[tuple[slice, np.ndarray, np.ndarray, int]]:
-        return [(sl, *self.tril_indices(p), p) for p, sl in zip(self.sizes, self.slices())]
+    def _pairs(self) -> list[tuple[slice, CovStructure]]:
+        return list(zip(self.slices(), self.structures))
 
     def lambdas(self, theta: np.ndarray) -> list[np.ndarray]:
         """The ``p_k x p_k`` lower-triangular factors for ``theta``."""
-        out = []
-        for sl, r, c, p in self._scatter:
-            lam = np.zeros((p, p))
-            lam[r, c] = theta[sl]
-            out.append(lam)
-        return out
+        theta = np.asarray(theta, float)
+        return [s.lam(theta[sl]) for sl, s in self._pairs]
+
+    def chain(self, theta: np.ndarray, G: list[np.ndarray]) -> np.ndarray:
+        """Gradient wrt theta from per-term gradients ``G_k = d f / d lambda_k`` (lower triangles)."""
+        theta = np.asarray(theta, float)
+        parts = [s.chain(theta[sl], g) for (sl, s), g in zip(self._pairs, G)]
+        return np.concatenate(parts) if parts else np.zeros(0)
 
     def rectify(self, theta: np.ndarray) -> np.ndarray:
-        """The equivalent theta with non-negative diagonal entries.
+        """The equivalent theta with non-negative bounded entries.
 
-        ``lambda lambda'`` is unchanged when a column of ``lambda`` changes sign, so an
-        optimizer may search over unbounded theta (as MixedModels.jl 5 does) and the answer is
-        reported with each column's diagonal entry made non-negative.
+        ``lambda lambda'`` is unchanged when a column of an unstructured ``lambda`` changes sign
+        (or a structure's standard deviation does), so an optimizer may search over unbounded
+        theta (as MixedModels.jl 5 does) and the answer is reported with the bounded entries
+        made non-negative.
         """
         theta = np.array(theta, float)
-        for sl, r, c, p in self._scatter:
-            block = theta[sl]
-            for j in range(p):
-                col = c == j
-                if block[col & (r == j)][0] < 0:
-                    block[col] = -block[col]
-            theta[sl] = block
+        for sl, s in self._pairs:
+            theta[sl] = s.rectify(theta[sl])
         return theta
 
     def flip_column(self, theta: np.ndarray, j: int) -> np.ndarray:
-        """theta with the column of ``lambda`` holding diagonal entry ``j`` (an index into theta)
-        negated: the same ``lambda lambda'``.  At a face where that diagonal is zero, a step into
-        the interior of the flipped point is a step to the other side of the face."""
+        """theta with the bounded entry ``j`` (an index into theta) negated together with whatever
+        keeps ``lambda lambda'`` unchanged (the rest of its column for an unstructured term).  At a
+        face where that entry is zero, a step into the interior of the flipped point is a step to
+        the other side of the face."""
         theta = np.array(theta, float)
-        for sl, r, c, p in self._scatter:
+        for sl, s in self._pairs:
             if sl.start <= j < sl.stop:
-                col = c == c[j - sl.start]
-                theta[sl.start + np.flatnonzero(col)] *= -1.0
+                theta[sl] = s.flip(theta[sl], j - sl.start)
                 return theta
         raise IndexError(j)
 
     def theta_from_lambdas(self, lambdas: list[np.ndarray]) -> np.ndarray:
-        parts = []
-        for p, lam in zip(self.sizes, lambdas):
-            r, c = self.tril_indices(p)
-            parts.append(lam[r, c])
+        """theta whose factors reproduce ``lambda_k lambda_k'`` (exactly when each has the structure)."""
+        parts = [s.from_cov(lam @ lam.T) if not isinstance(s, Unstructured) else lam[s.rows, s.cols]
+                 for s, lam in zip(self.structures, lambdas)]
         return np.concatenate(parts) if parts else np.zeros(0)
 
     def names(self, groups: list[str], cnames: list[tuple[str, ...]]) -> list[str]:
-        """lme4's theta names: ``Subject.(Intercept)``, ``Subject.Days.(Intercept)``, ``Subject.Days``."""
+        """lme4's theta names: ``Subject.(Intercept)``, ``Subject.Days.(Intercept)``, ``Subject.Days``
+        (structured terms: one name per standard deviation and correlation parameter)."""
         out = []
-        for p, g, cn in zip(self.sizes, groups, cnames):
-            r, c = self.tril_indices(p)
-            for i, j in zip(r, c):
-                out.append(f"{g}.{cn[i]}" if i == j else f"{g}.{cn[i]}.{cn[j]}")
+        for s, g, cn in zip(self.structures, groups, cnames):
+            out.extend(s.names(g, cn))
         return out

@@ -227,14 +227,14 @@ def profiled_gradient(ws) -> np.ndarray:
         RX = ws.LFF[:p, :p]
         Kinv = np.tril(RX) @ np.tril(RX).T
         EK = np.linalg.solve(Kinv, Et.T).T                                                  # E' K
-    grad = np.empty(ws.layout.n_theta)
+    G = []
     start = 0
-    for k, (sl, (rows, cols)) in enumerate(zip(ws.layout.slices(), map(ws.layout.tril_indices, ws.sizes))):
+    for k in range(len(ws.sizes)):
         pk, l = ws.sizes[k], ws.nlevels[k]
         us = np.einsum("ga,gb->ab", u[start:start + pk * l].reshape(l, pk), s[start:start + pk * l].reshape(l, pk))
         Q = traces[k] - (nu / r2) * us
         if ws.reml and p:
             Q = Q - np.einsum("gap,gbp->ab", _blocks3(ws, C, k, start), _blocks3(ws, EK, k, start))
-        grad[sl] = 2.0 * Q[cols, rows]      # tr(dLambda Q) = sum_g Q_gg[b, a] for entry (a, b)
+        G.append(2.0 * Q.T)      # d / d lambda[a, b] = tr(dLambda Q) = sum_g Q_gg[b, a]
         start += pk * l
-    return grad
+    return ws.layout.chain(ws.theta, G)     # through each term's covariance structure

@@ -55,9 +55,11 @@ class GlmmWorkspace:
     X : (n, p).  y : (n,) response (proportions for binomial).  blocks : as PLSWorkspace.
     family : a :class:`mixedfx.families.Family` (duck-typed: link, variance, loglik_terms, ...).
     prior_weights : (n,) or None.  offset : (n,) or None.
+    structures : per term, a :class:`~mixedfx.core.structures.CovStructure` (default: unstructured;
+        structured terms are fitted without the analytic Laplace gradient).
     """
 
-    def __init__(self, X, y, blocks, family, prior_weights=None, offset=None, rest="auto"):
+    def __init__(self, X, y, blocks, family, prior_weights=None, offset=None, rest="auto", structures=None):
         self.X = np.asarray(X, float)
         self.y = np.asarray(y, float)
         self.n, self.p = self.X.shape
@@ -87,7 +89,7 @@ class GlmmWorkspace:
             self._zx = np.column_stack([np.where(c >= 0, Xk[:, 0], 0.0) for c, Xk, _ in self.blocks])
         W0, me0 = family.irls_weights(self.eta_start, mu0, self.w)
         z0 = self.eta_start - self.offset + (self.y - mu0) / me0
-        self.ws = PLSWorkspace(self.X, z0, self.blocks, weights=W0, reml=False, rest=rest)
+        self.ws = PLSWorkspace(self.X, z0, self.blocks, weights=W0, reml=False, rest=rest, structures=structures)
         self.layout = self.ws.layout
         self.u = np.zeros(sum(nl * Xk.shape[1] for _, Xk, nl in self.blocks))
         self.beta = np.zeros(self.p)
@@ -355,6 +357,8 @@ class GlmmWorkspace:
         return self._gradient_engine() is not None
 
     def _gradient_engine(self):
+        if self._grad is None and self.layout.structured:   # derivatives wrt lambda entries only
+            self._grad = False
         if self._grad is None:
             try:
                 eta = self.eta_start[:1]           # does the family provide the derivatives?

@@ -26,17 +26,22 @@ class ScaledWorkspace:
     blocks : list of ``(codes, Xk, n_levels)`` as for :class:`PLSWorkspace`.
     weights : (n,) prior weights or None.  reml : REML or ML criterion.
     scaling : a precomputed :class:`Standardization` (default: from these data).
+    structures : per term, its :class:`~mixedfx.core.structures.CovStructure` (default: unstructured).
     """
 
-    def __init__(self, X, y, blocks, weights=None, reml=True, scaling: Standardization | None = None, **kw):
+    def __init__(self, X, y, blocks, weights=None, reml=True, scaling: Standardization | None = None,
+                 structures=None, **kw):
         X = np.asarray(X, float)
-        self.scaling = scaling if scaling is not None else standardize(X, y, [b[1] for b in blocks], weights)
+        kinds = None if structures is None else [st.scaling for st in structures]
+        self.scaling = scaling if scaling is not None else standardize(X, y, [b[1] for b in blocks], weights,
+                                                                      term_kinds=kinds)
         s = self.scaling
         self.X = s.fixed(X)
         self.blocks = [(codes, s.term(k, Xk), nl) for k, (codes, Xk, nl) in enumerate(blocks)]
         self.weights = s.weights(weights)
         self._npos = 0 if weights is None else int(np.count_nonzero(np.asarray(weights) > 0))
-        self.internal = PLSWorkspace(self.X, s.response(y), self.blocks, weights=self.weights, reml=reml, **kw)
+        self.internal = PLSWorkspace(self.X, s.response(y), self.blocks, weights=self.weights, reml=reml,
+                                     structures=structures, **kw)
         self.reml = reml
         self.layout = self.internal.layout
         self.sizes = self.internal.sizes

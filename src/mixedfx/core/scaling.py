@@ -85,11 +85,21 @@ def _ones_coefficients(X: np.ndarray) -> np.ndarray | None:
     return None
 
 
-def _term_transform(Xk: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(T_k, m_k, d_k)``: ``Xk T_k`` has columns ``(Xk_j - m_j Xk_0) / d_j`` (centred when allowed)."""
+def _term_transform(Xk: np.ndarray, kind: str = "center") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(T_k, m_k, d_k)``: ``Xk T_k`` has columns ``(Xk_j - m_j Xk_0) / d_j`` (centred when allowed).
+
+    ``kind`` is the term's covariance structure's ``scaling``: ``"center"`` (unstructured: centre
+    on an intercept column and scale each column), ``"column"`` (scale each column; a diagonal
+    ``T`` keeps diagonal, compound-symmetric and Toeplitz correlation structures) or
+    ``"common"`` (one scale for all columns: keeps structures with a shared variance)."""
     p = Xk.shape[1]
     if p == 0:
         return np.eye(0), np.zeros(0), np.ones(0)
+    if kind != "center":
+        d = np.array([_rms(Xk[:, j]) for j in range(p)])
+        if kind == "common":
+            d = np.full(p, float(np.sqrt(np.mean(d ** 2))))
+        return np.diag(1.0 / d), np.zeros(p), d
     c0 = Xk[0, 0] if Xk.shape[0] else 0.0
     intercept = p > 1 and c0 != 0 and bool(np.all(Xk[:, 0] == c0))
     m = np.zeros(p)
@@ -185,10 +195,26 @@ class Standardization:
         return [lower_factor(np.linalg.solve(T, lam)) * r for T, lam in zip(self.T, lams)]
 
     def theta_to_user(self, theta_int: np.ndarray, layout) -> np.ndarray:
-        return layout.theta_from_lambdas(self.lambdas_to_user(layout.lambdas(np.asarray(theta_int, float))))
+        return self._map_theta(theta_int, layout, to_user=True)
 
     def theta_to_internal(self, theta: np.ndarray, layout) -> np.ndarray:
-        return layout.theta_from_lambdas(self.lambdas_to_internal(layout.lambdas(np.asarray(theta, float))))
+        return self._map_theta(theta, layout, to_user=False)
+
+    def _map_theta(self, theta, layout, to_user: bool) -> np.ndarray:
+        """Unstructured terms through their factors; structured terms (diagonal ``T_k``, see
+        :func:`_term_transform`) by scaling their standard deviations, exactly."""
+        theta = np.asarray(theta, float)
+        lams = layout.lambdas(theta)
+        mapped = self.lambdas_to_user(lams) if to_user else self.lambdas_to_internal(lams)
+        r = 1.0 / np.sqrt(self.w_scale)
+        out = np.empty_like(theta)
+        for k, (sl, st) in enumerate(zip(layout.slices(), layout.structures)):
+            if st.scaling == "center":
+                out[sl] = mapped[k][st.rows, st.cols]
+            else:
+                t = np.diag(self.T[k]) * r
+                out[sl] = st.scale(theta[sl], t if to_user else 1.0 / t)
+        return out
 
     def b_to_user(self, b_int) -> list[np.ndarray]:
         """Per term, (n_levels, p_k) conditional modes on the user's scale."""
@@ -204,7 +230,8 @@ class Standardization:
 
 
 def standardize(X: np.ndarray, y_work: np.ndarray | None, term_columns, weights=None,
-                scale_response: bool = True, center: np.ndarray | None = None) -> Standardization:
+                scale_response: bool = True, center: np.ndarray | None = None,
+                term_kinds=None) -> Standardization:
     """Compute the maps for a model.
 
     Parameters
@@ -214,6 +241,8 @@ def standardize(X: np.ndarray, y_work: np.ndarray | None, term_columns, weights=
     weights : prior weights (LMMs: normalized to mean 1 internally) or None.
     scale_response : LMMs; GLMMs keep ``s_y = 1`` and pass ``center``.
     center : GLMMs: the vector to centre instead of the response (the offset), or None.
+    term_kinds : per random term, its structure's ``scaling`` (default ``"center"``: lme4's
+        unstructured covariance).
     """
     X = np.asarray(X, float)
     n, p = X.shape
@@ -237,7 +266,8 @@ def standardize(X: np.ndarray, y_work: np.ndarray | None, term_columns, weights=
     if weights is not None and scale_response:
         w = np.asarray(weights, float)
         k = float(np.mean(w)) if np.mean(w) > 0 else 1.0
-    terms = [_term_transform(np.asarray(Xk, float)) for Xk in term_columns]
+    kinds = list(term_kinds) if term_kinds is not None else ["center"] * len(term_columns)
+    terms = [_term_transform(np.asarray(Xk, float), kind) for Xk, kind in zip(term_columns, kinds)]
     return Standardization(y_center=float(c), y_scale=float(s), w_scale=k,
                            g=np.zeros(p) if g is None else g, x_center=m, x_scale=d, A=A,
                            T=tuple(t[0] for t in terms), term_center=tuple(t[1] for t in terms),

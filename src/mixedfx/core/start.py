@@ -126,9 +126,8 @@ def moment_start(X: np.ndarray, y: np.ndarray, blocks, layout: ThetaLayout, weig
     if len(blocks) == 1 and blocks[0][1].shape[1] >= 2:
         start = _random_coefficient_start(e, *blocks[0])
         if start is not None:
-            lam, sl = start, layout.slices()[0]
-            r, c = layout.tril_indices(lam.shape[0])
-            theta[sl] = lam[r, c]
+            sl, st = layout.slices()[0], layout.structures[0]
+            theta[sl] = start[st.rows, st.cols] if st.name == "us" else st.from_cov(start @ start.T)
             return theta
     known = [est for est in estimates if est is not None]
     if not known:

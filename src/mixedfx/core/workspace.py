@@ -161,6 +161,7 @@ class PLSWorkspace:
         (qdldl on its fixed pattern; scalar later terms only) or ``"auto"``: sparse when
         the terms are scalar, the block has at least 500 columns and its pattern fills
         at most 2% of the lower triangle (nested or sparsely crossed factors).
+    structures : per term, a :class:`~mixedfx.core.structures.CovStructure` (default: unstructured).
     """
 
     #: smallest later-terms block for which "auto" considers the sparse path
@@ -168,13 +169,13 @@ class PLSWorkspace:
     #: largest pattern density (share of the lower triangle) for the sparse path
     SPARSE_MAX_DENSITY = 0.02
 
-    def __init__(self, X, y, blocks, weights=None, reml=True, rest="auto"):
+    def __init__(self, X, y, blocks, weights=None, reml=True, rest="auto", structures=None):
         X = np.asarray(X, float)
         self.n, self.p = X.shape
         self.reml = reml
         self.sizes = tuple(int(b[1].shape[1]) for b in blocks)
         self.nlevels = tuple(int(b[2]) for b in blocks)
-        self.layout = ThetaLayout(self.sizes)
+        self.layout = ThetaLayout(self.sizes, None if structures is None else tuple(structures))
         p0, l0 = self.sizes[0], self.nlevels[0]
         self.q0 = l0 * p0
         self._diag0 = np.arange(p0)

@@ -15,6 +15,7 @@ from .frames import as_pandas, as_vector
 from .modelframe import ModelFrame
 from .matrices import TermMatrixSpec, build_term_matrix, drop_aliased_columns
 from .response import glmm_response
+from .structured import structure_times
 from .random import ReBlock, check_identifiability, check_levels, grouping_factor, map_levels
 
 __all__ = ["Design", "DesignSpec", "build_design", "MissingDataWarning"]
@@ -296,7 +297,8 @@ def build_design(formula: str | ModelFormula, data: pd.DataFrame, weights=None, 
         codes, levels = grouping_factor(term.group, data)
         Xk, lspec = build_term_matrix(term.lhs, atoms, n)
         _check_columns_magnitude(Xk, lspec.names, lambda name: f"the column {name!r} of ({term.text})", data.index)
-        blocks.append(ReBlock(term, levels, codes, Xk, lspec.names, lspec))
+        times = structure_times(term, atoms, Xk.shape[1])
+        blocks.append(ReBlock(term, levels, codes, Xk, lspec.names, lspec, times))
     blocks.sort(key=lambda b: -b.nlevels)   # lme4's order: decreasing number of levels, stable
     check_levels(blocks, n, lmm)
     check_identifiability(blocks)

@@ -158,7 +158,7 @@ class _Text:
         return repr(deparse(self.node))
 
 
-_FACTOR_FUNCS = ("factor", "as.factor", "ordered")
+_FACTOR_FUNCS = ("factor", "as.factor", "ordered", "numFactor")   # numFactor: glmmTMB's, for ou()
 _NUMERIC_FUNCS = ("as.numeric", "as.double", "as.integer")
 
 

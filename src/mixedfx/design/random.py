@@ -62,6 +62,7 @@ class ReBlock(BlockShape):
     X : float array (n, p), the term's left-hand-side model matrix.
     cnames : column names of ``X`` (``(Intercept)``, ``Days``).
     lhs_spec : how to rebuild ``X`` on new data.
+    times : for an ``ou(0 + numFactor(t) | g)`` term, the coordinate of each column, else None.
     """
     term: RandomTerm
     levels: tuple[str, ...]
@@ -69,6 +70,12 @@ class ReBlock(BlockShape):
     X: np.ndarray
     cnames: tuple[str, ...]
     lhs_spec: TermMatrixSpec
+    times: tuple | None = None
+
+    @property
+    def structure(self) -> str:
+        """The term's covariance structure (``"us"``, ``"ar1"``...)."""
+        return self.term.structure
 
 
 def grouping_factor(group: tuple[str, ...], data: pd.DataFrame) -> tuple[np.ndarray, tuple[str, ...]]:
@@ -120,7 +127,7 @@ def check_levels(blocks: list[ReBlock], n: int, lmm: bool) -> None:
             raise DesignError(f"grouping factor {b.group_label!r} has {b.nlevels} levels for {n} observations: "
                               "each group is a single row, so its random effect cannot be told apart from the "
                               "residual. Remove the term or use a coarser grouping.")
-        if lmm and b.q >= n:
+        if lmm and b.q >= n and b.structure == "us":     # a structure's few parameters may be identified
             raise DesignError(f"the term ({b.term.text}) has {b.q} random effects for {n} observations; "
                               "the model is unidentifiable. Simplify the term (e.g. (1 | group)).")
 

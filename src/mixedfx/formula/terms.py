@@ -38,11 +38,14 @@ class RandomTerm:
     """One ``(lhs | group)`` term after lme4's expansion.
 
     ``group`` holds the grouping variables (more than one for an interaction
-    ``a:b``); ``group_label`` is lme4's name for the grouping factor.
+    ``a:b``); ``group_label`` is lme4's name for the grouping factor.  ``structure`` is the
+    covariance structure written around the term (glmmTMB's ``ar1(0 + f | g)``; ``"us"``, lme4's
+    unstructured covariance, for a plain ``(lhs | g)``).
     """
     lhs: TermList
     group: tuple[str, ...]
     text: str
+    structure: str = "us"
 
     @property
     def group_label(self) -> str:
@@ -253,7 +256,27 @@ def _group_terms(node: Node, text: str) -> list[tuple[str, ...]]:
     return postorder(node, combine, _group_children)
 
 
-def _random_terms(bar: Bar, expander: _Expander, text: str) -> list[RandomTerm]:
+#: covariance structures written as ``name(lhs | group)`` (glmmTMB's names; see mixedfx.core.structures)
+STRUCTURE_NAMES = ("us", "diag", "homdiag", "cs", "homcs", "ar1", "ou", "toep")
+
+
+def _structured_bar(piece: Node, text: str) -> tuple[str, Bar] | None:
+    """``(name, bar)`` for a piece ``name(lhs | group)`` with a known structure name, else None."""
+    if not (isinstance(piece, Call) and piece.func in STRUCTURE_NAMES):
+        return None
+    inner = [a.value for a in piece.args]
+    bars = [_unwrap_bar(v, text) if not isinstance(v, Bar) else v for v in inner]
+    if len(inner) != 1 or bars[0] is None:
+        raise FormulaSyntaxError(f"{piece.func}() takes one random-effects term, as in {piece.func}(0 + factor(time) "
+                                 "| subject)", text, piece.start)
+    bar = bars[0]
+    if bar.double:
+        raise FormulaSyntaxError(f"'||' inside {piece.func}() is not meaningful: the structure sets the "
+                                 "covariance; use a single '|' (diag() gives uncorrelated effects)", text, bar.start)
+    return piece.func, bar
+
+
+def _random_terms(bar: Bar, expander: _Expander, text: str, structure: str | None = None) -> list[RandomTerm]:
     lhs = expander.finish(expander.expand(bar.lhs))
     groups = _group_terms(bar.group, text)
     if not lhs.intercept and not lhs.terms:
@@ -266,7 +289,9 @@ def _random_terms(bar: Bar, expander: _Expander, text: str) -> list[RandomTerm]:
         for p in pieces:
             lhs_text = " + ".join(p.labels()).replace("(Intercept)", "1") if p.intercept \
                 else "0 + " + " + ".join(p.labels())
-            out.append(RandomTerm(p, g, f"{lhs_text} | {':'.join(g)}"))
+            label = f"{lhs_text} | {':'.join(g)}"
+            out.append(RandomTerm(p, g, label if structure is None else f"{structure}({label})",
+                                  structure or "us"))
     return out
 
 
@@ -300,11 +325,12 @@ def _parse_formula(text: str) -> ModelFormula:
     random: list[RandomTerm] = []
     offsets: list[Node] = []
     for sign, piece in _split_sum(rhs):
-        bar = _unwrap_bar(piece, text)
+        structured = _structured_bar(piece, text)
+        bar = structured[1] if structured else _unwrap_bar(piece, text)
         if bar is not None:
             if sign == "-":
                 raise FormulaSyntaxError("a random-effects term cannot be subtracted", text, piece.start)
-            random.extend(_random_terms(bar, expander, text))
+            random.extend(_random_terms(bar, expander, text, structured[0] if structured else None))
         elif isinstance(piece, Call) and piece.func == "offset":
             if len(piece.args) != 1:
                 raise FormulaSyntaxError("offset() takes exactly one argument", text, piece.start)

@@ -34,6 +34,7 @@ from ..core.optimize import OptResult, bobyqa, finish
 from ..core.pirls import GlmmWorkspace
 from ..core.scaling import Standardization, standardize
 from ..core.covariance import ThetaLayout
+from .layout import block_structures, layout_of
 from ..core.finite_diff import deriv12_hessian
 from ..core.workspace import FAILED_OBJECTIVE
 from ..design import Design
@@ -110,7 +111,8 @@ class GlmmFit:
 def make_glmm_workspace(design: Design, family) -> GlmmWorkspace:
     family.check_response(design.y, np.ones(design.n) if design.weights is None else design.weights)
     return GlmmWorkspace(design.X, design.y, [(b.codes, b.X, b.nlevels) for b in design.blocks], family,
-                         prior_weights=design.weights, offset=design.offset)
+                         prior_weights=design.weights, offset=design.offset,
+                         structures=block_structures(design.blocks))
 
 
 def _invalid_means(family, where: str) -> FloatingPointError:
@@ -141,13 +143,14 @@ def fit_glmm(design: Design, family, nagq: int = 1, start=None, maxeval: int = 1
     if optimizer not in GLMM_OPTIMIZERS:
         raise ValueError(f"unknown optimizer {optimizer!r} for a GLMM; choose one of {', '.join(GLMM_OPTIMIZERS)}")
     dense = sum(b.q for b in design.blocks[1:])
-    sc = standardize(design.X, None, [b.X for b in design.blocks], scale_response=False, center=design.offset)
+    sc = standardize(design.X, None, [b.X for b in design.blocks], scale_response=False, center=design.offset,
+                     term_kinds=[st.scaling for st in block_structures(design.blocks)])
     inner = replace(design, X=sc.fixed(design.X),
                     blocks=tuple(replace(b, X=sc.term(k, b.X)) for k, b in enumerate(design.blocks)),
                     offset=None if design.offset is None else design.offset + sc.y_center)
     if start is not None:
         st = {"theta": start.theta, "beta": start.beta} if hasattr(start, "theta") else dict(start)
-        layout = ThetaLayout(tuple(b.p for b in design.blocks))
+        layout = layout_of(design.blocks)
         start = {"theta": None if st.get("theta") is None else sc.theta_to_internal(st["theta"], layout),
                  "beta": None if st.get("beta") is None else sc.beta_to_internal(st["beta"])}
     with blas_policy(dense, blas_threads):

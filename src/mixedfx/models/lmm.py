@@ -14,6 +14,7 @@ import numpy as np
 
 from ..core.optimize import OptResult
 from ..core.covariance import ThetaLayout
+from .layout import block_structures, layout_of
 from ..core.scaled_workspace import ScaledWorkspace
 from ..core.scaling import Standardization
 from ..core.start import moment_start
@@ -77,7 +78,7 @@ class LmmFit:
     @property
     def layout(self) -> ThetaLayout:
         """Where each term's entries live in theta."""
-        return ThetaLayout(tuple(b.p for b in self.design.blocks))
+        return layout_of(self.design.blocks)
 
     def fresh_workspace(self, reml: bool | None = None) -> ScaledWorkspace:
         """A new workspace for this model, factored at the optimum.
@@ -109,7 +110,8 @@ def make_workspace(design: Design, reml: bool = True, scaling=None) -> ScaledWor
     """The deviance function's workspace: user's units outside, standardized data inside."""
     y = design.y if design.offset is None else design.y - design.offset
     return ScaledWorkspace(design.X, y, [(b.codes, b.X, b.nlevels) for b in design.blocks],
-                           weights=design.weights, reml=reml, scaling=scaling)
+                           weights=design.weights, reml=reml, scaling=scaling,
+                           structures=block_structures(design.blocks))
 
 
 def _singular(theta: np.ndarray, lower: np.ndarray) -> bool:

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from ..core.covariance import ThetaLayout
+from ..models.layout import layout_of
 from ..core.optimize import OptResult
 from ..design.evaluate import AtomState
 from ..design.matrices import TermMatrixSpec
@@ -104,7 +105,7 @@ class LoadedFit(_DataFree):
 
     @property
     def layout(self) -> ThetaLayout:
-        return ThetaLayout(tuple(b.p for b in self.design.blocks))
+        return layout_of(self.design.blocks)
 
 
 # ----------------------------------------------------------------------------- encoding
