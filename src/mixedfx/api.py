@@ -78,7 +78,8 @@ def _check_nagq(nagq) -> int:
 
 
 def lmer(formula: str, data: pd.DataFrame, reml: bool = True, weights=None, offset=None,
-         start="moments", data_name: str | None = None, **control) -> LinearMixedModelResult:
+         start="moments", data_name: str | None = None, correlation: str | None = None, disp: str | None = None,
+         **control) -> LinearMixedModelResult:
     """Fit a linear mixed model from an lme4 formula.
 
     The model is ``y = X beta + Z b + e`` with ``b ~ N(0, sigma^2 Lambda Lambda')`` and
@@ -107,6 +108,14 @@ def lmer(formula: str, data: pd.DataFrame, reml: bool = True, weights=None, offs
         finite theta values, one per theta parameter.
     data_name : str, optional
         Name shown in the summary.
+    correlation : str, optional
+        Residual correlation within groups: ``"ar1(time | id)"`` (nlme's ``corAR1``, integer
+        times), ``"car1(t | id)"`` (``corCAR1``, continuous times), ``"cs(1 | id)"``
+        (``corCompSymm``); ``name(1 | id)`` orders rows as in the data.  Every random-effects
+        grouping factor must be constant within the residual groups.
+    disp : str, optional
+        One-sided formula for the residual log-SD, e.g. ``"~ group"`` (nlme's ``varIdent``,
+        glmmTMB's Gaussian ``dispformula``); its intercept is ``log sigma``.
     **control
         Passed to :func:`mixedfx.models.fit_lmm`: ``optimizer`` (``"auto"``, ``"lbfgs"``,
         ``"bobyqa"``, ``"newuoa"``, ``"nelder_mead"``, ``"sbplx"``; see :func:`mixedfx.allfit`),
@@ -136,11 +145,13 @@ def lmer(formula: str, data: pd.DataFrame, reml: bool = True, weights=None, offs
     """
     reml = _check_reml(reml)
     f = parse_formula(formula)
-    design = build_design(f, data, weights=weights, offset=offset, lmm=True)
+    design = build_design(f, data, weights=weights, offset=offset, lmm=True, correlation=correlation, disp=disp)
     start = _lmm_start(start, design)
     fit = fit_lmm(design, reml=reml, start=start, **control)
     # a reference to the caller's data (not a copy) for result.update(); pickles drop it
     call = dict(reml=reml, weights=weights, offset=offset, data_name=data_name, **control)
+    if correlation is not None or disp is not None:
+        call.update(correlation=correlation, disp=disp)
     return LinearMixedModelResult(fit, formula, data_name, (lmer, data, call))
 
 

@@ -19,9 +19,9 @@ ou        ``s^2 R``, ``R_ij = exp(-kappa |t_i - t_j|)``            ``s, a``
 toep      ``D R D``, ``R_ij = r_|i - j|`` (any valid Toeplitz)     ``s_1..s_p, a_1..a_{p-1}``
 ========  ======================================================  =====================
 
-with ``D = diag(s)``.  Standard deviations enter ``lambda`` linearly, so ``Sigma`` is even in
-each of them: they are bounded below by zero like lme4's diagonal theta entries, and an
-unbounded optimizer's answer is mapped back by taking absolute values.  Correlation
+with ``D = diag(|s|)``.  Standard deviations enter ``lambda`` through their absolute values, so
+``Sigma`` is even in each of them: they are bounded below by zero like lme4's diagonal theta
+entries, and an unbounded optimizer's answer is mapped back by taking absolute values.  Correlation
 parameters are unconstrained reals mapped into their valid range:
 
 * ``ar1``: ``rho = a / sqrt(1 + a^2)`` in (-1, 1);
@@ -365,7 +365,10 @@ class Correlated(CovStructure):
 
     # --------------------------------------------------------- the map
     def _sd(self, par):
-        s = np.asarray(par, float)[:self.n_sd]
+        """Standard deviations as they enter ``lambda``: ``|s|`` so that ``Sigma`` is even in each one
+        (for ``cs`` and ``toep`` a negative ``s_i`` would otherwise flip the sign of row ``i``'s
+        correlations)."""
+        s = np.abs(np.asarray(par, float)[:self.n_sd])
         return np.full(self.p, s[0]) if self.homogeneous else s
 
     def _chol(self, a):
@@ -386,12 +389,13 @@ class Correlated(CovStructure):
         p = self.p
         L, dR = self._chol(np.asarray(par, float)[self.n_sd:])
         s = self._sd(par)
+        sign = np.where(np.asarray(par, float)[:self.n_sd] < 0, -1.0, 1.0)
         J = np.zeros((p, p, self.n_params))
         if self.homogeneous:
-            J[:, :, 0] = L
+            J[:, :, 0] = sign[0] * L
         else:
             for i in range(p):
-                J[i, :, i] = L[i]
+                J[i, :, i] = sign[i] * L[i]
         Linv = np.linalg.inv(L)
         for k in range(self.n_cor):
             M = Linv @ dR[:, :, k] @ Linv.T

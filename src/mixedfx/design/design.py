@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ..formula.terms import ModelFormula, parse_formula
+from ..formula.terms import CorrelationSpec, ModelFormula, parse_correlation, parse_formula
 from ..formula.ast import Call, Name, deparse
 from .columns import check_numeric_column, require_finite_rows, row_label, string_columns, vector_argument
 from .evaluate import AtomState, DesignError, check_columns, evaluate_atom, learn_bases
@@ -16,6 +16,7 @@ from .modelframe import ModelFrame
 from .matrices import TermMatrixSpec, build_term_matrix, drop_aliased_columns
 from .response import glmm_response
 from .structured import structure_times
+from .residual import ResidualDesign, build_residual, residual_variables
 from .random import ReBlock, check_identifiability, check_levels, grouping_factor, map_levels
 
 __all__ = ["Design", "DesignSpec", "build_design", "MissingDataWarning"]
@@ -79,6 +80,7 @@ class Design:
     blocks : random-effect terms ordered as lme4 orders them (decreasing number of levels).
     weights : (n,) prior weights or None.  offset : (n,) or None.
     n_dropped : rows removed for missing values.  row_index : index labels of the rows used.
+    residual : the residual correlation / variance model (``correlation=``, ``disp=``) or None.
     """
     y: np.ndarray
     X: np.ndarray
@@ -89,6 +91,7 @@ class Design:
     n_dropped: int
     row_index: pd.Index
     spec: DesignSpec
+    residual: ResidualDesign | None = None
 
     @property
     def n(self) -> int:
@@ -209,12 +212,13 @@ def _check_weights(w: np.ndarray) -> None:
 
 
 def build_design(formula: str | ModelFormula, data: pd.DataFrame, weights=None, offset=None,
-                 lmm: bool = True, family=None) -> Design:
+                 lmm: bool = True, family=None, correlation=None, disp=None) -> Design:
     """Evaluate a formula on a data frame (pandas, polars, pyarrow Table or dict of columns;
     see :mod:`mixedfx.design.frames`).
 
-    Rows with a missing value in any variable the model uses (or in the weights or
-    offset) are dropped, and a :class:`MissingDataWarning` gives the count.  With a
+    Rows with a missing value in any variable the model uses (or in the weights, the
+    offset, or the residual model's ``correlation=`` / ``disp=``) are dropped, and a
+    :class:`MissingDataWarning` gives the count.  With a
     ``family`` (GLMMs) the response may be ``cbind(s, f)``, a proportion with trials as
     weights, or a two-level factor; binomial trials multiply the prior weights.
     """
@@ -236,7 +240,12 @@ def build_design(formula: str | ModelFormula, data: pd.DataFrame, weights=None, 
     _check_response_not_on_rhs(f)
     w_arr, w_col = _vector_arg(weights, data, "weights")
     o_arr, o_col = _vector_arg(offset, data, "offset")
-    cols = list(dict.fromkeys([v for v in f.variables if v in data.columns] + [c for c in (w_col, o_col) if c]))
+    if correlation is not None and not isinstance(correlation, CorrelationSpec):
+        correlation = parse_correlation(correlation)
+    extra = residual_variables(correlation, disp)
+    check_columns(extra, data, "correlation=/disp=")
+    cols = list(dict.fromkeys([v for v in f.variables if v in data.columns] + [c for c in (w_col, o_col) if c]
+                              + extra))
     dup = [] if data.columns.is_unique else [c for c in cols if int((data.columns == c).sum()) > 1]
     if dup:
         raise DesignError(f"the data have several columns named {dup[0]!r}; column names must be unique")
@@ -325,5 +334,8 @@ def build_design(formula: str | ModelFormula, data: pd.DataFrame, weights=None, 
     if off is not None:
         _check_offset(off, np.asarray(resp, float), family)
     spec = DesignSpec(f, state, fspec, tuple((b.term.group, b.levels, b.lhs_spec) for b in blocks))
+    residual = None
+    if correlation is not None or disp is not None:
+        residual = build_residual(correlation, disp, data, state, blocks)
     return Design(np.asarray(resp, float), X, fspec.names, tuple(blocks), weights_v, off,
-                  n_dropped, data.index, spec)
+                  n_dropped, data.index, spec, residual)

@@ -362,3 +362,48 @@ def _parse_formula(text: str) -> ModelFormula:
                 variables.append(name)
     return ModelFormula(text=text, response=response, fixed=fixed, random=tuple(random),
                         offsets=tuple(offsets), atoms=atoms, variables=tuple(variables))
+
+
+#: residual correlation structures of ``correlation=`` (nlme's corAR1, corCAR1, corCompSymm)
+CORRELATION_NAMES = ("ar1", "car1", "cs")
+
+
+@dataclass(frozen=True)
+class CorrelationSpec:
+    """A parsed ``correlation=`` argument, e.g. ``"ar1(time | id)"``.
+
+    ``name`` is ``"ar1"``, ``"car1"`` or ``"cs"``; ``time`` the variable ordering the rows of a
+    group (None for ``name(1 | g)``: the rows' order in the data, as nlme's ``~ 1 | g``);
+    ``group`` the grouping variables (an interaction for ``a:b``).
+    """
+    name: str
+    time: str | None
+    group: tuple[str, ...]
+    text: str
+
+
+def parse_correlation(text: str) -> CorrelationSpec:
+    """Parse ``correlation="ar1(time | id)"`` / ``"car1(t | id)"`` / ``"cs(1 | id)"``."""
+    if not isinstance(text, str):
+        raise TypeError(f"correlation= must be a string such as 'ar1(time | id)', got {type(text).__name__}")
+    _, rhs = parse("~ " + text)
+    usage = (f"correlation={text!r}: write one of {', '.join(n + '(time | group)' for n in CORRELATION_NAMES)}, "
+             "or name(1 | group) for the rows' order within each group")
+    if not isinstance(rhs, Call) or rhs.func not in CORRELATION_NAMES or len(rhs.args) != 1:
+        raise FormulaSyntaxError(usage, text, 0)
+    bar = rhs.args[0].value
+    while isinstance(bar, Paren):
+        bar = bar.inner
+    if not isinstance(bar, Bar) or bar.double:
+        raise FormulaSyntaxError(usage, text, 0)
+    lhs = bar.lhs
+    if isinstance(lhs, Number) and lhs.value == 1:
+        time = None
+    elif isinstance(lhs, Name):
+        time = lhs.id
+    else:
+        raise FormulaSyntaxError(usage + "; the time must be a column name", text, max(lhs.start - 2, 0))
+    groups = _group_terms(bar.group, text)
+    if len(groups) != 1:
+        raise FormulaSyntaxError(usage + "; give one grouping factor (a:b for an interaction)", text, 0)
+    return CorrelationSpec(rhs.func, time, groups[0], text)

@@ -74,6 +74,7 @@ class LmmFit:
     seconds: float
     scaling: Standardization = field(repr=False, compare=False)
     internal: "InternalEstimates" = field(repr=False, compare=False)
+    residual: "ResidualFit | None" = None
 
     @property
     def layout(self) -> ThetaLayout:
@@ -87,6 +88,11 @@ class LmmFit:
         (Satterthwaite, profiles, leverages, checks) asks for its own workspace, as lme4 copies
         its state for profiling.  ``reml`` defaults to the fit's criterion.
         """
+        if self.residual is not None:
+            raise NotImplementedError(
+                "this method re-evaluates the likelihood at other parameters, which is not yet available for models "
+                "with correlation= or disp= (estimates, summary, ranef, predict, Wald intervals and anova "
+                "likelihood-ratio tests are)")
         ws = make_workspace(self.design, self.reml if reml is None else reml, scaling=self.scaling)
         return ws.update_internal(self.internal.theta)
 
@@ -94,6 +100,25 @@ class LmmFit:
     def theta_internal(self) -> np.ndarray:
         """theta of the standardized problem (singularity is judged there: invariant to units)."""
         return self.internal.theta
+
+
+@dataclass(frozen=True)
+class ResidualFit:
+    """Estimates of a residual correlation / variance model (``correlation=``, ``disp=``).
+
+    Attributes
+    ----------
+    names : parameter names.  par : (m,) unconstrained parameters (:mod:`mixedfx.core.residual`).
+    natural : ``{"rho" | "phi": value, "delta": (m_disp,)}``; ``delta`` are the coefficients of the
+        residual log-SD on the ``disp=`` columns ``disp_names`` (the intercept is ``log sigma``).
+    correlation : the parsed ``correlation=`` or None.  log_jacobian : ``log det(S R S)`` at ``par``.
+    """
+    names: tuple
+    par: np.ndarray
+    natural: dict
+    correlation: object
+    disp_names: tuple
+    log_jacobian: float
 
 
 @dataclass(frozen=True)
@@ -142,6 +167,11 @@ def fit_lmm(design: Design, reml: bool = True, start="moments", maxeval: int | N
         :mod:`mixedfx.models.threads` (one thread unless a core is measurably idle and more
         threads pay); an int caps the threads; None leaves the library's default.
     """
+    if design.residual is not None:
+        if not (isinstance(start, str) and start == "moments"):
+            raise ValueError("start= is not used with correlation= or disp=; leave it out")
+        from .residual_fit import fit_lmm_residual
+        return fit_lmm_residual(design, reml, maxeval=maxeval, warn=warn, optimizer=optimizer)
     t0 = time.perf_counter()
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")

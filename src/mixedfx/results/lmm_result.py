@@ -22,7 +22,7 @@ from ..plots.diagnostic import diagnostic_panel as _diagnostic_plot
 from ..plots.report import report as _html_report
 from .predict import predict_eta
 from .summary import Summary
-from .tables import ranef_frame, varcorr_frame
+from .tables import ranef_frame, residual_lines, structure_lines, varcorr_frame
 
 __all__ = ["LinearMixedModelResult", "MixedModelResultBase"]
 
@@ -386,6 +386,11 @@ class LinearMixedModelResult(MixedModelResultBase):
             notes.append("boundary (singular) fit: a variance component is (nearly) zero or a correlation is +/-1")
         for m in self.fit.opt.messages:
             notes.append(f"convergence: {m}")
+        notes.extend(structure_lines(self.fit.design.blocks, self.fit.layout, self.fit.theta))
+        if self.fit.residual is not None:
+            notes.extend(residual_lines(self.fit.residual))
+            if ddf != "residual":        # Satterthwaite / KR need the likelihood at other parameters
+                ddf = "none"
         ct = self.coef_table(ddf=ddf)
         if str(ddf).lower().replace("_", "-") in ("kr", "kenward-roger"):
             notes.append("t-tests use Kenward-Roger's method: adjusted standard errors and df (as pbkrtest)")
@@ -395,6 +400,18 @@ class LinearMixedModelResult(MixedModelResultBase):
             table = table.drop(columns="df").rename(columns={"t value": "z value", "Pr(>|t|)": "Pr(>|z|)"})
         return Summary(title, self.formula, self.data_name, crit, info, sr, self.varcorr, self.nobs,
                        self.ngroups, table, corr, tuple(notes))
+
+    @property
+    def residual_params(self) -> dict | None:
+        """Estimates of the residual model (``correlation=``, ``disp=``): ``{"rho" | "phi": value,
+        "delta": Series}`` with ``delta`` the residual log-SD coefficients (their intercept is
+        ``log sigma``); None without a residual model."""
+        r = self.fit.residual
+        if r is None:
+            return None
+        out = {k: v for k, v in r.natural.items() if k != "delta"}
+        out["delta"] = pd.Series(np.asarray(r.natural["delta"], float), index=list(r.disp_names), name="delta")
+        return out
 
     def __repr__(self) -> str:
         kind = "REML" if self.reml else "ML"

@@ -6,7 +6,7 @@ import pandas as pd
 
 from ..models.names import group_names
 
-__all__ = ["varcorr_frame", "ranef_frame", "group_names"]
+__all__ = ["varcorr_frame", "ranef_frame", "group_names", "residual_lines", "structure_lines"]
 
 
 def varcorr_frame(groups: list[str], cnames: list[tuple[str, ...]], covs: list[np.ndarray],
@@ -52,3 +52,35 @@ def ranef_frame(groups: list[str], cnames: list[tuple[str, ...]], levels: list[t
                     d["condsd"] = np.sqrt(np.maximum(cond_var[k][:, c, c], 0.0))
                 parts.append(pd.DataFrame(d))
     return pd.concat(parts, ignore_index=True)
+
+
+def residual_lines(residual) -> list[str]:
+    """Summary lines for a residual model (``correlation=`` / ``disp=``)."""
+    out = []
+    nat = residual.natural
+    if residual.correlation is not None:
+        key = "phi" if "phi" in nat else "rho"
+        out.append(f"residual correlation {residual.correlation.text}: {key} = {nat[key]:.4g}")
+    delta = np.asarray(nat.get("delta", ()), float)
+    if delta.size:
+        coefs = ", ".join(f"{n} {v:.4g}" for n, v in zip(residual.disp_names, delta))
+        ratios = ", ".join(f"{n} {np.exp(v):.4g}" for n, v in zip(residual.disp_names, delta))
+        out.append(f"residual log-SD coefficients (disp=): {coefs} (SD ratios {ratios}; the residual SD above is "
+                   "the baseline's)")
+    return out
+
+
+def structure_lines(blocks, layout, theta) -> list[str]:
+    """One line per structured random-effects term: its correlation parameter(s) (glmmTMB's report)."""
+    out = []
+    theta = np.asarray(theta, float)
+    for b, sl, st in zip(blocks, layout.slices(), layout.structures):
+        nat = st.natural(theta[sl])
+        if not nat:
+            continue
+        parts = []
+        for k, v in nat.items():
+            v = np.atleast_1d(np.asarray(v, float))
+            parts.append(f"{k} = " + ", ".join(f"{x:.4g}" for x in v))
+        out.append(f"{b.term.text}: " + "; ".join(parts))
+    return out
