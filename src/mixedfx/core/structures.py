@@ -30,8 +30,9 @@ parameters are unconstrained reals mapped into their valid range:
 * ``toep``: the partial autocorrelations ``phi_k = a_k / sqrt(1 + a_k^2)``, turned into
   autocorrelations ``r_1..r_{p-1}`` by the Durbin-Levinson recursion (every choice gives a
   positive definite ``R``, and every positive definite Toeplitz ``R`` is reached);
-* ``ou``: ``kappa = exp(a)``, the decay rate per unit of the coordinate ``t`` (the numeric
-  values of the ``numFactor`` levels); the correlation at distance ``d`` is ``exp(-kappa d)``.
+* ``ou``: ``kappa = exp(a) / u``, the decay rate per unit of the coordinate ``t`` (the numeric
+  values of the ``numFactor`` levels), with ``u`` the mean spacing of the levels (so ``a`` does not
+  depend on the units of ``t``); the correlation at distance ``d`` is ``exp(-kappa d)``.
 
 ``lambda = D chol(R)``, and the derivative of the Cholesky factor is
 ``d chol(R) = L Phi(L^-1 dR L^-T)`` with ``Phi`` the lower triangle with a halved diagonal.
@@ -306,7 +307,11 @@ class Correlated(CovStructure):
         if name == "ou":
             if self.times is None or len(self.times) != self.p:
                 raise ValueError("ou needs the coordinate of each of the term's columns")
-            self._dist = np.abs(self.times[:, None] - self.times[None, :])
+            # distances in units of the mean spacing: the parameter, and so the fit, does not
+            # depend on the units of t (kappa is reported per unit of t)
+            span = float(np.ptp(self.times))
+            self._unit = span / (self.p - 1) if span > 0 else 1.0
+            self._dist = np.abs(self.times[:, None] - self.times[None, :]) / self._unit
         self._lag = np.abs(np.arange(self.p)[:, None] - np.arange(self.p)[None, :])
 
     def lower_bounds(self):
@@ -359,7 +364,7 @@ class Correlated(CovStructure):
         if self.name == "toep":
             return {"rho": _levinson(_unit(a)[0]).tolist()}
         if self.name == "ou":
-            return {"kappa": float(np.exp(a[0]))}
+            return {"kappa": float(np.exp(a[0]) / self._unit)}
         R, _ = self.correlation(a)
         return {"rho": float(R[1, 0]) if self.p > 1 else 0.0}
 

@@ -34,6 +34,7 @@ import scipy.sparse as sp
 from scipy.linalg import solve_triangular
 from scipy.linalg.lapack import dpotrf, dtrtrs
 
+from .blocks import batched_cholesky, batched_lower_inverse
 from .covariance import ThetaLayout
 from .crossprod import CrossProducts
 from .gram import DenseGram, HybridGram, choose_update
@@ -84,53 +85,6 @@ def random_effects_matrix(codes: np.ndarray, Xk: np.ndarray, nlevels: int) -> sp
     cols = (codes[ok][:, None] * p + np.arange(p)[None, :]).ravel()
     data = Xk[ok].ravel()
     return sp.csr_matrix((data, (rows, cols)), shape=(n, nlevels * p))
-
-
-def batched_cholesky(C: np.ndarray) -> np.ndarray | None:
-    """Lower Cholesky factors of a stack of small SPD matrices (l, p, p), column by column.
-
-    For the p <= 4 blocks of random-slope terms this is several times faster than
-    ``numpy.linalg.cholesky`` (whose per-call overhead dominates on tiny blocks).
-    Returns None if a block is not positive definite.
-    """
-    l, p, _ = C.shape
-    L = np.zeros_like(C)
-    if p == 2:   # closed form for the common random-slope block
-        c00, c10, c11 = C[:, 0, 0], C[:, 1, 0], C[:, 1, 1]
-        if c00.min() <= 0:
-            return None
-        L[:, 0, 0] = l00 = np.sqrt(c00)
-        L[:, 1, 0] = l10 = c10 / l00
-        d = c11 - l10 * l10
-        if d.min() <= 0:
-            return None
-        L[:, 1, 1] = np.sqrt(d)
-        return L
-    for j in range(p):
-        d = C[:, j, j] - np.sum(L[:, j, :j] ** 2, axis=1) if j else C[:, j, j]
-        if np.any(d <= 0):
-            return None
-        L[:, j, j] = ljj = np.sqrt(d)
-        for i in range(j + 1, p):
-            v = C[:, i, j] - np.sum(L[:, i, :j] * L[:, j, :j], axis=1) if j else C[:, i, j]
-            L[:, i, j] = v / ljj
-    return L
-
-
-def batched_lower_inverse(L: np.ndarray) -> np.ndarray:
-    """Inverses of a stack of small lower-triangular matrices (l, p, p) by forward substitution."""
-    l, p, _ = L.shape
-    inv = np.zeros_like(L)
-    if p == 2:
-        inv[:, 0, 0] = i00 = 1.0 / L[:, 0, 0]
-        inv[:, 1, 1] = i11 = 1.0 / L[:, 1, 1]
-        inv[:, 1, 0] = -L[:, 1, 0] * i00 * i11
-        return inv
-    for j in range(p):
-        inv[:, j, j] = 1.0 / L[:, j, j]
-        for i in range(j + 1, p):
-            inv[:, i, j] = -np.sum(L[:, i, j:i] * inv[:, j:i, j], axis=1) / L[:, i, i]
-    return inv
 
 
 def _chol(M: np.ndarray, clean: bool = True) -> np.ndarray | None:
@@ -581,7 +535,7 @@ class PLSWorkspace:
             S0 = G / (self.L00 ** 2)[:, None, None]
         else:
             Li = np.linalg.inv(self.L00)
-            S0 = np.einsum("gki,gkl,glj->gij", Li, G, Li)
+            S0 = Li.transpose(0, 2, 1) @ G @ Li
         out = [S0] + (rest_blocks or [])
         if self.rest_sparse:            # scalar later terms: the diagonal of M^{-1}
             diag = self._sparse.inverse_diagonal()
@@ -597,4 +551,4 @@ class PLSWorkspace:
                 out.append(np.einsum("rgi,rgj->gij", cols, cols))
                 start += p * l
         s2 = self.sigma2 if scale is None else scale
-        return [s2 * np.einsum("ij,gjk,lk->gil", lam, S, lam) for lam, S in zip(lams, out)]
+        return [s2 * (lam @ S @ lam.T) for lam, S in zip(lams, out)]

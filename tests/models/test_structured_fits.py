@@ -1,0 +1,224 @@
+"""Structured random-effect covariances and residual models fitted end to end, checked against
+equivalent models, a dense likelihood oracle and changes of units (no reference software)."""
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from threadpoolctl import threadpool_limits
+
+import mixedfx as mfx
+from mixedfx.design.errors import DesignError
+from mixedfx.formula.parser import FormulaSyntaxError
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    with threadpool_limits(1):
+        yield
+
+
+@pytest.fixture(scope="module")
+def sleep():
+    return mfx.datasets.load("sleepstudy")
+
+
+def _fit(formula, data, **kw):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return mfx.lmer(formula, data, **kw)
+
+
+def test_diag_equals_double_bar(sleep):
+    a = _fit("Reaction ~ Days + diag(Days | Subject)", sleep, reml=False)
+    b = _fit("Reaction ~ Days + (Days || Subject)", sleep, reml=False)
+    assert a.objective == pytest.approx(b.objective, rel=1e-10)
+    assert np.allclose(a.fixef, b.fixef, rtol=1e-7)
+    assert np.allclose(np.sort(a.theta.values), np.sort(b.theta.values), rtol=1e-5)
+    assert a.sigma == pytest.approx(b.sigma, rel=1e-7)
+
+
+def test_ar1_equals_ou_on_equally_spaced_times(sleep):
+    a = _fit("Reaction ~ Days + ar1(0 + factor(Days) | Subject)", sleep, reml=False)
+    b = _fit("Reaction ~ Days + ou(0 + numFactor(Days) | Subject)", sleep, reml=False)
+    assert a.objective == pytest.approx(b.objective, rel=1e-9)
+    rho = a.fit.layout.structures[0].natural(a.fit.theta)["rho"]
+    kappa = b.fit.layout.structures[0].natural(b.fit.theta)["kappa"]
+    assert rho == pytest.approx(np.exp(-kappa), rel=1e-5)
+    assert np.allclose(a.fixef, b.fixef, rtol=1e-6)
+
+
+def _sd_and_corr(result):
+    vc = result.varcorr
+    return vc["sdcor"].to_numpy()
+
+
+@pytest.mark.parametrize("formula", ["Reaction ~ Days + ar1(0 + factor(Days) | Subject)",
+                                     "Reaction ~ Days + cs(0 + factor(Days) | Subject)",
+                                     "Reaction ~ Days + (1 | Subject) + ar1(0 + factor(Days) | Subject)",
+                                     "Reaction ~ Days + diag(Days | Subject)"])
+def test_structured_fit_does_not_depend_on_units(sleep, formula):
+    base = _fit(formula, sleep, reml=False)
+    moved = _fit(formula, sleep.assign(Reaction=sleep["Reaction"] * 1e3 + 1e5), reml=False)
+    n = len(sleep)
+    assert moved.objective == pytest.approx(base.objective + 2 * n * np.log(1e3), rel=1e-9)
+    sd_b, sd_m = _sd_and_corr(base), _sd_and_corr(moved)
+    vc = base.varcorr
+    is_sd = (vc["var2"] == "").to_numpy()
+    assert np.allclose(sd_m[is_sd], 1e3 * sd_b[is_sd], rtol=2e-5)
+    assert np.allclose(sd_m[~is_sd], sd_b[~is_sd], rtol=2e-5, atol=2e-6)
+    assert moved.fixef.iloc[1] == pytest.approx(1e3 * base.fixef.iloc[1], rel=1e-6)
+
+
+def test_ou_time_scale_changes_only_kappa():
+    rng = np.random.default_rng(11)
+    grid = np.array([0.0, 1.0, 1.5, 3.0, 3.25, 5.0])           # unequally spaced visit times
+    C = np.exp(-0.7 * np.abs(grid[:, None] - grid[None, :]))   # OU correlation of the subject effects
+    rows = []
+    for i in range(60):
+        b = np.linalg.cholesky(C) @ rng.normal(size=len(grid)) * 1.5
+        for j in np.sort(rng.choice(len(grid), 4, replace=False)):
+            rows.append((f"s{i}", grid[j], 1.0 + 0.3 * grid[j] + b[j] + rng.normal() * 0.5))
+    df = pd.DataFrame(rows, columns=["id", "t", "y"])
+    a = _fit("y ~ t + ou(0 + numFactor(t) | id)", df, reml=False)
+    b = _fit("y ~ t + ou(0 + numFactor(t) | id)", df.assign(t=df["t"] * 60.0), reml=False)
+    assert b.objective == pytest.approx(a.objective, rel=1e-9)
+    ka = a.fit.layout.structures[0].natural(a.fit.theta)["kappa"]
+    kb = b.fit.layout.structures[0].natural(b.fit.theta)["kappa"]
+    assert 0.2 < ka < 3.0 and not a.is_singular
+    assert kb == pytest.approx(ka / 60.0, rel=1e-4)
+
+
+def test_glmm_accepts_structures():
+    cbpp = mfx.datasets.load("cbpp")
+    f = "cbind(incidence, size - incidence) ~ period + {} | herd)"
+    a = mfx.glmer(f.format("(1"), cbpp, family="binomial", optimizer="bobyqa")
+    b = mfx.glmer(f.format("diag(1"), cbpp, family="binomial", optimizer="bobyqa")
+    assert b.fit.deviance == pytest.approx(a.fit.deviance, rel=1e-9)
+    assert b.theta.iloc[0] == pytest.approx(a.theta.iloc[0], rel=1e-4)
+
+
+@pytest.mark.parametrize("formula, match", [
+    ("Reaction ~ Days + ar1(Days | Subject)", "needs the time points as a factor"),
+    ("Reaction ~ Days + cs(1 | Subject)", "correlates the term's columns"),
+    ("Reaction ~ Days + ou(0 + factor(S) | Days)", "numeric time points"),
+])
+def test_structure_errors_name_the_term(sleep, formula, match):
+    with pytest.raises(DesignError, match=match):
+        mfx.lmer(formula, sleep.assign(S="s" + sleep["Subject"].astype(str)))
+
+
+def test_ar1_on_unequal_spacing_points_to_ou(sleep):
+    uneven = sleep.assign(T=sleep["Days"].map(lambda d: d ** 2))
+    with pytest.raises(DesignError, match="ou\\(0 \\+ numFactor"):
+        mfx.lmer("Reaction ~ Days + ar1(0 + factor(T) | Subject)", uneven)
+
+
+def test_double_bar_inside_structure_is_a_syntax_error(sleep):
+    with pytest.raises(FormulaSyntaxError, match="diag"):
+        mfx.lmer("Reaction ~ Days + cs(Days || Subject)", sleep)
+
+
+# ----------------------------------------------------------------------------- residual models
+def _longitudinal(seed=5, n_id=30):
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(n_id):
+        m = int(rng.integers(3, 7))
+        t = np.sort(rng.choice(np.arange(10), m, replace=False)).astype(float)
+        g = "B" if i % 3 == 0 else "A"
+        u = rng.normal() * 1.5
+        e = np.zeros(m)
+        for j in range(m):
+            e[j] = (0.6 ** (t[j] - t[j - 1]) * e[j - 1] if j else 0.0) + rng.normal() * (2.0 if g == "B" else 1.0)
+        for tj, ej in zip(t, e):
+            rows.append((f"id{i}", tj, g, rng.normal(), 3.0 + 0.5 * tj + u + ej))
+    df = pd.DataFrame(rows, columns=["id", "t", "g", "x", "y"])
+    return df.sample(frac=1.0, random_state=1).reset_index(drop=True)      # rows in no particular order
+
+
+def _dense_criterion(result, df, reml):
+    """-2 log L (ML) or REML criterion from the dense covariance V = Z G Z' + sigma^2 S R S."""
+    fit = result.fit
+    X = fit.design.X
+    y = fit.design.y
+    n, p = X.shape
+    ids = df["id"].to_numpy()
+    G = float(result.varcorr["vcov"].iloc[0])
+    same = ids[:, None] == ids[None, :]
+    nat = fit.residual.natural
+    t = df["t"].to_numpy()
+    R = np.eye(n)
+    if "rho" in nat:
+        R = np.where(same, nat["rho"] ** np.abs(t[:, None] - t[None, :]), 0.0)
+    elif "phi" in nat:
+        R = np.where(same, nat["phi"] ** np.abs(t[:, None] - t[None, :]), 0.0)
+    delta = np.asarray(nat["delta"], float)
+    s = np.exp((df["g"].to_numpy() == "B") * (delta[0] if delta.size else 0.0))
+    V = G * same + fit.sigma ** 2 * (s[:, None] * R * s[None, :])
+    Vi = np.linalg.inv(V)
+    XtViX = X.T @ Vi @ X
+    beta = np.linalg.solve(XtViX, X.T @ Vi @ y)
+    r = y - X @ beta
+    val = np.linalg.slogdet(V)[1] + r @ Vi @ r + (n - p if reml else n) * np.log(2 * np.pi)
+    if reml:
+        val += np.linalg.slogdet(XtViX)[1]
+    return val, beta
+
+
+@pytest.mark.parametrize("kw", [dict(correlation="ar1(t | id)"), dict(correlation="car1(t | id)"),
+                                dict(disp="~ g"), dict(correlation="ar1(t | id)", disp="~ g")])
+@pytest.mark.parametrize("reml", [False, True])
+def test_residual_model_matches_dense_likelihood(kw, reml):
+    df = _longitudinal()
+    m = _fit("y ~ t + x + (1 | id)", df, reml=reml, **kw)
+    val, beta = _dense_criterion(m, df, reml)
+    assert m.objective == pytest.approx(val, rel=1e-9)
+    assert np.allclose(m.fixef.to_numpy(), beta, rtol=1e-7)
+
+
+def test_residual_model_does_not_depend_on_units():
+    df = _longitudinal()
+    a = _fit("y ~ t + x + (1 | id)", df, reml=False, correlation="ar1(t | id)", disp="~ g")
+    b = _fit("y ~ t + x + (1 | id)", df.assign(y=df["y"] * 1e-4 + 7e3), reml=False, correlation="ar1(t | id)",
+             disp="~ g")
+    n = len(df)
+    assert b.objective == pytest.approx(a.objective + 2 * n * np.log(1e-4), rel=1e-9)
+    assert b.residual_params["rho"] == pytest.approx(a.residual_params["rho"], rel=1e-5)
+    assert np.allclose(b.residual_params["delta"], a.residual_params["delta"], rtol=1e-5)
+    assert b.sigma == pytest.approx(1e-4 * a.sigma, rel=1e-6)
+
+
+def test_residual_cs_equals_random_intercept_when_positive():
+    df = _longitudinal(seed=8)
+    a = _fit("y ~ t + (1 | id)", df, reml=False)
+    b = _fit("y ~ t + (1 | id)", df, reml=False, correlation="cs(1 | id)")
+    # cs residuals add nothing to a random intercept when the within-group correlation is >= 0
+    assert b.objective <= a.objective + 1e-8
+
+
+def test_residual_model_errors():
+    pen = mfx.datasets.load("penicillin")
+    with pytest.raises(DesignError, match="nested in every grouping factor"):
+        mfx.lmer("diameter ~ 1 + (1 | plate) + (1 | sample)", pen, correlation="ar1(1 | plate)")
+    df = _longitudinal()
+    with pytest.raises(DesignError, match="intercept"):
+        mfx.lmer("y ~ t + (1 | id)", df, disp="~ 1")
+    with pytest.raises(ValueError, match="weights="):
+        mfx.lmer("y ~ t + (1 | id)", df, weights=np.ones(len(df)), correlation="ar1(t | id)")
+    with pytest.raises(DesignError, match="not in the data"):
+        mfx.lmer("y ~ t + (1 | id)", df, correlation="ar1(time | id)")
+    with pytest.raises(FormulaSyntaxError, match="car1"):
+        mfx.lmer("y ~ t + (1 | id)", df, correlation="ar2(t | id)")
+    with pytest.raises(DesignError, match="integer"):
+        mfx.lmer("y ~ t + (1 | id)", df.assign(t=df["t"] + 0.5 * (df["x"] > 0)), correlation="ar1(t | id)")
+
+
+def test_residual_model_methods_that_need_refits_say_so():
+    df = _longitudinal()
+    m = _fit("y ~ t + (1 | id)", df, correlation="ar1(t | id)")
+    text = str(m.summary())
+    assert "residual correlation ar1(t | id): rho =" in text
+    with pytest.raises(NotImplementedError, match="correlation= or disp="):
+        m.confint(method="profile")
+    assert np.all(np.isfinite(m.predict(df.head(5))))
