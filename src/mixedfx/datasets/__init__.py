@@ -1,5 +1,6 @@
-"""Example datasets (copies of data shipped with R's lme4, and kb07 from MixedModels.jl), with factor
-columns typed in R's level order.
+"""Example datasets (copies of data shipped with R's lme4 and nlme, kb07 from MixedModels.jl, and
+simulated longitudinal sets made by ``tests/reference/make_structured_data.R``), with factor columns
+typed in R's level order.
 
 >>> import mixedfx as mfx
 >>> mfx.datasets.list()[:3]

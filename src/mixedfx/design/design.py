@@ -308,7 +308,11 @@ def build_design(formula: str | ModelFormula, data: pd.DataFrame, weights=None, 
         _check_columns_magnitude(Xk, lspec.names, lambda name: f"the column {name!r} of ({term.text})", data.index)
         times = structure_times(term, atoms, Xk.shape[1])
         blocks.append(ReBlock(term, levels, codes, Xk, lspec.names, lspec, times))
-    blocks.sort(key=lambda b: -b.nlevels)   # lme4's order: decreasing number of levels, stable
+    # lme4's order: decreasing number of levels, stable.  With a covariance structure in the model
+    # (not lme4's), ties go to the wider term: the first block is factored level by level, the
+    # rest densely, so a 10-column ar1 term on the same factor as (1 | g) must come first.
+    structured = any(b.structure != "us" for b in blocks)
+    blocks.sort(key=(lambda b: (-b.nlevels, -b.p)) if structured else (lambda b: -b.nlevels))
     check_levels(blocks, n, lmm)
     check_identifiability(blocks)
     weights_v = w_arr if w_col is None else data[w_col].to_numpy(dtype=float)

@@ -320,6 +320,8 @@ class _Evaluator:
                 return np.log(x) / np.log(base)
         if f == "I":
             return self.eval(pos[0])
+        if f == "numFactor":
+            return self.num_factor(pos[0], str(label))
         if f in _FACTOR_FUNCS:
             return self.factor(pos[0], str(label))
         if f in _NUMERIC_FUNCS:
@@ -339,6 +341,14 @@ class _Evaluator:
         else:
             v = self.eval(node)
         return to_factor(v, label, self.state.levels.get(label) if not self.training else None)
+
+    def num_factor(self, node: Node, label: str) -> pd.Categorical:
+        """glmmTMB's ``numFactor(t)``: a factor of numeric values in numeric order, levels ``(t)``."""
+        v = self.numeric(node, label)
+        known = self.state.levels.get(label) if not self.training else None
+        bare = None if known is None else [lab[1:-1] for lab in known]
+        codes, labels = factor_codes(v, label, bare)
+        return pd.Categorical.from_codes(codes, categories=pd.Index([f"({lab})" for lab in labels], dtype=object))
 
     def scale_setting(self, arg: Node | None, name: str, label: str):
         """``center=``/``scale=`` of scale(): True/False, or a number used as the value (as in R)."""

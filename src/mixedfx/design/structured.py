@@ -23,7 +23,7 @@ _CORRELATED = ("cs", "homcs", "ar1", "ou", "toep")
 
 def _numeric_levels(labels) -> np.ndarray | None:
     try:
-        vals = np.array([float(v) for v in labels])
+        vals = np.array([float(v[1:-1] if v.startswith("(") and v.endswith(")") else v) for v in labels])
     except (TypeError, ValueError):
         return None
     return vals if np.all(np.isfinite(vals)) else None

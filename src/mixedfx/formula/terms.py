@@ -374,7 +374,8 @@ class CorrelationSpec:
 
     ``name`` is ``"ar1"``, ``"car1"`` or ``"cs"``; ``time`` the variable ordering the rows of a
     group (None for ``name(1 | g)``: the rows' order in the data, as nlme's ``~ 1 | g``);
-    ``group`` the grouping variables (an interaction for ``a:b``).
+    ``group`` the grouping variables (an interaction for ``a:b``; for ``a/b``, as in nlme, the
+    innermost group ``b:a``).
     """
     name: str
     time: str | None
@@ -404,6 +405,9 @@ def parse_correlation(text: str) -> CorrelationSpec:
     else:
         raise FormulaSyntaxError(usage + "; the time must be a column name", text, max(lhs.start - 2, 0))
     groups = _group_terms(bar.group, text)
+    inner = bar.group.inner if isinstance(bar.group, Paren) else bar.group
+    if isinstance(inner, BinOp) and inner.op == "/":
+        groups = groups[-1:]          # nlme: a correlation within batch/cask is within the innermost group
     if len(groups) != 1:
         raise FormulaSyntaxError(usage + "; give one grouping factor (a:b for an interaction)", text, 0)
     return CorrelationSpec(rhs.func, time, groups[0], text)

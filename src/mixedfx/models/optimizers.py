@@ -93,6 +93,12 @@ def optimize_theta(iws, x0, lower, step, optimizer: str = "auto", maxeval: int =
     if name == "lbfgs":
         fg = adaptive(_value_and_gradient(iws))
         opt = lbfgs(fun, fg, x0, lower, rectify=iws.layout.rectify, maxeval=maxeval, flip=iws.layout.flip_column)
+        if opt.status.startswith("failure"):       # the line search gave up (flat or kinked criterion):
+            more = derivative_free(fun, opt.x, lower, "bobyqa", maxeval=maxeval, step=0.05,   # finish without it
+                                   flip=iws.layout.flip_column)
+            opt = replace(more, nfev=opt.nfev + more.nfev, optimizer="lbfgs+bobyqa") if more.fun <= opt.fun \
+                else replace(opt, status="success", messages=(), nfev=opt.nfev + more.nfev) if not more.messages \
+                else opt
         if not opt.messages and 0 < len(opt.x) <= POLISH_MAX_THETA:
             x, count = newton_polish_grad(fg, opt.x, lower)
             opt = _keep_if_lower(iws, opt, x, count)
