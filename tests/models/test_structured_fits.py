@@ -222,3 +222,9 @@ def test_residual_model_methods_that_need_refits_say_so():
     with pytest.raises(NotImplementedError, match="correlation= or disp="):
         m.confint(method="profile")
     assert np.all(np.isfinite(m.predict(df.head(5))))
+
+
+def test_profile_refuses_structured_terms(sleep):
+    m = _fit("Reaction ~ Days + ar1(0 + factor(Days) | Subject)", sleep)
+    with pytest.raises(NotImplementedError, match="method='boot'"):
+        m.confint(method="profile")

@@ -231,11 +231,20 @@ def lbfgs(fun, fg, x0, lower, rectify=None, maxeval: int = 100_000, ftol_rel: fl
     rectify = (lambda x: x) if rectify is None else rectify
 
     def run(x_start):
-        x, val, nfev, status = _run(fun, x_start, free, -free, maxeval, ftol_rel, 0.0, xtol_abs, None,
-                                    "LD_LBFGS", fg)
+        # The first quasi-Newton step is -gradient: with a gradient of 3e3 it would throw a correlation
+        # parameter deep into its flat tail (rho ~ 1), where the search stalls.  Dividing the criterion
+        # by the start's gradient norm makes that step of length ~1 (tolerances are relative).
+        f0, g0 = fg(x_start)
+        scale = max(1.0, float(np.max(np.abs(g0)))) if np.all(np.isfinite(g0)) and f0 < 1e14 else 1.0
+
+        def fg_scaled(x):
+            val, g = fg(x)
+            return val / scale, np.asarray(g) / scale
+        x, val, nfev, status = _run(lambda x: fun(x) / scale, x_start, free, -free, maxeval, ftol_rel, 0.0, xtol_abs,
+                                    None, "LD_LBFGS", fg_scaled)
         if status == "roundoff limited":     # stopped at the limit of precision: converged
             status = "success"
-        return OptResult(rectify(x), val, nfev, status, optimizer="lbfgs")
+        return OptResult(rectify(x), val * scale, nfev + 1, status, optimizer="lbfgs")
     return finish(fun, run(x0), lower, run, flip=flip)
 
 

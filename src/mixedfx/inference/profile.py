@@ -19,6 +19,12 @@ __all__ = ["profile", "profile_confint"]
 
 
 def _profiler(result):
+    if result.fit.layout.structured:
+        raise NotImplementedError("profile intervals are not yet available for structured covariance terms such as "
+                                  "ar1() or cs() (the profile works in unstructured coordinates); use "
+                                  "confint(method='boot') or method='Wald'")
+    if getattr(result, "fit", None) is not None and getattr(result.fit, "residual", None) is not None:
+        result.fit.fresh_workspace()          # raises: not available with correlation= / disp=
     if getattr(result, "family", None) is None:
         return _Profiler(result)
     return GlmmProfiler(result)

@@ -22,7 +22,7 @@ from ..plots.diagnostic import diagnostic_panel as _diagnostic_plot
 from ..plots.report import report as _html_report
 from .predict import predict_eta
 from .summary import Summary
-from .tables import ranef_frame, residual_lines, structure_lines, varcorr_frame
+from .tables import ranef_frame, residual_lines, structure_lines, structure_params, varcorr_frame
 
 __all__ = ["LinearMixedModelResult", "MixedModelResultBase"]
 
@@ -400,6 +400,13 @@ class LinearMixedModelResult(MixedModelResultBase):
             table = table.drop(columns="df").rename(columns={"t value": "z value", "Pr(>|t|)": "Pr(>|z|)"})
         return Summary(title, self.formula, self.data_name, crit, info, sr, self.varcorr, self.nobs,
                        self.ngroups, table, corr, tuple(notes))
+
+    @property
+    def structure_params(self) -> dict:
+        """Per structured random-effects term (``ar1(...)``, ``cs(...)``...; keyed by its text), its
+        parameters as glmmTMB reports them: ``sd`` (one per column, or one shared) and the
+        structure's own (``rho``; ``kappa`` per unit of time for ``ou``; lag correlations for ``toep``)."""
+        return structure_params(self.fit.design.blocks, self.fit.layout, self.fit.theta, self.sigma)
 
     @property
     def residual_params(self) -> dict | None:

@@ -6,7 +6,7 @@ import pandas as pd
 
 from ..models.names import group_names
 
-__all__ = ["varcorr_frame", "ranef_frame", "group_names", "residual_lines", "structure_lines"]
+__all__ = ["varcorr_frame", "ranef_frame", "group_names", "residual_lines", "structure_lines", "structure_params"]
 
 
 def varcorr_frame(groups: list[str], cnames: list[tuple[str, ...]], covs: list[np.ndarray],
@@ -83,4 +83,18 @@ def structure_lines(blocks, layout, theta) -> list[str]:
             v = np.atleast_1d(np.asarray(v, float))
             parts.append(f"{k} = " + ", ".join(f"{x:.4g}" for x in v))
         out.append(f"{b.term.text}: " + "; ".join(parts))
+    return out
+
+
+def structure_params(blocks, layout, theta, sigma: float) -> dict:
+    """``{term text: {"sd": ..., **natural}}`` for the terms with a structure other than ``us``."""
+    out = {}
+    theta = np.asarray(theta, float)
+    for b, sl, st in zip(blocks, layout.slices(), layout.structures):
+        if st.name == "us":
+            continue
+        sd = sigma * np.sqrt(np.diag(st.cov(theta[sl])))
+        entry = {"sd": float(sd[0]) if st.scaling == "common" else sd}
+        entry.update(st.natural(theta[sl]))
+        out[b.term.text] = entry
     return out
