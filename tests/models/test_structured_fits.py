@@ -78,7 +78,8 @@ def test_ou_time_scale_changes_only_kappa():
     for i in range(60):
         b = np.linalg.cholesky(C) @ rng.normal(size=len(grid)) * 1.5
         for j in np.sort(rng.choice(len(grid), 4, replace=False)):
-            rows.append((f"s{i}", grid[j], 1.0 + 0.3 * grid[j] + b[j] + rng.normal() * 0.5))
+            for _ in range(2):      # replicates identify the residual variance next to the OU process
+                rows.append((f"s{i}", grid[j], 1.0 + 0.3 * grid[j] + b[j] + rng.normal() * 0.5))
     df = pd.DataFrame(rows, columns=["id", "t", "y"])
     a = _fit("y ~ t + ou(0 + numFactor(t) | id)", df, reml=False)
     b = _fit("y ~ t + ou(0 + numFactor(t) | id)", df.assign(t=df["t"] * 60.0), reml=False)
@@ -228,3 +229,23 @@ def test_profile_refuses_structured_terms(sleep):
     m = _fit("Reaction ~ Days + ar1(0 + factor(Days) | Subject)", sleep)
     with pytest.raises(NotImplementedError, match="method='boot'"):
         m.confint(method="profile")
+
+
+def test_inference_on_a_structured_term_equals_the_equivalent_model(sleep):
+    a = _fit("Reaction ~ Days + diag(Days | Subject)", sleep)
+    b = _fit("Reaction ~ Days + (Days || Subject)", sleep)
+    for ddf in ("satterthwaite", "kenward-roger"):
+        ta, tb = a.coef_table(ddf=ddf), b.coef_table(ddf=ddf)
+        assert np.allclose(ta["se"], tb["se"], rtol=1e-5)
+        assert np.allclose(ta["df"], tb["df"], rtol=1e-4)
+
+
+def test_simulate_draws_from_the_structured_covariance(sleep):
+    m = _fit("Reaction ~ Days + ar1(0 + factor(Days) | Subject)", sleep)
+    sims = np.asarray(m.simulate(4000, seed=3))                    # (n, nsim)
+    rows = np.flatnonzero((sleep["Subject"] == "308").to_numpy())
+    emp = np.cov(sims[rows])
+    st = m.fit.layout.structures[0]
+    V = m.sigma ** 2 * (st.cov(m.fit.theta) + np.eye(len(rows)))
+    assert np.max(np.abs(emp - V)) < 0.08 * np.max(V)
+    assert np.allclose(sims[rows].mean(axis=1), m.predict(sleep.iloc[rows], re_form="~0"), atol=0.1 * np.sqrt(V[0, 0]))

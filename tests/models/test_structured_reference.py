@@ -145,3 +145,56 @@ def test_residual_model_matches_nlme_and_glmmtmb(key, suffix):
         for level, sd in ref["sigma_by_level"].items():
             coef = [v for n, v in nat["delta"].items() if n.endswith(str(level))]
             assert m.sigma * np.exp(coef[0] if coef else 0.0) == pytest.approx(sd, rel=1e-3), level
+
+
+# ------------------------------------------------- every structure with a residual (replicated data)
+REP = {f["id"]: f for f in json.loads((REF / "structured_rep.json").read_text())["fits"]}
+NAMES = ("us", "diag", "cs", "ar1", "toep", "homcs", "homdiag")
+REP_MODELS = {}
+for S in NAMES:
+    REP_MODELS[f"pst_{S}"] = ("pastes", f"strength ~ 1 + {S}(0 + cask | batch)")
+    REP_MODELS[f"mach_{S}"] = ("machines", f"score ~ Machine + {S}(0 + Machine | Worker)")
+    REP_MODELS[f"rm_{S}"] = ("repmeas", f"y ~ t + arm + {S}(0 + factor(visit) | id)")
+    REP_MODELS[f"mach_ri_{S}"] = ("machines", f"score ~ Machine + (1 | Worker) + {S}(0 + Machine | Worker)")
+REP_MODELS["rm_ou"] = ("repmeas", "y ~ t + arm + ou(0 + numFactor(t) | id)")
+REP_CASES = [(k, s) for k in REP_MODELS for s in ("ml", "reml") if REP.get(f"{k}_{s}", {}).get("reliable")]
+
+
+def test_every_structure_has_two_replicated_datasets():
+    seen: dict = {}
+    for k, _ in REP_CASES:
+        S = re.findall(r"\b(us|diag|homdiag|cs|homcs|ar1|ou|toep)\(", REP_MODELS[k][1])[-1]
+        seen.setdefault(S, set()).add(REP_MODELS[k][0])
+    assert all(len(seen.get(S, ())) >= 2 for S in NAMES), seen
+    assert "ou" in seen
+
+
+@pytest.mark.parametrize("key, suffix", REP_CASES)
+def test_structured_term_on_replicated_data_matches_glmmtmb(key, suffix):
+    ref = REP[f"{key}_{suffix}"]
+    data, formula = REP_MODELS[key]
+    m = _fit(data, formula, ref["REML"])
+    ll = -m.objective / 2
+    assert ll >= ref["logLik"] - 1e-4
+    if ll > ref["logLik"] + 1e-4:
+        pytest.fail(f"higher log-likelihood than glmmTMB by {ll - ref['logLik']:.3g}: verify and document")
+    beta = np.array([ref["fixef"][n] for n in m.fixef.index])
+    assert np.allclose(m.fixef.to_numpy(), beta, rtol=1e-3, atol=1e-3 * np.max(np.abs(beta)))
+    assert m.sigma == pytest.approx(ref["sigma"], rel=1e-3)
+    _check_terms(m, ref)
+
+
+@pytest.mark.parametrize("key, formula", [
+    ("cbpp_ar1_ml", "cbind(incidence, size - incidence) ~ period + ar1(0 + period | herd)"),
+    ("cbpp_homcs_ml", "cbind(incidence, size - incidence) ~ period + homcs(0 + period | herd)"),
+])
+def test_glmm_structured_term_matches_glmmtmb(key, formula):
+    ref = REP[key]
+    assert ref["reliable"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        m = mfx.glmer(formula, mfx.datasets.load("cbpp"), family="binomial")
+    assert m.loglik >= ref["logLik"] - 1e-4
+    assert m.loglik <= ref["logLik"] + 1e-4, "higher than glmmTMB: verify and document"
+    beta = np.array([ref["fixef"][n] for n in m.fixef.index])
+    assert np.allclose(m.fixef.to_numpy(), beta, rtol=2e-3, atol=2e-3 * np.max(np.abs(beta)))

@@ -4,7 +4,8 @@
 # Data: the bundled copies src/mixedfx/datasets/data/{pastes,machines,repmeas,cbpp}.csv.gz (factor
 # levels from datasets.json; machines and repmeas are written by the last section of
 # make_structured_data.R), so R and Python fit the same numbers; "datasets" in the JSON holds their
-# fingerprints (fingerprint.R). Single-threaded reference BLAS; deterministic (no random numbers).
+# fingerprints (fingerprint.R). Single-threaded reference BLAS; no random numbers; byte-identical output
+# from run to run when address-space randomisation is off, which the script arranges itself (below).
 #
 # Why this file: most cs/ar1/toep/homcs/ou records of structured.json use dispformula = ~0, because
 # with ONE observation per (group, time) a structured term over 0 + factor(time) and the residual
@@ -54,6 +55,21 @@ out <- commandArgs(trailingOnly = TRUE)[1]
 if (is.na(out)) stop("usage: Rscript tests/reference/make_structured_rep.R OUT.json")
 script <- sub("^--file=", "", grep("^--file=", commandArgs(FALSE), value = TRUE)[1])
 here <- dirname(normalizePath(script))
+# Bitwise reproducibility: the REML fits on repmeas (beta integrated out inside TMB) change in the last
+# digits (estimates ~1e-11 relative, logLik ~1e-14, gradient / restart diagnostics more) with the
+# memory addresses R happens to get, i.e. from run to run under address-space layout randomisation.
+# So the script re-runs itself with ASLR off (util-linux setarch -R) when that is possible; with
+# MIXEDFX_REF_ASLR_OFF set (or without setarch) it runs as is. Repeated runs in the same environment
+# are then byte-identical; a different environment (other variables, so other addresses) can still
+# change those REML records in the last digits quoted above.
+if (!nzchar(Sys.getenv("MIXEDFX_REF_ASLR_OFF")) && nzchar(Sys.which("setarch"))) {
+  arch <- system2("uname", "-m", stdout = TRUE)
+  if (identical(suppressWarnings(system2("setarch", c(arch, "-R", "true"), stdout = FALSE, stderr = FALSE)), 0L)) {
+    st <- system2("setarch", c(arch, "-R", shQuote(file.path(R.home("bin"), "Rscript")), shQuote(normalizePath(script)),
+                               shQuote(out)), env = "MIXEDFX_REF_ASLR_OFF=1")
+    quit(save = "no", status = st)
+  }
+}
 source(file.path(here, "fingerprint.R"))      # fingerprint()
 datadir <- file.path(here, "..", "..", "src", "mixedfx", "datasets", "data")
 manifest <- fromJSON(file.path(datadir, "datasets.json"), simplifyVector = TRUE)

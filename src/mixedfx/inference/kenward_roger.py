@@ -45,6 +45,45 @@ def _pairs(a: int, b: int) -> list[tuple[int, int]]:
     return [(a, a)] if a == b else [(a, b), (b, a)]
 
 
+def _structure_jacobian(fit, params, s2: float) -> np.ndarray:
+    """``d(G entries, sigma^2) / d(variance parameters)`` for a model with structured terms.
+
+    Kenward-Roger's pieces are first formed for every entry ``(k, a, b)`` of each ``G_k`` and for
+    ``sigma^2``; a structured term's ``G_k = sigma^2 lambda_k lambda_k'`` moves only along the
+    derivatives of its parameters (and of ``sigma^2``), so the pieces are projected onto those
+    directions (the adjustment does not depend on how the structure is parameterized; the second
+    derivatives of ``G``, which pbkrtest's linear covariance models lack, are not included).
+    Unstructured terms keep their entries as parameters.
+    """
+    layout, theta = fit.layout, np.asarray(fit.theta, float)
+    cols: list[np.ndarray] = []
+    row = {prm: i for i, prm in enumerate(params)}
+    m_u = len(params) + 1
+    sig = np.zeros(m_u)
+    sig[-1] = 1.0
+    for k, (sl, st) in enumerate(zip(layout.slices(), layout.structures)):
+        pk = st.p
+        entries = [(a, b) for b in range(pk) for a in range(b, pk)]
+        if st.name == "us":
+            for a, b in entries:
+                e = np.zeros(m_u)
+                e[row[(k, a, b)]] = 1.0
+                cols.append(e)
+            continue
+        lam, Jl = st.lam(theta[sl]), st.lam_jacobian(theta[sl])
+        S = lam @ lam.T
+        for j in range(st.n_params):
+            dS = Jl[:, :, j] @ lam.T + lam @ Jl[:, :, j].T
+            e = np.zeros(m_u)
+            for a, b in entries:
+                e[row[(k, a, b)]] = s2 * dS[a, b]
+            cols.append(e)
+        for a, b in entries:
+            sig[row[(k, a, b)]] = S[a, b]
+    cols.append(sig)
+    return np.column_stack(cols)
+
+
 class KenwardRoger:
     """Adjusted covariance ``Phi_A`` and the pieces for KR df of any contrast (one fitted REML LMM).
 
@@ -128,6 +167,12 @@ class KenwardRoger:
         P[-1] = -U.T @ V
         Q[-1, -1] = V.T @ SV
         K[-1, -1] = tr_res
+        if fit.layout.structured:      # restrict to the structures' variance parameters
+            J = _structure_jacobian(fit, params, s2)
+            P = np.einsum("ia,ipq->apq", J, P)
+            Q = np.einsum("ia,jb,ijpq->abpq", J, J, Q)
+            K = J.T @ K @ J
+            m = J.shape[1]
         IE2 = np.empty((m, m))
         for i in range(m):
             for j in range(m):

@@ -8,7 +8,8 @@ Every optimizer works on the standardized internal problem
 * ``"bobyqa"``, ``"newuoa"``, ``"nelder_mead"``, ``"sbplx"``: nlopt's derivative-free methods
   on the bounded problem (:func:`mixedfx.core.optimize.derivative_free`);
 * ``"auto"`` (default): ``"lbfgs"`` when the gradient is available and predicted to pay for
-  itself, else ``"bobyqa"`` (:func:`choose_optimizer`).
+  itself (always for models with a correlation structure such as ``ar1()``), else ``"bobyqa"``
+  (:func:`choose_optimizer`).
 
 Whichever runs, the result then passes :func:`mixedfx.core.optimize.finish`: components within
 1e-6 of zero go onto the boundary, and each boundary face is probed with finite inward steps;
@@ -67,7 +68,11 @@ def choose_optimizer(iws, optimizer: str = "auto") -> str:
     if optimizer != "auto":
         return optimizer
     k = iws.layout.n_theta
-    if k < GRADIENT_MIN_THETA or not gradient_supported(iws):
+    if not gradient_supported(iws):
+        return "bobyqa"
+    if any(getattr(st, "n_cor", 0) for st in iws.layout.structures):
+        return "lbfgs"      # correlation structures: BOBYQA needs 2-6x the evaluations (measured, docs/structures.md)
+    if k < GRADIENT_MIN_THETA:
         return "bobyqa"
     n_bobyqa, n_lbfgs = expected_evaluations(k)
     e, g = evaluation_cost(iws), gradient_cost(iws)
