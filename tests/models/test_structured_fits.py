@@ -249,3 +249,19 @@ def test_simulate_draws_from_the_structured_covariance(sleep):
     V = m.sigma ** 2 * (st.cov(m.fit.theta) + np.eye(len(rows)))
     assert np.max(np.abs(emp - V)) < 0.08 * np.max(V)
     assert np.allclose(sims[rows].mean(axis=1), m.predict(sleep.iloc[rows], re_form="~0"), atol=0.1 * np.sqrt(V[0, 0]))
+
+
+def test_structured_and_residual_fits_save_and_load(tmp_path):
+    bw = mfx.datasets.load("bodyweight")
+    m = _fit("weight ~ Time * Diet + (1 + Time | Rat) + ou(0 + numFactor(Time) | Rat)", bw, reml=False)
+    m.save(tmp_path / "ou.json")
+    loaded = mfx.load(tmp_path / "ou.json")
+    key = "ou(0 + numFactor(Time) | Rat)"
+    assert loaded.structure_params[key]["kappa"] == pytest.approx(m.structure_params[key]["kappa"], rel=1e-12)
+    assert np.allclose(loaded.predict(bw.head(5)), m.predict(bw.head(5)), rtol=1e-12)
+    df = _longitudinal()
+    r = _fit("y ~ t + (1 | id)", df, correlation="ar1(t | id)", disp="~ g")
+    r.save(tmp_path / "r.json")
+    back = mfx.load(tmp_path / "r.json")
+    assert back.residual_params["rho"] == pytest.approx(r.residual_params["rho"], rel=1e-12)
+    assert np.allclose(back.residual_params["delta"], r.residual_params["delta"], rtol=1e-12)

@@ -53,7 +53,8 @@ STRUCTURED = {
     "pastes_ri_homdiag": ("pastes", "strength ~ 1 + (1 | batch) + homdiag(0 + cask | batch)"),
     "ss_ri_ar1": ("sleepstudy", "Reaction ~ Days + (1 | Subject) + ar1(0 + factor(Days) | Subject)"),
     "orth_ar1_resid": ("orthodont", "distance ~ age + Sex + ar1(0 + factor(age) | Subject)"),
-    "ov_ri_ar1": ("ovary", "follicles ~ sin(2 * pi * Time) + cos(2 * pi * Time) + (1 | Mare) + ar1(0 + factor(pos) | Mare)"),
+    "ov_ri_ar1": ("ovary", "follicles ~ sin(2 * pi * Time) + cos(2 * pi * Time) + (1 | Mare)"
+                           " + ar1(0 + factor(pos) | Mare)"),
     "bw_ou_resid": ("bodyweight", "weight ~ Time * Diet + (1 + Time | Rat) + ou(0 + numFactor(Time) | Rat)"),
 }
 CASES = [(key, suffix) for key in STRUCTURED for suffix in ("ml", "reml")

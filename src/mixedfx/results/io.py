@@ -60,6 +60,11 @@ class LoadedBlock(BlockShape, _DataFree):
     levels: tuple
     cnames: tuple
     lhs_spec: TermMatrixSpec
+    times: tuple | None = None
+
+    @property
+    def structure(self) -> str:
+        return self.term.structure
 
 
 @dataclass(frozen=True)
@@ -102,6 +107,7 @@ class LoadedFit(_DataFree):
     internal: None = None
     scaling: None = None
     extra: dict = field(default_factory=dict)
+    residual: object = None
 
     @property
     def layout(self) -> ThetaLayout:
@@ -230,7 +236,8 @@ def to_document(result) -> dict:
         if idx is None:
             idx = randoms.index(b.term)
         blocks.append({"term": idx, "levels": [str(x) for x in b.levels], "cnames": list(b.cnames),
-                       "lhs": _matrix_spec(b.lhs_spec)})
+                       "lhs": _matrix_spec(b.lhs_spec),
+                       "times": None if getattr(b, "times", None) is None else [float(t) for t in b.times]})
     family = getattr(result, "family", None)
     doc = {"format": FORMAT, "version": VERSION, "kind": "lmm" if family is None else "glmm",
            "formula": result.formula, "data_name": result.data_name, "reml": bool(fit.reml),
@@ -242,6 +249,12 @@ def to_document(result) -> dict:
            "summary": json.loads(result.to_json())}
     if family is None:
         doc["deviance_ml"] = _num(fit.deviance_ml)
+        r = getattr(fit, "residual", None)
+        if r is not None:
+            doc["residual"] = {"names": list(r.names), "par": _arr(r.par),
+                               "natural": {k: _arr(v) for k, v in r.natural.items()},
+                               "correlation": None if r.correlation is None else r.correlation.text,
+                               "disp_names": list(r.disp_names), "log_jacobian": _num(r.log_jacobian)}
     else:
         doc.update(family={"name": family.name, "link": family.link.name,
                            "theta": getattr(family, "theta", None), "estimated": getattr(family, "estimated", False)},
@@ -281,8 +294,9 @@ def from_document(doc: dict):
     blocks = []
     for blk in doc["blocks"]:
         term = f.random[blk["term"]]
+        times = blk.get("times")
         blocks.append(LoadedBlock(term, tuple(blk["levels"]), tuple(blk["cnames"]),
-                                  _unmatrix_spec(blk["lhs"], term.lhs)))
+                                  _unmatrix_spec(blk["lhs"], term.lhs), None if times is None else tuple(times)))
     spec = DesignSpec(f, state, fixed, tuple((b.term.group, b.levels, b.lhs_spec) for b in blocks))
     design = LoadedDesign(doc["nobs"], doc["n_dropped"], tuple(doc["xnames"]), tuple(blocks), spec)
     p = len(doc["xnames"])
@@ -293,12 +307,24 @@ def from_document(doc: dict):
                   objective=float(doc["objective"]), opt=_unopt(doc["opt"]), is_singular=doc["is_singular"],
                   seconds=float(doc["seconds"]))
     if doc["kind"] == "lmm":
-        fit = LoadedFit(deviance_ml=float(doc["deviance_ml"]), **common)
+        fit = LoadedFit(deviance_ml=float(doc["deviance_ml"]), residual=_unresidual(doc.get("residual")), **common)
         return LinearMixedModelResult(fit, doc["formula"], doc["data_name"])
     fit = LoadedFit(family=_family(doc["family"]), nagq=doc["nagq"], phi=float(doc["phi"]),
                     deviance=float(doc["deviance"]), vcov_method=doc["vcov_method"],
                     opt_stage1=_unopt(doc["opt_stage1"]), **common)
     return GeneralizedLinearMixedModelResult(fit, doc["formula"], doc["data_name"])
+
+
+def _unresidual(d):
+    """The :class:`~mixedfx.models.lmm.ResidualFit` of a saved ``correlation=`` / ``disp=`` model."""
+    if d is None:
+        return None
+    from ..formula.terms import parse_correlation
+    from ..models.lmm import ResidualFit
+    natural = {k: (np.atleast_1d(_unarr(v)) if k == "delta" else float(v)) for k, v in d["natural"].items()}
+    return ResidualFit(names=tuple(d["names"]), par=np.atleast_1d(_unarr(d["par"])), natural=natural,
+                       correlation=None if d["correlation"] is None else parse_correlation(d["correlation"]),
+                       disp_names=tuple(d["disp_names"]), log_jacobian=float(d["log_jacobian"]))
 
 
 def load(path):
