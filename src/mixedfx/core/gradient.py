@@ -41,6 +41,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.linalg.lapack import dpotri, dtrtrs
 
+from .blocks import batched_lower_inverse
 from .schur import DenseGram
 
 __all__ = ["profiled_gradient", "gradient_supported", "gradient_cost", "evaluation_cost"]
@@ -215,7 +216,7 @@ def profiled_gradient(ws) -> np.ndarray:
     p, n = ws.p, ws.n
     nu = n - p if ws.reml else n
     r2 = ws.pwrss
-    l00_inv = np.linalg.inv(_l00(ws))
+    l00_inv = batched_lower_inverse(_l00(ws))
     beta = ws.beta()
     u = ws.u(beta)
     AF = np.hstack([ws.AF0, ws.AFr]) if ws.has_rest else ws.AF0     # (p + 1, q): F' W Z

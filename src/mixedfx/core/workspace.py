@@ -226,6 +226,7 @@ class PLSWorkspace:
             self.d0 = l / self.L00
             logdet = 2.0 * float(np.sum(np.log(self.L00)))
         elif p0 == 2:
+            self._L00inv = None
             logdet = self._factor_block0_p2(lam0)
             if logdet is None:
                 return False
@@ -236,7 +237,8 @@ class PLSWorkspace:
             if self.L00 is None:
                 return False
             logdet = 2.0 * float(np.sum(np.log(self.L00[:, self._diag0, self._diag0])))
-            self.D0 = lam0 @ np.swapaxes(batched_lower_inverse(self.L00), 1, 2)   # D_g = lam0 L00_g^{-T}
+            self._L00inv = batched_lower_inverse(self.L00)
+            self.D0 = lam0 @ np.swapaxes(self._L00inv, 1, 2)   # D_g = lam0 L00_g^{-T}
         if self.has_rest:
             logdet_r = self._factor_rest(lams)
             if logdet_r is None:
@@ -480,6 +482,8 @@ class PLSWorkspace:
         p0 = self.sizes[0]
         if p0 == 1:
             u0 = c0 / self.L00
+        elif getattr(self, "_L00inv", None) is not None:        # L00_g^{-T} c_g with the factor's inverses
+            u0 = np.einsum("gba,gb->ga", self._L00inv, c0.reshape(-1, p0)).ravel()
         else:
             u0 = np.linalg.solve(np.transpose(self.L00, (0, 2, 1)), c0.reshape(-1, p0)[..., None])[..., 0].ravel()
         return np.concatenate([u0, ur])
