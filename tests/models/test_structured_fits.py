@@ -265,3 +265,51 @@ def test_structured_and_residual_fits_save_and_load(tmp_path):
     back = mfx.load(tmp_path / "r.json")
     assert back.residual_params["rho"] == pytest.approx(r.residual_params["rho"], rel=1e-12)
     assert np.allclose(back.residual_params["delta"], r.residual_params["delta"], rtol=1e-12)
+
+
+def test_satterthwaite_df_with_a_residual_model_match_a_dense_oracle():
+    """df = 2 var^2 / (g' A g) from a dense REML deviance in (tau, rho, delta, sigma): the df do not
+    depend on how the variance parameters are written, so this is an independent computation."""
+    df = _longitudinal(seed=21, n_id=24)
+    m = _fit("y ~ t + x + (1 | id)", df, correlation="ar1(t | id)", disp="~ g")
+    X, y = m.fit.design.X, m.fit.design.y
+    n, p = X.shape
+    ids, t = df["id"].to_numpy(), df["t"].to_numpy()
+    same = ids[:, None] == ids[None, :]
+    lag = np.abs(t[:, None] - t[None, :])
+    isb = (df["g"].to_numpy() == "B").astype(float)
+
+    def parts(v):
+        tau, rho, delta, sigma = v
+        s = np.exp(isb * delta)
+        V = tau ** 2 * same + sigma ** 2 * np.where(same, rho ** lag, 0.0) * np.outer(s, s)
+        Vi = np.linalg.inv(V)
+        XtViX = X.T @ Vi @ X
+        return V, Vi, XtViX
+
+    def deviance(v):
+        V, Vi, XtViX = parts(v)
+        beta = np.linalg.solve(XtViX, X.T @ Vi @ y)
+        r = y - X @ beta
+        return np.linalg.slogdet(V)[1] + np.linalg.slogdet(XtViX)[1] + r @ Vi @ r
+
+    v0 = np.array([np.sqrt(float(m.varcorr["vcov"].iloc[0])), m.residual_params["rho"],
+                   float(m.residual_params["delta"].iloc[0]), m.sigma])
+    h = 1e-4 * np.abs(v0)
+    k = len(v0)
+    H = np.empty((k, k))
+    for i in range(k):
+        for j in range(k):
+            ei, ej = np.eye(k)[i] * h[i], np.eye(k)[j] * h[j]
+            H[i, j] = (deviance(v0 + ei + ej) - deviance(v0 + ei - ej) - deviance(v0 - ei + ej)
+                       + deviance(v0 - ei - ej)) / (4 * h[i] * h[j])
+    A = 2 * np.linalg.inv(H)
+    ours = m.coef_table()["df"].to_numpy()
+    for j in range(p):
+        def var(v, j=j):
+            return np.linalg.inv(parts(v)[2])[j, j]
+        g = np.array([(var(v0 + np.eye(k)[i] * h[i]) - var(v0 - np.eye(k)[i] * h[i])) / (2 * h[i]) for i in range(k)])
+        dense = 2 * var(v0) ** 2 / (g @ A @ g)
+        assert ours[j] == pytest.approx(dense, rel=2e-3)
+    with pytest.raises(NotImplementedError, match="satterthwaite"):
+        m.coef_table(ddf="kenward-roger")

@@ -94,6 +94,9 @@ class KenwardRoger:
     """
 
     def __init__(self, fit):
+        if getattr(fit, "residual", None) is not None:
+            raise NotImplementedError("Kenward-Roger is not yet available with correlation= or disp=; use "
+                                      "ddf='satterthwaite'")
         d = fit.design
         X = np.asarray(d.X, float)
         n, p = X.shape

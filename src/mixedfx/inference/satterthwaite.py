@@ -31,13 +31,25 @@ __all__ = ["VarparFunctions", "satterthwaite_df", "satterthwaite_df_multi"]
 
 
 class VarparFunctions:
-    """Deviance and vcov(beta) as functions of the standardized ``varpar = (theta, sigma)``."""
+    """Deviance and vcov(beta) as functions of the standardized ``varpar = (theta, sigma)``.
+
+    With a residual model (``correlation=``, ``disp=``) ``varpar = (theta, phi, sigma)``: the
+    deviance is that of the whitened data at ``phi`` plus ``log det(S R S)``
+    (:mod:`mixedfx.models.residual_fit`).
+    """
 
     def __init__(self, fit):
         self.fit = fit
-        self.ws = fit.fresh_workspace().internal      # its own: the fit is never changed
         self.reml = fit.reml
-        self.x0 = np.concatenate([fit.internal.theta, [fit.internal.sigma]])
+        self.k = len(fit.internal.theta)
+        self._crit = None
+        if getattr(fit, "residual", None) is not None:
+            from ..models.residual_fit import whitened_criterion
+            self._crit = whitened_criterion(fit)            # its own workspaces: the fit is never changed
+            self.x0 = np.concatenate([fit.internal.theta, fit.residual.par, [fit.internal.sigma]])
+        else:
+            self.ws = fit.fresh_workspace().internal      # its own: the fit is never changed
+            self.x0 = np.concatenate([fit.internal.theta, [fit.internal.sigma]])
         self.V = fit.internal.vcov
         self.B = fit.scaling.beta_map
 
@@ -45,17 +57,22 @@ class VarparFunctions:
         """A user contrast of beta as a contrast of the standardized beta (up to a scale)."""
         return np.atleast_2d(np.asarray(L, float)) @ self.B
 
-    def _at(self, theta):
-        self.ws.update(np.asarray(theta, float))
-        return self.ws
+    def _at(self, x):
+        """The workspace at ``x = (theta[, phi])`` and the residual model's log-determinant."""
+        x = np.asarray(x, float)
+        if self._crit is None:
+            self.ws.update(x)
+            return self.ws, 0.0
+        ws = self._crit.workspace(x[self.k:])
+        ws.update(x[:self.k])
+        return ws, self._crit.rm.log_jacobian(x[self.k:])
 
     def deviance(self, varpar) -> float:
-        theta, sigma = varpar[:-1], varpar[-1]
-        return self._at(theta).deviance(sigma)
+        ws, jac = self._at(varpar[:-1])
+        return ws.deviance(varpar[-1]) + jac
 
     def vcov(self, varpar) -> np.ndarray:
-        theta, sigma = varpar[:-1], varpar[-1]
-        return self._at(theta).vcov_beta(scale=sigma ** 2)
+        return self._at(varpar[:-1])[0].vcov_beta(scale=varpar[-1] ** 2)
 
 
 

@@ -90,9 +90,8 @@ class LmmFit:
         """
         if self.residual is not None:
             raise NotImplementedError(
-                "this method re-evaluates the likelihood at other parameters, which is not yet available for models "
-                "with correlation= or disp= (estimates, summary, ranef, predict, Wald intervals and anova "
-                "likelihood-ratio tests are)")
+                "this method is not yet available for models with correlation= or disp= (estimates, summary, "
+                "Satterthwaite tests, ranef, predict, Wald intervals and likelihood-ratio tests are)")
         ws = make_workspace(self.design, self.reml if reml is None else reml, scaling=self.scaling)
         return ws.update_internal(self.internal.theta)
 

@@ -24,7 +24,7 @@ from ..core.workspace import FAILED_OBJECTIVE, PLSWorkspace, deviance_from_parts
 from ..design import Design
 from .layout import block_structures, layout_of
 
-__all__ = ["fit_lmm_residual", "residual_model"]
+__all__ = ["fit_lmm_residual", "residual_model", "whitened_criterion"]
 
 _CORRELATIONS = {"ar1": AR1, "car1": CAR1, "cs": CompSymm}
 
@@ -74,6 +74,12 @@ class _Whitened:
             return FAILED_OBJECTIVE
         val = self.workspace(phi).objective(x[:self.k])
         return val if val >= FAILED_OBJECTIVE else val + jac
+
+
+def whitened_criterion(fit) -> _Whitened:
+    """A fresh criterion over ``(theta_int, phi)`` for a fitted residual model (for inference that
+    evaluates it at other parameters; the fit itself holds no workspace)."""
+    return _Whitened(fit.design, fit.reml, residual_model(fit.design))
 
 
 def fit_lmm_residual(design: Design, reml: bool = True, maxeval: int | None = None, warn: bool = True,

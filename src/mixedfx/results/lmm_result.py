@@ -389,8 +389,6 @@ class LinearMixedModelResult(MixedModelResultBase):
         notes.extend(structure_lines(self.fit.design.blocks, self.fit.layout, self.fit.theta))
         if self.fit.residual is not None:
             notes.extend(residual_lines(self.fit.residual))
-            if ddf != "residual":        # Satterthwaite / KR need the likelihood at other parameters
-                ddf = "none"
         ct = self.coef_table(ddf=ddf)
         if str(ddf).lower().replace("_", "-") in ("kr", "kenward-roger"):
             notes.append("t-tests use Kenward-Roger's method: adjusted standard errors and df (as pbkrtest)")
