@@ -225,10 +225,28 @@ def test_residual_model_methods_that_need_refits_say_so():
     assert np.all(np.isfinite(m.predict(df.head(5))))
 
 
-def test_profile_refuses_structured_terms(sleep):
-    m = _fit("Reaction ~ Days + ar1(0 + factor(Days) | Subject)", sleep)
-    with pytest.raises(NotImplementedError, match="method='boot'"):
-        m.confint(method="profile")
+def test_profile_interval_of_a_structure_parameter_is_where_the_deviance_rises_by_z2(sleep):
+    """At each end of the profile interval for ar1's rho, an independent minimization (Nelder-Mead
+    over the other parameters, sigma profiled in closed form) gives ML deviance = optimum + z^2."""
+    from scipy.optimize import minimize
+    from scipy.stats import norm
+    m = _fit("Reaction ~ Days + ar1(0 + factor(Days) | Subject)", sleep, reml=False)
+    ci = m.confint(method="profile", parm=["rho_ar1|Subject", "sd_ar1|Subject"])
+    st = m.fit.layout.structures[0]
+    ws = m.fit.fresh_workspace()
+    d_hat = m.objective
+    z2 = norm.ppf(0.975) ** 2
+    for end in ci.loc["rho_ar1|Subject"]:
+        a = st.from_natural_vector([1.0, end], 1.0)[1]
+
+        def dev(s):
+            return ws.update(np.array([abs(s[0]), a])).deviance(reml=False)
+        best = minimize(dev, [m.fit.theta[0]], method="Nelder-Mead", options=dict(xatol=1e-10, fatol=1e-12)).fun
+        assert best - d_hat == pytest.approx(z2, abs=2e-3)
+    lo, hi = ci.loc["sd_ar1|Subject"]
+    assert 0 < lo < m.structure_params["ar1(0 + factor(Days) | Subject)"]["sd"] < hi
+    zeta = m.profile(parm="rho_ar1|Subject", points=3)
+    assert np.all(np.diff(zeta["zeta"].to_numpy()) > 0)       # increasing in rho
 
 
 def test_inference_on_a_structured_term_equals_the_equivalent_model(sleep):
@@ -313,3 +331,10 @@ def test_satterthwaite_df_with_a_residual_model_match_a_dense_oracle():
         assert ours[j] == pytest.approx(dense, rel=2e-3)
     with pytest.raises(NotImplementedError, match="satterthwaite"):
         m.coef_table(ddf="kenward-roger")
+
+
+def test_bootstrap_reports_the_structure_parameters(sleep):
+    m = _fit("Reaction ~ Days + ar1(0 + factor(Days) | Subject)", sleep)
+    ci = m.confint(method="boot", nsim=20, seed=2)
+    assert list(ci.index[:3]) == ["sd_ar1|Subject", "rho_ar1|Subject", "sigma"]
+    assert -1 < ci.loc["rho_ar1|Subject", "lower"] < ci.loc["rho_ar1|Subject", "upper"] < 1

@@ -243,6 +243,19 @@ class Diagonal(CovStructure):
     def names(self, group, cnames):
         return [f"{group}.sd"] if self.homogeneous else [f"{group}.{c}" for c in cnames]
 
+    # natural parameters (SDs in the data's units): for profiles and the bootstrap
+    def natural_names(self, group, cnames):
+        return [f"sd_{self.name}|{group}"] if self.homogeneous else [f"sd_{c}|{group}" for c in cnames]
+
+    def natural_vector(self, par, sigma):
+        return sigma * np.abs(np.asarray(par, float))
+
+    def from_natural_vector(self, v, sigma):
+        return np.asarray(v, float) / sigma
+
+    def natural_bounds(self):
+        return [0.0] * self.n_params, [np.inf] * self.n_params
+
 
 def _unit(a):
     """``a / sqrt(1 + a^2)`` and its derivative ``(1 + a^2)^(-3/2)``."""
@@ -437,6 +450,46 @@ class Correlated(CovStructure):
         t = np.asarray(t, float)
         out[:self.n_sd] *= t[0] if self.homogeneous else t
         return out
+
+    # natural parameters: SDs in the data's units, then rho (ar1, cs), kappa (ou) or the partial
+    # autocorrelations (toep); for profiles and the bootstrap
+    def natural_names(self, group, cnames):
+        sd = [f"sd_{self.name}|{group}"] if self.homogeneous else [f"sd_{c}|{group}" for c in cnames]
+        if self.name == "toep":
+            return sd + [f"pacf{k}_toep|{group}" for k in range(1, self.p)]
+        return sd + [f"{'kappa' if self.name == 'ou' else 'rho'}_{self.name}|{group}"]
+
+    def _corr_natural(self, a):
+        if self.name == "toep":
+            return _unit(a)[0]
+        if self.name == "ou":
+            return np.exp(a) / self._unit
+        if self.name == "ar1":
+            return _unit(a)[0]
+        lo = self._cs_range()
+        return lo + (1.0 - lo) * (1.0 + _unit(a)[0]) / 2.0
+
+    def _corr_from_natural(self, v):
+        v = np.asarray(v, float)
+        if self.name in ("toep", "ar1"):
+            return _unit_inverse(v)
+        if self.name == "ou":
+            return np.log(np.maximum(v, 1e-300) * self._unit)
+        lo = self._cs_range()
+        return _unit_inverse(2.0 * (v - lo) / (1.0 - lo) - 1.0)
+
+    def natural_vector(self, par, sigma):
+        par = np.asarray(par, float)
+        return np.concatenate([sigma * np.abs(par[:self.n_sd]), np.atleast_1d(self._corr_natural(par[self.n_sd:]))])
+
+    def from_natural_vector(self, v, sigma):
+        v = np.asarray(v, float)
+        return np.concatenate([v[:self.n_sd] / sigma, np.atleast_1d(self._corr_from_natural(v[self.n_sd:]))])
+
+    def natural_bounds(self):
+        lo_c = {"ar1": -1.0, "toep": -1.0, "ou": 0.0}.get(self.name, self._cs_range())
+        hi_c = np.inf if self.name == "ou" else 1.0
+        return [0.0] * self.n_sd + [lo_c] * self.n_cor, [np.inf] * self.n_sd + [hi_c] * self.n_cor
 
     def names(self, group, cnames):
         sd = [f"{group}.sd"] if self.homogeneous else [f"{group}.{c}" for c in cnames]

@@ -1,7 +1,8 @@
 """lme4's parameter vector of a fitted model and its bounds, in one place.
 
 Per random term its SDs and correlations (``sd_(Intercept)|Subject``,
-``cor_Days.(Intercept)|Subject``), then ``sigma`` and the fixed effects: the names and order of
+``cor_Days.(Intercept)|Subject``; for a structured term its own parameters, ``sd_ar1|Subject``,
+``rho_ar1|Subject``), then ``sigma`` and the fixed effects: the names and order of
 lme4's ``confint``, ``profile`` and ``bootMer`` output, used by the bootstrap and the profiles.
 """
 from __future__ import annotations
@@ -18,7 +19,12 @@ def parameter_vector(blocks, layout, theta, sigma, beta, xnames, with_sigma=True
     """lme4-named parameters (SDs, correlations, sigma, fixed effects) from theta and sigma."""
     names, values = [], []
     groups = group_names([b.group_label for b in blocks])
-    for blk, grp, lam in zip(blocks, groups, layout.lambdas(theta)):
+    theta = np.asarray(theta, float)
+    for blk, grp, lam, sl, st in zip(blocks, groups, layout.lambdas(theta), layout.slices(), layout.structures):
+        if st.name != "us":       # a structure's own parameters (SDs, rho, kappa, ...)
+            names.extend(st.natural_names(grp, blk.cnames))
+            values.extend(st.natural_vector(theta[sl], sigma))
+            continue
         cov = sigma ** 2 * lam @ lam.T
         sd = np.sqrt(np.diag(cov))
         rows, cols = layout.tril_indices(blk.p)

@@ -13,18 +13,20 @@ from scipy import stats
 
 from .profile_glmm import GlmmProfiler
 from .profile_lmm import _Profiler
+from .profile_structured import StructuredProfiler
 from .progress import progress_bar
 
 __all__ = ["profile", "profile_confint"]
 
 
 def _profiler(result):
-    if result.fit.layout.structured:
-        raise NotImplementedError("profile intervals are not yet available for structured covariance terms such as "
-                                  "ar1() or cs() (the profile works in unstructured coordinates); use "
-                                  "confint(method='boot') or method='Wald'")
-    if getattr(result, "fit", None) is not None and getattr(result.fit, "residual", None) is not None:
+    if getattr(result.fit, "residual", None) is not None:
         result.fit.fresh_workspace()          # raises: not available with correlation= / disp=
+    if result.fit.layout.structured:
+        if getattr(result, "family", None) is not None:
+            raise NotImplementedError("profiles of GLMMs with structured covariance terms are not available; use "
+                                      "confint(method='Wald')")
+        return StructuredProfiler(result)
     if getattr(result, "family", None) is None:
         return _Profiler(result)
     return GlmmProfiler(result)
