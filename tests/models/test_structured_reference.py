@@ -89,6 +89,7 @@ def test_structured_term_matches_glmmtmb(key, suffix):
     ref = STRUCT[f"{key}_{suffix}"]
     data, formula = STRUCTURED[key]
     m = _fit(data, formula, ref["REML"])
+    assert m.df == ref["df"]
     ll = -m.objective / 2
     assert ll >= ref["logLik"] - 1e-4
     if ll > ref["logLik"] + 1e-4:
@@ -131,6 +132,8 @@ def test_residual_model_matches_nlme_and_glmmtmb(key, suffix):
     ref = RESID[f"{key}_{suffix}"]
     data, formula, corr, disp = RESIDUAL[key]
     m = _fit(data, formula, ref["REML"], correlation=corr, disp=disp)
+    if "df" in ref:                      # nlme's count of parameters (AIC, BIC, likelihood-ratio tests)
+        assert m.df == ref["df"]
     ll = -m.objective / 2
     assert ll >= ref["logLik"] - 1e-4
     if ll > ref["logLik"] + 1e-4:

@@ -300,8 +300,9 @@ class LinearMixedModelResult(MixedModelResultBase):
 
     @property
     def df(self) -> int:
-        """Number of parameters: fixed effects, theta and sigma."""
-        return len(self.fit.beta) + len(self.fit.theta) + 1
+        """Number of parameters: fixed effects, theta, sigma and any residual-model parameters."""
+        r = getattr(self.fit, "residual", None)
+        return len(self.fit.beta) + len(self.fit.theta) + 1 + (0 if r is None else len(r.par))
 
     @property
     def aic(self) -> float:
