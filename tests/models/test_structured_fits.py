@@ -220,8 +220,10 @@ def test_residual_model_methods_that_need_refits_say_so():
     m = _fit("y ~ t + (1 | id)", df, correlation="ar1(t | id)")
     text = str(m.summary())
     assert "residual correlation ar1(t | id): rho =" in text
-    with pytest.raises(NotImplementedError, match="correlation= or disp="):
-        m.confint(method="profile")
+    for method in (lambda: m.confint(method="profile"), lambda: m.simulate(2), lambda: m.confint(method="boot"),
+                   lambda: m.influence(), lambda: m.check()):
+        with pytest.raises(NotImplementedError, match="correlation= or disp="):
+            method()
     assert np.all(np.isfinite(m.predict(df.head(5))))
 
 

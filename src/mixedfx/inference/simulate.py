@@ -31,6 +31,9 @@ def simulate_array(result, nsim: int = 1, seed=None, newdata: pd.DataFrame | Non
                    use_u: bool = False) -> np.ndarray:
     """Simulated responses as an (n, nsim) array (see module docstring)."""
     fit = result.fit
+    if getattr(fit, "residual", None) is not None:
+        raise NotImplementedError("simulate() is not yet available for models with correlation= or disp= (it would "
+                                  "need correlated residuals)")
     rng = np.random.default_rng(seed)
     if newdata is not None:
         newdata = as_pandas(newdata, "newdata")
