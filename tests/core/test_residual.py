@@ -192,3 +192,20 @@ def test_errors():
         model.whiten([0.1, 0.2], np.ones(5))
     with pytest.raises(ValueError, match="M has shape"):
         model.whiten([0.1], np.ones(4))
+
+
+@pytest.mark.parametrize("corr", ["ar1", "car1", "cs", None])
+def test_color_inverts_whiten_and_gives_the_covariance(corr):
+    rng = np.random.default_rng(5)
+    n = 60
+    codes = rng.integers(0, 9, n)
+    times = rng.permutation(n).astype(float) if corr == "ar1" else rng.uniform(0, 20, n)
+    D = rng.normal(size=(n, 1))
+    obj = {"ar1": AR1(), "car1": CAR1(), "cs": CompSymm(), None: None}[corr]
+    rm = ResidualModel(codes, times, obj, D)
+    par = rm.initial() + 0.3
+    Z = rng.normal(size=(n, 4))
+    assert np.allclose(rm.whiten(par, rm.color(par, Z)), Z, atol=1e-12)
+    C = rm.color(par, np.eye(n))
+    Wm = rm.whiten(par, np.eye(n))
+    assert np.allclose(C @ C.T, np.linalg.inv(Wm.T @ Wm), rtol=1e-9, atol=1e-12)    # S R S

@@ -220,7 +220,7 @@ def test_residual_model_methods_that_need_refits_say_so():
     m = _fit("y ~ t + (1 | id)", df, correlation="ar1(t | id)")
     text = str(m.summary())
     assert "residual correlation ar1(t | id): rho =" in text
-    for method in (lambda: m.confint(method="profile"), lambda: m.simulate(2), lambda: m.confint(method="boot"),
+    for method in (lambda: m.confint(method="profile"), lambda: m.simulate(2, newdata=df.head(3)),
                    lambda: m.influence(), lambda: m.check()):
         with pytest.raises(NotImplementedError, match="correlation= or disp="):
             method()
@@ -340,3 +340,22 @@ def test_bootstrap_reports_the_structure_parameters(sleep):
     ci = m.confint(method="boot", nsim=20, seed=2)
     assert list(ci.index[:3]) == ["sd_ar1|Subject", "rho_ar1|Subject", "sigma"]
     assert -1 < ci.loc["rho_ar1|Subject", "lower"] < ci.loc["rho_ar1|Subject", "upper"] < 1
+
+
+def test_simulate_and_bootstrap_with_a_residual_model():
+    df = _longitudinal(seed=9, n_id=30)
+    m = _fit("y ~ t + (1 | id)", df, correlation="car1(t | id)", disp="~ g")
+    sims = np.asarray(m.simulate(4000, seed=4))
+    first = df["id"].iloc[0]
+    rows = np.flatnonzero((df["id"] == first).to_numpy())
+    t = df["t"].to_numpy()[rows]
+    s = np.exp((df["g"].to_numpy()[rows] == "B") * float(m.residual_params["delta"].iloc[0]))
+    R = m.residual_params["phi"] ** np.abs(t[:, None] - t[None, :])
+    V = float(m.varcorr["vcov"].iloc[0]) + m.sigma ** 2 * np.outer(s, s) * R
+    emp = np.cov(sims[rows])
+    assert np.max(np.abs(emp - V)) < 0.1 * np.max(V)
+    reps = m.bootstrap(nsim=8, seed=1) if hasattr(m, "bootstrap") else None
+    ci = m.confint(method="boot", nsim=8, seed=1)
+    assert {"phi", "delta_gB", "sigma", "sd_(Intercept)|id"} <= set(ci.index)
+    assert 0 < ci.loc["phi", "lower"] <= ci.loc["phi", "upper"] < 1
+    assert reps is None or len(reps) == 8

@@ -167,7 +167,11 @@ fixed_refit <- function(fit, i, x) {
 }
 
 # Root of 2 (llmax - ll_fixed(x)) - QCHI on one side of the MLE (dir = -1 lower, +1 upper).
-root_side <- function(fit, i, dir, se, llmax, hint = NA) {
+# The outward scan stops at |internal| > lim. For the dispersion lim = 16 (sigma^2 < 1.1e-7): further
+# out TMB's inner Hessian (entries ~1/sigma^2) loses digits and its logLik becomes unreliable
+# (ss_ri_ar1_ml: the deviance plateau of 2.0170 for sigma -> 0 drops to a spurious 1.06 at
+# log sigma^2 = -24.6).
+root_side <- function(fit, i, dir, se, llmax, hint = NA, lim = 40) {
   x0 <- fit$fit$par[i]
   dev <- function(x) 2 * (llmax - fixed_refit(fit, i, x)$logLik)
   step <- if (is.finite(se) && se > 0) se else 0.5
@@ -187,7 +191,7 @@ root_side <- function(fit, i, dir, se, llmax, hint = NA) {
       last <- c(x, dx); path <- rbind(path, last)
       if (dx > QCHI) { b <- x; break }
       a <- x
-      if (abs(x) > 40) break
+      if (abs(x) > lim) break
     }
   }
   if (is.na(b)) return(list(x = NA_real_, bound = TRUE, last = last, path = unname(path)))
@@ -216,7 +220,7 @@ profile_record <- function(id, call, data_name) {
       dir <- c(-1, 1)[side]; x <- prof[side]
       chk <- if (is.finite(x)) fixed_refit(fit, i, x) else list(logLik = NA_real_)
       dev <- 2 * (llmax - chk$logLik)
-      rs <- root_side(fit, i, dir, se_all[i], llmax, hint = x)      # the exact root, always computed
+      rs <- root_side(fit, i, dir, se_all[i], llmax, hint = x, lim = if (v$kind == "log_sigma2") 16 else 40)      # the exact root, always computed
       if (rs$bound) {
         ex <- dir * Inf
         ex_chk <- rs$last[2]

@@ -101,6 +101,8 @@ class _Markov(_Correlation):
         self.dt_u, dt_inv, self.dt_n = np.unique(dt, return_inverse=True, return_counts=True)
         self.lag = np.full(gr.n, self.dt_u.size)     # per sorted row: its gap's index, first rows the extra slot
         self.lag[nf] = dt_inv
+        pos = np.arange(gr.n) - np.repeat(gr.starts, gr.sizes)    # position of each sorted row in its group
+        self._by_position = [np.flatnonzero(pos == k) for k in range(1, int(gr.sizes.max()))]
 
     def whiten_sorted(self, a: float, M: np.ndarray, inv_s: np.ndarray | None) -> np.ndarray:
         """``C^{-1} S^{-1} M`` for sorted ``(n, k)`` ``M`` and ``1 / s`` (or None for ``S = I``).
@@ -119,6 +121,16 @@ class _Markov(_Correlation):
     def logdet(self, a: float) -> float:
         """``sum_g log|R_g| = sum_t log(1 - r_t^2)``."""
         return float(self.dt_n @ np.log(self._lags(a)[1]))
+
+    def color_sorted(self, a: float, Z: np.ndarray) -> np.ndarray:
+        """``C Z`` (``C C' = R``) for sorted ``(n, k)`` ``Z``: the inverse recursion
+        ``e_1 = z_1``, ``e_t = r_t e_{t-1} + sqrt(1 - r_t^2) z_t``, one position of all groups at a time."""
+        r, om = self._lags(a)
+        rr, sd = np.r_[r, 0.0][self.lag], np.r_[np.sqrt(om), 1.0][self.lag]
+        out = Z * sd[:, None]
+        for rows in self._by_position:
+            out[rows] += rr[rows, None] * out[rows - 1]
+        return out
 
 
 class AR1(_Markov):
@@ -225,6 +237,13 @@ class CompSymm(_Correlation):
         omr, big = self._eigs(a)
         return float(np.sum(self.m - 1) * np.log(omr) + np.sum(np.log(big)))
 
+    def color_sorted(self, a: float, Z: np.ndarray) -> np.ndarray:
+        """``R_g^{1/2} Z`` for sorted ``(n, k)`` ``Z`` (the symmetric square root)."""
+        omr, big = self._eigs(a)
+        c1 = np.sqrt(omr)
+        coef = (np.sqrt(big) - c1) / self.m
+        return c1 * Z + np.take(coef[:, None] * np.add.reduceat(Z, self.starts, axis=0), self.ginv, axis=0)
+
 
 class ResidualModel:
     """Residual covariance ``sigma^2 S R S`` of an LMM, built once per data set.
@@ -319,6 +338,22 @@ class ResidualModel:
             Ms = self.corr.whiten_sorted(a, np.take(M2, perm, axis=0), None if inv_s is None else inv_s[perm])
             M2 = np.take(Ms, self.groups.unperm, axis=0)
         return M2[:, 0] if vec else M2
+
+    def color(self, par, Z) -> np.ndarray:
+        """``S C Z`` for ``Z`` of shape (n,) or (n, k) in the original row order: with ``Z`` standard
+        normal the rows have covariance ``S R S`` (the inverse of :meth:`whiten`)."""
+        a, delta = self._split(par)
+        Z = np.asarray(Z, dtype=float)
+        vec = Z.ndim == 1
+        Z2 = Z.reshape(-1, 1) if vec else Z
+        perm = self.groups.perm
+        if self.corr is not None:
+            Zs = Z2 if perm is None else np.take(Z2, perm, axis=0)
+            Cs = self.corr.color_sorted(a, Zs)
+            Z2 = Cs if perm is None else np.take(Cs, self.groups.unperm, axis=0)
+        if delta.size:
+            Z2 = Z2 * np.exp(self.D @ delta)[:, None]
+        return Z2[:, 0] if vec else Z2
 
     def log_jacobian(self, par) -> float:
         """``2 log|S C| = 2 sum_i D_i . delta + sum_g log|R_g| = log det Sigma``, added to whitened ``-2 log L``."""

@@ -60,6 +60,8 @@ def bootstrap(result, nsim: int = 500, seed=None, use_u: bool = False, progress=
     fit = result.fit
     if getattr(result, "family", None) is not None:
         raise NotImplementedError("the parametric bootstrap is available for linear mixed models only")
+    if getattr(fit, "residual", None) is not None:
+        return _bootstrap_residual(result, nsim, seed, use_u, progress)
     import multiprocessing as mp
     import os
     if n_jobs is None or n_jobs == 0:
@@ -91,6 +93,41 @@ def bootstrap(result, nsim: int = 500, seed=None, use_u: bool = False, progress=
     seconds = time.perf_counter() - t0
     out = pd.DataFrame(rows).reset_index(drop=True)
     out.attrs["refits_per_second"] = nsim / seconds if seconds > 0 else np.inf
+    return out
+
+
+def _bootstrap_residual(result, nsim, seed, use_u, progress) -> pd.DataFrame:
+    """The bootstrap of a model with ``correlation=`` / ``disp=``: responses with correlated residuals
+    (:func:`mixedfx.inference.simulate.simulate_array`), each refitted in full (serially)."""
+    from dataclasses import replace
+
+    from ..models.residual_fit import fit_lmm_residual
+    from .simulate import simulate_array
+    fit = result.fit
+    d = fit.design
+    Y = simulate_array(result, nsim, seed, use_u=use_u)
+    y0 = d.y if d.offset is None else d.y - d.offset
+    t0 = time.perf_counter()
+    rows = []
+    with progress_bar(nsim, "bootstrap", progress) as bar:
+        for s in range(nsim):
+            ds = replace(d, y=Y[:, s] + (d.y - y0))         # the offset stays in y
+            f = fit_lmm_residual(ds, fit.reml, warn=False)
+            pv = parameter_vector(d.blocks, f.layout, f.theta, f.sigma, f.beta, d.xnames)
+            extra = pd.Series(_residual_natural(f.residual), dtype=float)
+            rows.append(pd.concat([pv.iloc[:f.layout.n_theta + 1], extra, pv.iloc[f.layout.n_theta + 1:]]))
+            bar.update(1)
+    seconds = time.perf_counter() - t0
+    out = pd.DataFrame(rows).reset_index(drop=True)
+    out.attrs["refits_per_second"] = nsim / seconds if seconds > 0 else np.inf
+    return out
+
+
+def _residual_natural(residual) -> dict:
+    """``{"rho": ..., "delta_SexFemale": ...}``: the residual model's parameters by name."""
+    out = {k: v for k, v in residual.natural.items() if k != "delta"}
+    for name, v in zip(residual.disp_names, np.atleast_1d(residual.natural.get("delta", ()))):
+        out[f"delta_{name}"] = float(v)
     return out
 
 

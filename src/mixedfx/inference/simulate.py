@@ -31,9 +31,16 @@ def simulate_array(result, nsim: int = 1, seed=None, newdata: pd.DataFrame | Non
                    use_u: bool = False) -> np.ndarray:
     """Simulated responses as an (n, nsim) array (see module docstring)."""
     fit = result.fit
+    color = None
     if getattr(fit, "residual", None) is not None:
-        raise NotImplementedError("simulate() is not yet available for models with correlation= or disp= (it would "
-                                  "need correlated residuals)")
+        if newdata is not None:
+            raise NotImplementedError("simulate(newdata=...) is not available with correlation= or disp= (the "
+                                      "residual correlation of new rows is not defined); simulate the fitted rows")
+        from ..models.residual_fit import residual_model
+        rm, par = residual_model(fit.design), fit.residual.par
+
+        def color(z):                 # residuals with covariance sigma^2 S R S
+            return rm.color(par, z)
     rng = np.random.default_rng(seed)
     if newdata is not None:
         newdata = as_pandas(newdata, "newdata")
@@ -63,7 +70,10 @@ def simulate_array(result, nsim: int = 1, seed=None, newdata: pd.DataFrame | Non
             if use_u:
                 table[:nl] = fit.b[k]          # fitted modes for seen levels, new draws for the rest
             eta += np.einsum("ij,ij->i", Zk, table[codes])
-        out[:, s] = _draw_response(result, eta, rng, newdata is None)
+        if color is not None:
+            out[:, s] = eta + result.sigma * color(rng.standard_normal(n))
+        else:
+            out[:, s] = _draw_response(result, eta, rng, newdata is None)
     return out
 
 
