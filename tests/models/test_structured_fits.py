@@ -220,7 +220,7 @@ def test_residual_model_methods_that_need_refits_say_so():
     m = _fit("y ~ t + (1 | id)", df, correlation="ar1(t | id)")
     text = str(m.summary())
     assert "residual correlation ar1(t | id): rho =" in text
-    for method in (lambda: m.confint(method="profile"), lambda: m.simulate(2, newdata=df.head(3)),
+    for method in (lambda: m.coef_table(ddf="kenward-roger"), lambda: m.simulate(2, newdata=df.head(3)),
                    lambda: m.influence(), lambda: m.check()):
         with pytest.raises(NotImplementedError, match="correlation= or disp="):
             method()
@@ -359,3 +359,24 @@ def test_simulate_and_bootstrap_with_a_residual_model():
     assert {"phi", "delta_gB", "sigma", "sd_(Intercept)|id"} <= set(ci.index)
     assert 0 < ci.loc["phi", "lower"] <= ci.loc["phi", "upper"] < 1
     assert reps is None or len(reps) == 8
+
+
+def test_profile_interval_of_a_residual_parameter():
+    """At the ends of the profile interval for disp's delta, re-minimizing the whitened criterion over
+    the other parameters (Nelder-Mead, sigma profiled) gives the optimum + z^2."""
+    from scipy.optimize import minimize
+    from scipy.stats import norm
+    from mixedfx.models.residual_fit import whitened_criterion
+    df = _longitudinal(seed=12, n_id=30)
+    m = _fit("y ~ t + (1 | id)", df, reml=False, correlation="car1(t | id)", disp="~ g")
+    ci = m.confint(method="profile", parm=["delta_gB", "phi"])
+    crit = whitened_criterion(m.fit)
+    x_hat = np.concatenate([m.fit.internal.theta, m.fit.residual.par])
+    d_hat = crit(x_hat)
+    z2 = norm.ppf(0.975) ** 2
+    for end in ci.loc["delta_gB"]:
+        def f(z):
+            return crit(np.array([z[0], z[1], end]))
+        best = minimize(f, x_hat[:2], method="Nelder-Mead", options=dict(xatol=1e-9, fatol=1e-11)).fun
+        assert best - d_hat == pytest.approx(z2, abs=2e-3)
+    assert 0 < ci.loc["phi", "lower"] < m.residual_params["phi"] < ci.loc["phi", "upper"] < 1

@@ -13,7 +13,7 @@ from scipy import stats
 
 from .profile_glmm import GlmmProfiler
 from .profile_lmm import _Profiler
-from .profile_structured import StructuredProfiler
+from .profile_structured import ResidualProfiler, StructuredProfiler
 from .progress import progress_bar
 
 __all__ = ["profile", "profile_confint"]
@@ -21,7 +21,7 @@ __all__ = ["profile", "profile_confint"]
 
 def _profiler(result):
     if getattr(result.fit, "residual", None) is not None:
-        result.fit.fresh_workspace()          # raises: not available with correlation= / disp=
+        return ResidualProfiler(result)
     if result.fit.layout.structured:
         if getattr(result, "family", None) is not None:
             raise NotImplementedError("profiles of GLMMs with structured covariance terms are not available; use "

@@ -9,6 +9,8 @@ by BOBYQA in those natural coordinates (bounded: SDs >= 0, correlations inside t
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from ..core.workspace import FAILED_OBJECTIVE
@@ -105,3 +107,96 @@ class StructuredProfiler(_Profiler):
         if kind == "sd":
             return c, 0.25 * max(c, 0.1 * self.sigma_hat)
         return c, 0.25 * c
+
+
+class ResidualProfiler(StructuredProfiler):
+    """Profiles of an LMM with ``correlation=`` / ``disp=``: the variance parameters are those of
+    :class:`StructuredProfiler` followed by the residual model's (``rho`` or ``phi``, then
+    ``delta_<column>`` per ``disp=`` column), then ``sigma``."""
+
+    def __init__(self, result):
+        from ..models.residual_fit import whitened_criterion
+        fit = result.fit
+        self.design = fit.design
+        self.ml = fit if not fit.reml else fit_lmm(fit.design, reml=False, warn=False)
+        self.crit = whitened_criterion(self.ml)
+        self.rm = self.crit.rm
+        self.scaling = self.ml.scaling
+        self.layout = layout = self.ml.layout
+        for st in layout.structures:
+            if st.name == "us" and st.p > 1:
+                raise NotImplementedError("profiles with correlation= / disp= are available for scalar or "
+                                          "structured random-effects terms only; use confint(method='boot')")
+        self.sigma_hat = float(self.ml.sigma)
+        res = self.ml.residual
+        pv = parameter_vector(self.design.blocks, layout, self.ml.theta, self.sigma_hat, self.ml.beta,
+                              self.design.xnames)
+        k = layout.n_theta
+        nat = {key: v for key, v in res.natural.items() if key != "delta"}
+        self.res_names = list(nat) + [f"delta_{n}" for n in res.disp_names]
+        self.names = list(pv.index[:k]) + self.res_names + list(pv.index[k:])
+        self.nres = len(self.res_names)
+        self.nvar = k + self.nres + 1
+        self.vhat = np.concatenate([pv.to_numpy()[:k], list(nat.values()),
+                                    np.atleast_1d(res.natural.get("delta", np.zeros(0))), [self.sigma_hat]])
+        lo, hi = [], []
+        for st in layout.structures:
+            a, b = st.natural_bounds() if st.name != "us" else ([0.0], [np.inf])
+            lo.extend(a)
+            hi.extend(b)
+        for key in nat:
+            corr = self.rm.corr
+            bound = corr._parts(0.0)[3] if hasattr(corr, "_parts") else (0.0 if key == "phi" else -1.0)
+            lo.append(bound)
+            hi.append(1.0)
+        lo.extend([-np.inf] * len(res.disp_names))
+        hi.extend([np.inf] * len(res.disp_names))
+        self.lower = np.array(lo + [0.0])
+        self.upper = np.array(hi + [np.inf])
+        self.open_lower = {self.nvar - 1}
+        self.kinds = []
+        for st in layout.structures:
+            n_sd = st.n_params if st.name in ("us", "diag", "homdiag") else st.n_sd
+            self.kinds.extend([("sd",)] * n_sd + [("cor",)] * (st.n_params - n_sd))
+        self.kinds.extend([("cor",)] * len(nat) + [("delta",)] * len(res.disp_names) + [("sigma",)])
+        self.theta_hat = np.asarray(self.ml.theta, float)
+        self._n, self._p = self.design.n, self.design.X.shape[1]
+        self.d_hat = self.deviance(self.vhat)
+
+    def deviance(self, v) -> float:
+        """ML deviance at the natural parameters ``v`` (structures, residual model, sigma)."""
+        v = np.asarray(v, float)
+        k = self.layout.n_theta
+        theta, sigma = self.theta_sigma(np.concatenate([v[:k], v[-1:]]))
+        if theta is None or not sigma > 0:
+            return FAILED_OBJECTIVE
+        nat = dict(zip(self.res_names, v[k:k + self.nres]))
+        try:
+            phi = self.rm.from_natural({**{n: nat[n] for n in nat if not n.startswith("delta_")},
+                                        "delta": [nat[n] for n in nat if n.startswith("delta_")]})
+        except ValueError:
+            return FAILED_OBJECTIVE
+        s = self.scaling
+        ws = self.crit.workspace(phi)
+        ws.update(s.theta_to_internal(theta, self.layout))
+        if ws.objective_value is None or ws.objective_value >= FAILED_OBJECTIVE:
+            return FAILED_OBJECTIVE
+        from ..core.workspace import deviance_from_parts
+        val = deviance_from_parts(ws, s.sigma_to_internal(sigma), reml=False)
+        return val + self.rm.log_jacobian(phi) + s.objective_shift(self._n, self._p, False)
+
+    def center_and_scale(self, j: int):
+        if j < self.nvar and self.kinds[j][0] == "delta":
+            return float(self.vhat[j]), 0.1
+        return super().center_and_scale(j)
+
+    def zeta(self, j: int, x: float) -> float:
+        if j < self.nvar:
+            return super().zeta(j, x)
+        k = j - self.nvar                      # a fixed effect: refit with it as an offset
+        d0 = self.design
+        off = (0.0 if d0.offset is None else d0.offset) + d0.X[:, k] * x
+        red = replace(d0, X=np.delete(d0.X, k, axis=1), offset=off,
+                      xnames=tuple(n for i, n in enumerate(d0.xnames) if i != k))
+        d = fit_lmm(red, reml=False, warn=False).objective
+        return float(np.sign(x - self.ml.beta[k]) * np.sqrt(max(d - self.d_hat, 0.0)))
