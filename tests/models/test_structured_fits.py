@@ -221,7 +221,7 @@ def test_residual_model_methods_that_need_refits_say_so():
     text = str(m.summary())
     assert "residual correlation ar1(t | id): rho =" in text
     for method in (lambda: m.coef_table(ddf="kenward-roger"), lambda: m.simulate(2, newdata=df.head(3)),
-                   lambda: m.influence(), lambda: m.check()):
+                   lambda: m.influence()):
         with pytest.raises(NotImplementedError, match="correlation= or disp="):
             method()
     assert np.all(np.isfinite(m.predict(df.head(5))))
@@ -380,3 +380,13 @@ def test_profile_interval_of_a_residual_parameter():
         best = minimize(f, x_hat[:2], method="Nelder-Mead", options=dict(xatol=1e-9, fatol=1e-11)).fun
         assert best - d_hat == pytest.approx(z2, abs=2e-3)
     assert 0 < ci.loc["phi", "lower"] < m.residual_params["phi"] < ci.loc["phi", "upper"] < 1
+
+
+def test_check_probes_the_residual_parameters_too():
+    df = _longitudinal()
+    m = _fit("y ~ t + (1 | id)", df, correlation="ar1(t | id)", disp="~ g")
+    rows = dict(zip(m.check().findings["check"], m.check().findings["status"]))
+    assert rows["convergence"] == "ok" and rows["identifiability"] == "ok"
+    early = _fit("y ~ t + (1 | id)", df, correlation="ar1(t | id)", disp="~ g", maxeval=6)
+    found = early.check().findings
+    assert dict(zip(found["check"], found["status"]))["convergence"] == "warning"

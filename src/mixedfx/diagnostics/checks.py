@@ -88,18 +88,27 @@ def _convergence(result, rows):
         rows.append(("convergence", "ok" if fit.opt.converged else "warning",
                      f"optimizer status: {fit.opt.status}", "" if fit.opt.converged else "refit with start=the result"))
         return
-    ws = fit.fresh_workspace().internal      # the standardized problem the optimizer solved
-    theta = fit.internal.theta.copy()
-    lower = ws.layout.lower_bounds()
+    layout = fit.layout
+    k = layout.n_theta
+    if getattr(fit, "residual", None) is not None:     # theta and the residual parameters, jointly optimized
+        from ..models.residual_fit import whitened_criterion
+        objective, ws = whitened_criterion(fit), None
+        theta = np.concatenate([fit.internal.theta, fit.residual.par])
+        lower = np.concatenate([layout.lower_bounds(), np.full(len(fit.residual.par), -np.inf)])
+    else:
+        ws = fit.fresh_workspace().internal      # the standardized problem the optimizer solved
+        objective = ws.objective
+        theta = fit.internal.theta.copy()
+        lower = ws.layout.lower_bounds()
     h = 1e-5 * np.maximum(np.abs(theta), 1.0)
     on_bound = np.isfinite(lower) & (theta - lower < SINGULAR_TOL)
     free = np.flatnonzero(~on_bound)
-    f0 = ws.objective(theta)
+    f0 = objective(theta)
     issues = []
     # the boundary faces: finite steps inward from each bounded component on its bound, on both sides of
     # the fold (the column of lambda negated): a zero gradient there does not make it an optimum
-    x_try, f_try, _ = edge_probe(ws.objective, np.where(on_bound, lower, theta), f0, lower,
-                                 flip=ws.layout.flip_column)
+    x_try, f_try, _ = edge_probe(objective, np.where(on_bound, lower, theta), f0, lower,
+                                 flip=lambda x, j: np.concatenate([layout.flip_column(x[:k], j), x[k:]]))
     if f_try < f0 - 1e-6 * max(1.0, abs(f0)):
         j = int(np.flatnonzero(x_try != np.where(on_bound, lower, theta))[0]) if np.any(on_bound) else 0
         issues.append(f"a lower criterion (by {f0 - f_try:.3g}) lies off the boundary face at theta[{j}]")
@@ -108,8 +117,8 @@ def _convergence(result, rows):
         def on_free(z):
             t = theta.copy()
             t[free] = z
-            return ws.objective(t)
-        if gradient_supported(ws):      # analytic gradient; Hessian from its central differences
+            return objective(t)
+        if ws is not None and gradient_supported(ws):      # analytic gradient; Hessian from its differences
             g, H = _gradient_and_hessian(ws, theta, free, h)
         else:
             g, H = central_derivatives(on_free, theta[free], h[free], f0)
