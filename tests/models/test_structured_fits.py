@@ -138,7 +138,7 @@ def _longitudinal(seed=5, n_id=30):
     return df.sample(frac=1.0, random_state=1).reset_index(drop=True)      # rows in no particular order
 
 
-def _dense_criterion(result, df, reml):
+def _dense_criterion(result, df, reml, w=None):
     """-2 log L (ML) or REML criterion from the dense covariance V = Z G Z' + sigma^2 S R S."""
     fit = result.fit
     X = fit.design.X
@@ -156,6 +156,8 @@ def _dense_criterion(result, df, reml):
         R = np.where(same, nat["phi"] ** np.abs(t[:, None] - t[None, :]), 0.0)
     delta = np.asarray(nat["delta"], float)
     s = np.exp((df["g"].to_numpy() == "B") * (delta[0] if delta.size else 0.0))
+    if w is not None:
+        s = s / np.sqrt(w)
     V = G * same + fit.sigma ** 2 * (s[:, None] * R * s[None, :])
     Vi = np.linalg.inv(V)
     XtViX = X.T @ Vi @ X
@@ -205,8 +207,8 @@ def test_residual_model_errors():
     df = _longitudinal()
     with pytest.raises(DesignError, match="intercept"):
         mfx.lmer("y ~ t + (1 | id)", df, disp="~ 1")
-    with pytest.raises(ValueError, match="weights="):
-        mfx.lmer("y ~ t + (1 | id)", df, weights=np.ones(len(df)), correlation="ar1(t | id)")
+    with pytest.raises(ValueError, match="positive"):
+        mfx.lmer("y ~ t + (1 | id)", df, weights=np.r_[0.0, np.ones(len(df) - 1)], correlation="ar1(t | id)")
     with pytest.raises(DesignError, match="not in the data"):
         mfx.lmer("y ~ t + (1 | id)", df, correlation="ar1(time | id)")
     with pytest.raises(FormulaSyntaxError, match="car1"):
@@ -390,3 +392,17 @@ def test_check_probes_the_residual_parameters_too():
     early = _fit("y ~ t + (1 | id)", df, correlation="ar1(t | id)", disp="~ g", maxeval=6)
     found = early.check().findings
     assert dict(zip(found["check"], found["status"]))["convergence"] == "warning"
+
+
+@pytest.mark.parametrize("reml", [False, True])
+def test_residual_model_with_prior_weights_matches_dense_likelihood(reml):
+    df = _longitudinal(seed=13)
+    w = np.random.default_rng(2).uniform(0.5, 2.0, len(df))
+    m = _fit("y ~ t + x + (1 | id)", df, reml=reml, weights=w, correlation="car1(t | id)", disp="~ g")
+    val, beta = _dense_criterion(m, df, reml, w=w)
+    assert m.objective == pytest.approx(val, rel=1e-9)
+    assert np.allclose(m.fixef.to_numpy(), beta, rtol=1e-7)
+    c = _fit("y ~ t + x + (1 | id)", df, reml=reml, weights=np.full(len(df), 4.0), correlation="car1(t | id)")
+    u = _fit("y ~ t + x + (1 | id)", df, reml=reml, correlation="car1(t | id)")
+    assert c.objective == pytest.approx(u.objective, rel=1e-9)     # the same distribution of y
+    assert c.sigma == pytest.approx(2.0 * u.sigma, rel=1e-6)

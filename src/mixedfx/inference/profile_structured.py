@@ -183,7 +183,7 @@ class ResidualProfiler(StructuredProfiler):
             return FAILED_OBJECTIVE
         from ..core.workspace import deviance_from_parts
         val = deviance_from_parts(ws, s.sigma_to_internal(sigma), reml=False)
-        return val + self.rm.log_jacobian(phi) + s.objective_shift(self._n, self._p, False)
+        return val + self.crit.log_jacobian(phi) + s.objective_shift(self._n, self._p, False)
 
     def center_and_scale(self, j: int):
         if j < self.nvar and self.kinds[j][0] == "delta":

@@ -65,7 +65,7 @@ class VarparFunctions:
             return self.ws, 0.0
         ws = self._crit.workspace(x[self.k:])
         ws.update(x[:self.k])
-        return ws, self._crit.rm.log_jacobian(x[self.k:])
+        return ws, self._crit.log_jacobian(x[self.k:])
 
     def deviance(self, varpar) -> float:
         ws, jac = self._at(varpar[:-1])

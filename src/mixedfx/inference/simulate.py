@@ -38,9 +38,11 @@ def simulate_array(result, nsim: int = 1, seed=None, newdata: pd.DataFrame | Non
                                       "residual correlation of new rows is not defined); simulate the fitted rows")
         from ..models.residual_fit import residual_model
         rm, par = residual_model(fit.design), fit.residual.par
+        w = fit.design.weights
 
-        def color(z):                 # residuals with covariance sigma^2 S R S
-            return rm.color(par, z)
+        def color(z):                 # residuals with covariance sigma^2 W^-1/2 S R S W^-1/2
+            e = rm.color(par, z)
+            return e if w is None else e / np.sqrt(w)
     rng = np.random.default_rng(seed)
     if newdata is not None:
         newdata = as_pandas(newdata, "newdata")

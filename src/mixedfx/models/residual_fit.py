@@ -55,21 +55,40 @@ class _Whitened:
         self.blocks = [(b.codes, self.s.term(k, b.X), b.nlevels) for k, b in enumerate(design.blocks)]
         self.k = layout_of(design.blocks).n_theta
         self._key, self._ws = None, None
+        # prior weights: residual covariance sigma^2 W^-1/2 S R S W^-1/2, i.e. rows scaled by sqrt(w)
+        # before the whitening, and -sum log w in the log-determinant
+        self.sw, self.log_w = None, 0.0
+        if design.weights is not None:
+            w = np.asarray(design.weights, float)
+            if not np.all(w > 0):
+                raise ValueError("weights= with correlation= or disp= must be positive (a zero weight would make a "
+                                 "row's residual variance infinite inside a correlated group); drop those rows")
+            self.sw, self.log_w = np.sqrt(w), float(np.sum(np.log(w)))
+
+    def _whiten(self, phi, M):
+        M = np.asarray(M, float)
+        if self.sw is not None:
+            M = M * (self.sw if M.ndim == 1 else self.sw[:, None])
+        return self.rm.whiten(phi, M)
 
     def workspace(self, phi) -> PLSWorkspace:
         key = tuple(np.asarray(phi, float).tolist())
         if key != self._key:
-            w = self.rm.whiten
+            w = self._whiten
             self._ws = PLSWorkspace(w(phi, self.X), w(phi, self.y),
                                     [(c, w(phi, Xk), nl) for c, Xk, nl in self.blocks],
                                     reml=self.reml, structures=self.structures)
             self._key = key
         return self._ws
 
+    def log_jacobian(self, phi) -> float:
+        """``log det`` of the residual covariance over ``sigma^2``: ``log det(S R S) - sum log w``."""
+        return self.rm.log_jacobian(phi) - self.log_w
+
     def __call__(self, x) -> float:
         x = np.asarray(x, float)
         phi = x[self.k:]
-        jac = self.rm.log_jacobian(phi)
+        jac = self.log_jacobian(phi)
         if not np.isfinite(jac):
             return FAILED_OBJECTIVE
         val = self.workspace(phi).objective(x[:self.k])
@@ -91,9 +110,6 @@ def fit_lmm_residual(design: Design, reml: bool = True, maxeval: int | None = No
     """
     from .lmm import ConvergenceWarning, InternalEstimates, LmmFit, ResidualFit, SingularFitWarning, _singular
     t0 = time.perf_counter()
-    if design.weights is not None:
-        raise ValueError("weights= together with correlation= or disp= is not supported; the residual model sets "
-                         "the residual variances (use disp= for variances that differ between groups)")
     if optimizer not in ("auto", "bobyqa"):
         raise ValueError(f"optimizer={optimizer!r}: models with correlation= or disp= are fitted by 'bobyqa'")
     rm = residual_model(design)
@@ -114,7 +130,7 @@ def fit_lmm_residual(design: Design, reml: bool = True, maxeval: int | None = No
         raise FloatingPointError("the model with this residual correlation / variance model could not be factored "
                                  "at any parameters tried; check the data and the residual model")
     s, n, p = crit.s, design.n, design.X.shape[1]
-    jac = rm.log_jacobian(phi)
+    jac = crit.log_jacobian(phi)
     internal = InternalEstimates(theta=theta_int.copy(), beta=ws.beta(), sigma=float(np.sqrt(ws.sigma2)),
                                  vcov=ws.vcov_beta(), b=tuple(ws.b_blocks()))
     singular = _singular(theta_int, layout.lower_bounds())
