@@ -202,3 +202,50 @@ def test_glmm_structured_term_matches_glmmtmb(key, formula):
     assert m.loglik <= ref["logLik"] + 1e-4, "higher than glmmTMB: verify and document"
     beta = np.array([ref["fixef"][n] for n in m.fixef.index])
     assert np.allclose(m.fixef.to_numpy(), beta, rtol=2e-3, atol=2e-3 * np.max(np.abs(beta)))
+
+
+# ------------------------------------------------------------------ profile intervals (glmmTMB)
+PROF = {f["id"]: f for f in json.loads((REF / "structured_profile.json").read_text())["fits"]}
+PROF_MODELS = {
+    "ss_ri_ar1_ml": ("sleepstudy", "Reaction ~ Days + (1 | Subject) + ar1(0 + factor(Days) | Subject)"),
+    "mach_ar1_ml": ("machines", "score ~ Machine + ar1(0 + Machine | Worker)"),
+    "mach_cs_ml": ("machines", "score ~ Machine + cs(0 + Machine | Worker)"),
+    "pst_ar1_ml": ("pastes", "strength ~ 1 + ar1(0 + cask | batch)"),
+    "rm_ou_ml": ("repmeas", "y ~ t + arm + ou(0 + numFactor(t) | id)"),
+}
+
+
+def _our_name(name: str, structure: str, names) -> str | None:
+    """Our parameter name for a reference name (``sd|Subject.ar1`` -> ``sd_ar1|Subject``...)."""
+    if name == "sigma":
+        return "sigma"
+    what, group = name.split("|")
+    if what == "sd" and "." in group:
+        group, struct = group.split(".")
+        return f"sd_{struct}|{group}"
+    if what in ("rho", "kappa"):
+        return f"{what}_{structure}|{group}"
+    if what.startswith("sd_"):
+        return next((n for n in names if n == name or n.startswith(name + ".")), None)
+    return None
+
+
+@pytest.mark.parametrize("key", sorted(PROF_MODELS))
+def test_profile_intervals_match_glmmtmb(key):
+    ref = PROF[key]
+    data, formula = PROF_MODELS[key]
+    m = _fit(data, formula, False)
+    assert -m.objective / 2 == pytest.approx(ref["logLik"], abs=1e-6)
+    structure = re.findall(r"\b(ar1|cs|ou)\(", formula)[0]
+    ci = m.confint(method="profile")
+    checked = 0
+    for p in ref["params"]:
+        for nat in p["natural"]:
+            ours = _our_name(nat["name"], structure, list(ci.index))
+            if ours is None:
+                continue
+            scale = max(abs(nat["mle"]), 1e-3)
+            for side in ("lower", "upper"):
+                assert ci.loc[ours, side] == pytest.approx(nat[f"{side}_exact"], abs=1e-3 * scale), (ours, side)
+            checked += 1
+    assert checked >= 3

@@ -120,7 +120,8 @@ var_params <- function(fit) {
                                                                        natural = natural, tr = tr, kind = kind)
   for (j in seq_along(reS)) {
     struc <- names(glmmTMB:::.valid_covstruct)[match(reS[[j]]$blockCode, glmmTMB:::.valid_covstruct)]
-    g <- names(vc)[j]; cols <- colnames(vc[[j]]); n <- length(cols)
+    g <- trimws(sub("^.*\\|", "", sub("\\)$", "", names(reS)[j])))   # grouping factor (VarCorr says "Subject.1")
+    cols <- colnames(vc[[j]]); n <- length(cols)
     if (struc %in% c("us", "diag") && n == 1) {
       k <- k + 1; add(ti[k], list(paste0("sd_", cols, "|", g)), list(exp), "log_sd")
     } else if (struc == "ar1") {
