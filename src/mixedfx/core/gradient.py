@@ -216,7 +216,9 @@ def profiled_gradient(ws) -> np.ndarray:
     p, n = ws.p, ws.n
     nu = n - p if ws.reml else n
     r2 = ws.pwrss
-    l00_inv = batched_lower_inverse(_l00(ws))
+    l00_inv = getattr(ws, "_L00inv", None)          # the factor's own, when it formed them
+    if l00_inv is None or l00_inv.shape[1] != ws.sizes[0]:
+        l00_inv = batched_lower_inverse(_l00(ws))
     beta = ws.beta()
     u = ws.u(beta)
     AF = np.hstack([ws.AF0, ws.AFr]) if ws.has_rest else ws.AF0     # (p + 1, q): F' W Z
