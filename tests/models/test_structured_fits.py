@@ -406,3 +406,20 @@ def test_residual_model_with_prior_weights_matches_dense_likelihood(reml):
     u = _fit("y ~ t + x + (1 | id)", df, reml=reml, correlation="car1(t | id)")
     assert c.objective == pytest.approx(u.objective, rel=1e-9)     # the same distribution of y
     assert c.sigma == pytest.approx(2.0 * u.sigma, rel=1e-6)
+
+
+def test_structured_profiler_agrees_with_lme4s_profile_on_an_unstructured_model(sleep):
+    """The natural-coordinate profiler handles unstructured terms too (next to structured ones);
+    on (Days | Subject) its intervals equal those of the lme4-style profiler, itself checked
+    against lme4."""
+    from scipy.stats import norm
+    from mixedfx.inference.profile_structured import StructuredProfiler
+    m = _fit("Reaction ~ Days + (Days | Subject)", sleep, reml=False)
+    ref = m.confint(method="profile")
+    pr = StructuredProfiler(m)
+    z = norm.ppf(0.975)
+    for name in ["sd_(Intercept)|Subject", "cor_Days.(Intercept)|Subject", "sd_Days|Subject", "sigma"]:
+        j = pr.names.index(name)
+        lo, hi = pr.limit(j, -z), pr.limit(j, z)
+        assert lo == pytest.approx(ref.loc[name, "lower"], abs=2e-3 * abs(pr.vhat[j]) + 1e-4)
+        assert hi == pytest.approx(ref.loc[name, "upper"], abs=2e-3 * abs(pr.vhat[j]) + 1e-4)

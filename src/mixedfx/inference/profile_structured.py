@@ -17,9 +17,34 @@ from ..core.workspace import FAILED_OBJECTIVE
 from ..models import fit_lmm
 from ..models.names import group_names
 from .parameters import parameter_vector
-from .profile_lmm import _INNER_TOL, _Profiler
+from .profile_lmm import _INNER_TOL, _Profiler, correlation_factor
 
 __all__ = ["StructuredProfiler"]
+
+
+def _bounds(layout) -> tuple[list, list]:
+    """Bounds of the natural variance parameters: structures' own, lme4's SDs and correlations."""
+    lo, hi = [], []
+    for st in layout.structures:
+        if st.name == "us":
+            lo.extend(np.where(st.rows == st.cols, 0.0, -1.0))
+            hi.extend(np.where(st.rows == st.cols, np.inf, 1.0))
+        else:
+            a, b = st.natural_bounds()
+            lo.extend(a)
+            hi.extend(b)
+    return [float(x) for x in lo], [float(x) for x in hi]
+
+
+def _kinds(layout) -> list[tuple]:
+    out = []
+    for st in layout.structures:
+        if st.name == "us":
+            out.extend(("sd",) if a == b else ("cor",) for a, b in zip(st.rows, st.cols))
+        else:
+            n_sd = st.n_params if st.name in ("diag", "homdiag") else st.n_sd
+            out.extend([("sd",)] * n_sd + [("cor",)] * (st.n_params - n_sd))
+    return out
 
 
 class StructuredProfiler(_Profiler):
@@ -31,10 +56,6 @@ class StructuredProfiler(_Profiler):
         self.ml = fit if not fit.reml else fit_lmm(fit.design, reml=False, warn=False)
         self.ws = self.ml.fresh_workspace()
         layout = self.ws.layout
-        for st in layout.structures:
-            if st.name == "us" and st.p > 1:
-                raise NotImplementedError("profiles of a model with both a structured term and a vector-valued "
-                                          "unstructured term are not available; use confint(method='boot')")
         self.layout = layout
         self.sigma_hat = float(self.ml.sigma)
         pv = parameter_vector(self.design.blocks, layout, self.ml.theta, self.sigma_hat, self.ml.beta,
@@ -42,19 +63,11 @@ class StructuredProfiler(_Profiler):
         self.names = list(pv.index)
         self.nvar = layout.n_theta + 1
         self.vhat = pv.to_numpy()[:self.nvar]
-        lo, hi = [], []
-        for st in layout.structures:
-            a, b = st.natural_bounds() if st.name != "us" else ([0.0], [np.inf])
-            lo.extend(a)
-            hi.extend(b)
+        lo, hi = _bounds(layout)
         self.lower = np.array(lo + [0.0])
         self.upper = np.array(hi + [np.inf])
         self.open_lower = {self.nvar - 1}
-        self.kinds = []
-        for st in layout.structures:
-            n_sd = st.n_params if st.name in ("us", "diag", "homdiag") else st.n_sd
-            self.kinds.extend([("sd",)] * n_sd + [("cor",)] * (st.n_params - n_sd))
-        self.kinds.append(("sigma",))
+        self.kinds = _kinds(layout) + [("sigma",)]
         self.theta_hat = np.asarray(self.ml.theta, float)
         self.d_hat = self.theta_deviance(self.theta_hat, self.sigma_hat)
         self.groups = group_names([b.group_label for b in self.design.blocks])
@@ -69,7 +82,19 @@ class StructuredProfiler(_Profiler):
         for st in self.layout.structures:
             seg = v[i:i + st.n_params]
             i += st.n_params
-            parts.append(seg / sigma if st.name == "us" else st.from_natural_vector(seg, sigma))
+            if st.name != "us":
+                parts.append(st.from_natural_vector(seg, sigma))
+                continue
+            sd, R = np.zeros(st.p), np.eye(st.p)       # lme4's SDs and correlations, column by column
+            for a, b, val in zip(st.rows, st.cols, seg):
+                if a == b:
+                    sd[a] = val
+                else:
+                    R[a, b] = R[b, a] = val
+            C = correlation_factor(R)
+            if C is None:
+                return None, sigma
+            parts.append((np.diag(sd) @ C / sigma)[st.rows, st.cols])
         theta = np.concatenate(parts)
         return (theta, sigma) if np.all(np.isfinite(theta)) else (None, sigma)
 
@@ -123,10 +148,6 @@ class ResidualProfiler(StructuredProfiler):
         self.rm = self.crit.rm
         self.scaling = self.ml.scaling
         self.layout = layout = self.ml.layout
-        for st in layout.structures:
-            if st.name == "us" and st.p > 1:
-                raise NotImplementedError("profiles with correlation= / disp= are available for scalar or "
-                                          "structured random-effects terms only; use confint(method='boot')")
         self.sigma_hat = float(self.ml.sigma)
         res = self.ml.residual
         pv = parameter_vector(self.design.blocks, layout, self.ml.theta, self.sigma_hat, self.ml.beta,
@@ -139,11 +160,7 @@ class ResidualProfiler(StructuredProfiler):
         self.nvar = k + self.nres + 1
         self.vhat = np.concatenate([pv.to_numpy()[:k], list(nat.values()),
                                     np.atleast_1d(res.natural.get("delta", np.zeros(0))), [self.sigma_hat]])
-        lo, hi = [], []
-        for st in layout.structures:
-            a, b = st.natural_bounds() if st.name != "us" else ([0.0], [np.inf])
-            lo.extend(a)
-            hi.extend(b)
+        lo, hi = _bounds(layout)
         for key in nat:
             corr = self.rm.corr
             bound = corr._parts(0.0)[3] if hasattr(corr, "_parts") else (0.0 if key == "phi" else -1.0)
@@ -154,10 +171,7 @@ class ResidualProfiler(StructuredProfiler):
         self.lower = np.array(lo + [0.0])
         self.upper = np.array(hi + [np.inf])
         self.open_lower = {self.nvar - 1}
-        self.kinds = []
-        for st in layout.structures:
-            n_sd = st.n_params if st.name in ("us", "diag", "homdiag") else st.n_sd
-            self.kinds.extend([("sd",)] * n_sd + [("cor",)] * (st.n_params - n_sd))
+        self.kinds = _kinds(layout)
         self.kinds.extend([("cor",)] * len(nat) + [("delta",)] * len(res.disp_names) + [("sigma",)])
         self.theta_hat = np.asarray(self.ml.theta, float)
         self._n, self._p = self.design.n, self.design.X.shape[1]
