@@ -222,7 +222,7 @@ def test_residual_model_methods_that_need_refits_say_so():
     m = _fit("y ~ t + (1 | id)", df, correlation="ar1(t | id)")
     text = str(m.summary())
     assert "residual correlation ar1(t | id): rho =" in text
-    for method in (lambda: m.coef_table(ddf="kenward-roger"), lambda: m.simulate(2, newdata=df.head(3)),
+    for method in (lambda: m.simulate(2, newdata=df.head(3)),
                    lambda: m.influence()):
         with pytest.raises(NotImplementedError, match="correlation= or disp="):
             method()
@@ -333,8 +333,6 @@ def test_satterthwaite_df_with_a_residual_model_match_a_dense_oracle():
         g = np.array([(var(v0 + np.eye(k)[i] * h[i]) - var(v0 - np.eye(k)[i] * h[i])) / (2 * h[i]) for i in range(k)])
         dense = 2 * var(v0) ** 2 / (g @ A @ g)
         assert ours[j] == pytest.approx(dense, rel=2e-3)
-    with pytest.raises(NotImplementedError, match="satterthwaite"):
-        m.coef_table(ddf="kenward-roger")
 
 
 def test_bootstrap_reports_the_structure_parameters(sleep):
@@ -423,3 +421,38 @@ def test_structured_profiler_agrees_with_lme4s_profile_on_an_unstructured_model(
         lo, hi = pr.limit(j, -z), pr.limit(j, z)
         assert lo == pytest.approx(ref.loc[name, "lower"], abs=2e-3 * abs(pr.vhat[j]) + 1e-4)
         assert hi == pytest.approx(ref.loc[name, "upper"], abs=2e-3 * abs(pr.vhat[j]) + 1e-4)
+
+
+@pytest.mark.parametrize("formula", ["Reaction ~ Days + (Days | Subject)",
+                                     "Reaction ~ Days + ar1(0 + factor(Days) | Subject)",
+                                     "Reaction ~ Days + (1 | Subject) + diag(Days | Subject)"])
+def test_dense_kenward_roger_equals_the_q_space_one(sleep, formula):
+    """The dense n x n path (used with correlation= / disp=) reproduces the Woodbury one."""
+    from mixedfx.inference.kenward_roger import KenwardRoger
+    m = _fit(formula, sleep)
+    a, b = KenwardRoger(m.fit), KenwardRoger(m.fit, dense=True)
+    assert np.allclose(a.Phi_A, b.Phi_A, rtol=1e-10)
+    for L in (np.array([1.0, 0.0]), np.array([0.0, 1.0])):
+        assert a.ddf(L) == pytest.approx(b.ddf(L), rel=1e-9)
+
+
+def test_kenward_roger_with_a_residual_model():
+    df = _longitudinal(seed=17, n_id=24)
+    m = _fit("y ~ t + x + (1 | id)", df, correlation="ar1(t | id)", disp="~ g")
+    kr = m.coef_table(ddf="kenward-roger")
+    naive = m.coef_table(ddf="satterthwaite")
+    assert np.all(kr["se"] >= naive["se"] * (1 - 1e-12)) and np.all(np.isfinite(kr["df"]))
+    moved = _fit("y ~ t + x + (1 | id)", df.assign(y=df["y"] * 1e3 - 50), correlation="ar1(t | id)", disp="~ g")
+    kr2 = moved.coef_table(ddf="kenward-roger")
+    assert np.allclose(kr2["df"], kr["df"], rtol=1e-5)
+    assert np.allclose(kr2["se"].iloc[1:], 1e3 * kr["se"].iloc[1:], rtol=1e-5)
+
+
+def test_kenward_roger_does_not_depend_on_the_response_units(sleep):
+    """The expected information is inverted on the correlation scale: an absolute eigenvalue
+    threshold switched to a pseudo-inverse when the response was in large units."""
+    a = _fit("Reaction ~ Days + (Days | Subject)", sleep).coef_table(ddf="kenward-roger")
+    b = _fit("Reaction ~ Days + (Days | Subject)", sleep.assign(Reaction=sleep["Reaction"] * 1e4)
+             ).coef_table(ddf="kenward-roger")
+    assert np.allclose(b["df"], a["df"], rtol=1e-6)
+    assert np.allclose(b["se"], 1e4 * a["se"], rtol=1e-6)

@@ -84,6 +84,169 @@ def _structure_jacobian(fit, params, s2: float) -> np.ndarray:
     return np.column_stack(cols)
 
 
+def _pieces(fit):
+    """``(P, Q, K, Phi)`` of an LMM without a residual model (q x q algebra, see the module notes)."""
+    d = fit.design
+    X = np.asarray(d.X, float)
+    n, p = X.shape
+    w = np.ones(n) if d.weights is None else np.asarray(d.weights, float)
+    blocks = [(b.codes, np.asarray(b.X, float), int(b.nlevels)) for b in d.blocks]
+    q = sum(Xk.shape[1] * nl for _, Xk, nl in blocks)
+    if q > MAX_Q:
+        raise MemoryError(f"Kenward-Roger needs dense {q} x {q} matrices (q = number of random effects); "
+                          f"above {MAX_Q} use ddf='satterthwaite'")
+    lams = fit.layout.lambdas(np.asarray(fit.theta, float))
+    Z = sp.hstack([random_effects_matrix(c, Xk, nl) for c, Xk, nl in blocks], format="csr")
+    Lam = sp.block_diag([sp.kron(sp.identity(nl), lam) for (_, _, nl), lam in zip(blocks, lams)], format="csr")
+    s2 = float(fit.sigma) ** 2
+    WZ = Z.multiply(w[:, None]).tocsr()
+    ZWZ = (Z.T @ WZ).toarray()
+    LtZWZ = np.asarray(Lam.T @ ZWZ)                          # Lambda' Z'WZ  (q x q)
+    M = np.asarray(Lam.T @ LtZWZ.T) + np.eye(q)              # Lambda' Z'WZ Lambda + I (Lambda sparse)
+    cf = cho_factor(M, lower=True, check_finite=False)
+    Lc = cf[0]
+    Y = solve_triangular(Lc, LtZWZ, lower=True, check_finite=False)      # L^{-1} Lambda' Z'WZ
+    Y2 = solve_triangular(Lc, Y, lower=True, trans="T", check_finite=False)   # M^{-1} Lambda' Z'WZ
+    ZWZ -= Y.T @ Y
+    C = ZWZ / s2                                             # Z' Sigma^-1 Z
+    Cr = (ZWZ - Y2.T @ Y2) / s2 ** 2                         # Z' Sigma^-1 W^-1 Sigma^-1 Z
+    Linv = solve_triangular(Lc, np.eye(q), lower=True, check_finite=False)
+    Minv = Linv.T @ Linv
+    tr_res = (n - 2 * (q - np.trace(Minv)) + (q - 2 * np.trace(Minv) + np.sum(Minv * Minv))) / s2 ** 2
+
+    def sigma_inv(R):                                        # Sigma^{-1} R for an n x k array
+        WR = w[:, None] * R
+        t = Lam.T @ np.asarray(Z.T @ WR)
+        return (WR - np.asarray(WZ @ (Lam @ cho_solve(cf, t, check_finite=False)))) / s2
+
+    U = sigma_inv(X)                                         # Sigma^-1 X
+    V = U / w[:, None]                                       # W^-1 Sigma^-1 X
+    SV = sigma_inv(V)
+    SX = np.asarray(Z.T @ U)                                 # Z' Sigma^-1 X   (q x p)
+    RZX = np.asarray(Z.T @ SV)                               # Z' Sigma^-1 W^-1 Sigma^-1 X
+    Phi = np.asarray(fit.vcov, float)
+
+    # variance parameters: (term, a, b) for the lower triangle of each G_k, then sigma^2
+    params, offs, off = [], [], 0
+    for _, Xk, nl in blocks:
+        pk = Xk.shape[1]
+        offs.append(off)
+        for b in range(pk):
+            for a in range(b, pk):
+                params.append((len(offs) - 1, a, b))
+        off += pk * nl
+
+    def idx(k, a):
+        pk, nl = blocks[k][1].shape[1], blocks[k][2]
+        return offs[k] + a + pk * np.arange(nl)
+
+    m = len(params) + 1
+    P = np.empty((m, p, p))
+    Q = np.empty((m, m, p, p))
+    K = np.empty((m, m))
+    for i, (k, a, b) in enumerate(params):
+        pr = _pairs(a, b)
+        P[i] = -sum(SX[idx(k, x)].T @ SX[idx(k, y)] for x, y in pr)
+        Q[i, -1] = sum(SX[idx(k, x)].T @ RZX[idx(k, y)] for x, y in pr)
+        Q[-1, i] = Q[i, -1].T
+        K[i, -1] = K[-1, i] = sum(np.trace(Cr[np.ix_(idx(k, y), idx(k, x))]) for x, y in pr)
+        for j, (k2, a2, b2) in enumerate(params):
+            pr2 = _pairs(a2, b2)
+            Q[i, j] = sum(SX[idx(k, x)].T @ C[np.ix_(idx(k, y), idx(k2, u))] @ SX[idx(k2, v)]
+                          for x, y in pr for u, v in pr2)
+            K[i, j] = sum(np.sum(C[np.ix_(idx(k, y), idx(k2, u))] * C[np.ix_(idx(k2, v), idx(k, x))].T)
+                          for x, y in pr for u, v in pr2)
+    P[-1] = -U.T @ V
+    Q[-1, -1] = V.T @ SV
+    K[-1, -1] = tr_res
+    if fit.layout.structured:      # restrict to the structures' variance parameters
+        J = _structure_jacobian(fit, params, s2)
+        P = np.einsum("ia,ipq->apq", J, P)
+        Q = np.einsum("ia,jb,ijpq->abpq", J, J, Q)
+        K = J.T @ K @ J
+        m = J.shape[1]
+    return P, Q, K, Phi
+
+
+#: Largest number of rows for the dense Kenward-Roger of models with a residual model.
+MAX_N_RESIDUAL = 2500
+
+
+def _residual_pieces(fit):
+    """``(P, Q, K, Phi)`` with ``correlation=`` / ``disp=``, densely (n x n): ``Sigma = Z G Z' +
+    sigma^2 V(phi)``, ``V = W^-1/2 S R S W^-1/2``.  The variance parameters are the entries of each
+    ``G_k`` (projected onto structured terms' parameters as in :func:`_structure_jacobian`),
+    ``sigma^2`` and the residual parameters ``phi``, whose ``dV / dphi`` are central differences
+    of the residual model's exact ``V``; the second derivatives are left out, as for structures."""
+    from ..models.residual_fit import residual_model
+    d = fit.design
+    X = np.asarray(d.X, float)
+    n, p = X.shape
+    if n > MAX_N_RESIDUAL:
+        raise MemoryError(f"Kenward-Roger with correlation= / disp= forms dense {n} x {n} matrices; above "
+                          f"{MAX_N_RESIDUAL} rows use ddf='satterthwaite'")
+    iw = np.ones(n) if d.weights is None else 1.0 / np.sqrt(np.asarray(d.weights, float))
+    if fit.residual is None:        # the dense path for a model without one: V = W^-1
+        par = np.zeros(0)
+
+        def V(ph):
+            return np.diag(iw ** 2)
+    else:
+        rm, par = residual_model(d), np.asarray(fit.residual.par, float)
+
+        def V(ph):
+            C = rm.color(ph, np.eye(n)) * iw[:, None]
+            return C @ C.T
+    s2 = float(fit.sigma) ** 2
+    blocks = [(b.codes, np.asarray(b.X, float), int(b.nlevels)) for b in d.blocks]
+    Z = sp.hstack([random_effects_matrix(c, Xk, nl) for c, Xk, nl in blocks], format="csr").toarray()
+    lams = fit.layout.lambdas(np.asarray(fit.theta, float))
+    G = sp.block_diag([sp.kron(sp.identity(nl), s2 * lam @ lam.T) for (_, _, nl), lam in zip(blocks, lams)]).toarray()
+    V0 = V(par)
+    Sigma = Z @ G @ Z.T + s2 * V0
+    Si = np.linalg.inv(Sigma)
+    derivs, params, off = [], [], 0
+    for k, (_, Xk, nl) in enumerate(blocks):
+        pk = Xk.shape[1]
+        for b in range(pk):
+            for a in range(b, pk):
+                D = np.zeros((pk, pk))
+                for x, y in _pairs(a, b):
+                    D[x, y] = 1.0
+                Zk = Z[:, off:off + pk * nl]
+                derivs.append(Zk @ np.kron(np.eye(nl), D) @ Zk.T)
+                params.append((k, a, b))
+        off += pk * nl
+    derivs.append(V0)                                           # sigma^2
+    for j in range(len(par)):                                   # the residual parameters
+        h = 1e-5 * max(1.0, abs(par[j]))
+        e = np.zeros(len(par))
+        e[j] = h
+        derivs.append(s2 * (V(par + e) - V(par - e)) / (2 * h))
+    SiX = Si @ X
+    A = [Si @ Di for Di in derivs]                              # Sigma^-1 Sigma_i
+    ASX = [Ai @ SiX for Ai in A]                                # Sigma^-1 Sigma_i Sigma^-1 X
+    m = len(derivs)
+    P = np.array([-SiX.T @ Di @ SiX for Di in derivs])
+    Q = np.empty((m, m, p, p))
+    K = np.empty((m, m))
+    for i in range(m):
+        for j in range(m):
+            Q[i, j] = SiX.T @ derivs[i] @ ASX[j]
+            K[i, j] = np.sum(A[i] * A[j].T)
+    Phi = np.asarray(fit.vcov, float)
+    if fit.layout.structured:
+        nr = len(par)
+        J = _structure_jacobian(fit, params, s2)               # (entries + sigma^2) x (structure params + 1)
+        Jf = np.zeros((J.shape[0] + nr, J.shape[1] + nr))
+        Jf[:J.shape[0], :J.shape[1]] = J
+        Jf[J.shape[0]:, J.shape[1]:] = np.eye(nr)
+        P = np.einsum("ia,ipq->apq", Jf, P)
+        Q = np.einsum("ia,jb,ijpq->abpq", Jf, Jf, Q)
+        K = Jf.T @ K @ Jf
+    return P, Q, K, Phi
+
+
 class KenwardRoger:
     """Adjusted covariance ``Phi_A`` and the pieces for KR df of any contrast (one fitted REML LMM).
 
@@ -91,98 +254,29 @@ class KenwardRoger:
     ----------
     fit : LmmFit
         A REML fit (``fit.design``, ``fit.theta``, ``fit.sigma``, ``fit.vcov``).
+    dense : use the dense n x n pieces (the path of models with ``correlation=`` / ``disp=``)
+        also without a residual model (a check of one path against the other).
     """
 
-    def __init__(self, fit):
-        if getattr(fit, "residual", None) is not None:
-            raise NotImplementedError("Kenward-Roger is not yet available with correlation= or disp=; use "
-                                      "ddf='satterthwaite'")
-        d = fit.design
-        X = np.asarray(d.X, float)
-        n, p = X.shape
-        w = np.ones(n) if d.weights is None else np.asarray(d.weights, float)
-        blocks = [(b.codes, np.asarray(b.X, float), int(b.nlevels)) for b in d.blocks]
-        q = sum(Xk.shape[1] * nl for _, Xk, nl in blocks)
-        if q > MAX_Q:
-            raise MemoryError(f"Kenward-Roger needs dense {q} x {q} matrices (q = number of random effects); "
-                              f"above {MAX_Q} use ddf='satterthwaite'")
-        lams = fit.layout.lambdas(np.asarray(fit.theta, float))
-        Z = sp.hstack([random_effects_matrix(c, Xk, nl) for c, Xk, nl in blocks], format="csr")
-        Lam = sp.block_diag([sp.kron(sp.identity(nl), lam) for (_, _, nl), lam in zip(blocks, lams)], format="csr")
-        s2 = float(fit.sigma) ** 2
-        WZ = Z.multiply(w[:, None]).tocsr()
-        ZWZ = (Z.T @ WZ).toarray()
-        LtZWZ = np.asarray(Lam.T @ ZWZ)                          # Lambda' Z'WZ  (q x q)
-        M = np.asarray(Lam.T @ LtZWZ.T) + np.eye(q)              # Lambda' Z'WZ Lambda + I (Lambda sparse)
-        cf = cho_factor(M, lower=True, check_finite=False)
-        Lc = cf[0]
-        Y = solve_triangular(Lc, LtZWZ, lower=True, check_finite=False)      # L^{-1} Lambda' Z'WZ
-        Y2 = solve_triangular(Lc, Y, lower=True, trans="T", check_finite=False)   # M^{-1} Lambda' Z'WZ
-        ZWZ -= Y.T @ Y
-        C = ZWZ / s2                                             # Z' Sigma^-1 Z
-        Cr = (ZWZ - Y2.T @ Y2) / s2 ** 2                         # Z' Sigma^-1 W^-1 Sigma^-1 Z
-        Linv = solve_triangular(Lc, np.eye(q), lower=True, check_finite=False)
-        Minv = Linv.T @ Linv
-        tr_res = (n - 2 * (q - np.trace(Minv)) + (q - 2 * np.trace(Minv) + np.sum(Minv * Minv))) / s2 ** 2
-
-        def sigma_inv(R):                                        # Sigma^{-1} R for an n x k array
-            WR = w[:, None] * R
-            t = Lam.T @ np.asarray(Z.T @ WR)
-            return (WR - np.asarray(WZ @ (Lam @ cho_solve(cf, t, check_finite=False)))) / s2
-
-        U = sigma_inv(X)                                         # Sigma^-1 X
-        V = U / w[:, None]                                       # W^-1 Sigma^-1 X
-        SV = sigma_inv(V)
-        SX = np.asarray(Z.T @ U)                                 # Z' Sigma^-1 X   (q x p)
-        RZX = np.asarray(Z.T @ SV)                               # Z' Sigma^-1 W^-1 Sigma^-1 X
-        Phi = np.asarray(fit.vcov, float)
-
-        # variance parameters: (term, a, b) for the lower triangle of each G_k, then sigma^2
-        params, offs, off = [], [], 0
-        for _, Xk, nl in blocks:
-            pk = Xk.shape[1]
-            offs.append(off)
-            for b in range(pk):
-                for a in range(b, pk):
-                    params.append((len(offs) - 1, a, b))
-            off += pk * nl
-
-        def idx(k, a):
-            pk, nl = blocks[k][1].shape[1], blocks[k][2]
-            return offs[k] + a + pk * np.arange(nl)
-
-        m = len(params) + 1
-        P = np.empty((m, p, p))
-        Q = np.empty((m, m, p, p))
-        K = np.empty((m, m))
-        for i, (k, a, b) in enumerate(params):
-            pr = _pairs(a, b)
-            P[i] = -sum(SX[idx(k, x)].T @ SX[idx(k, y)] for x, y in pr)
-            Q[i, -1] = sum(SX[idx(k, x)].T @ RZX[idx(k, y)] for x, y in pr)
-            Q[-1, i] = Q[i, -1].T
-            K[i, -1] = K[-1, i] = sum(np.trace(Cr[np.ix_(idx(k, y), idx(k, x))]) for x, y in pr)
-            for j, (k2, a2, b2) in enumerate(params):
-                pr2 = _pairs(a2, b2)
-                Q[i, j] = sum(SX[idx(k, x)].T @ C[np.ix_(idx(k, y), idx(k2, u))] @ SX[idx(k2, v)]
-                              for x, y in pr for u, v in pr2)
-                K[i, j] = sum(np.sum(C[np.ix_(idx(k, y), idx(k2, u))] * C[np.ix_(idx(k2, v), idx(k, x))].T)
-                              for x, y in pr for u, v in pr2)
-        P[-1] = -U.T @ V
-        Q[-1, -1] = V.T @ SV
-        K[-1, -1] = tr_res
-        if fit.layout.structured:      # restrict to the structures' variance parameters
-            J = _structure_jacobian(fit, params, s2)
-            P = np.einsum("ia,ipq->apq", J, P)
-            Q = np.einsum("ia,jb,ijpq->abpq", J, J, Q)
-            K = J.T @ K @ J
-            m = J.shape[1]
+    def __init__(self, fit, dense: bool = False):
+        if getattr(fit, "residual", None) is not None or dense:
+            P, Q, K, Phi = _residual_pieces(fit)
+        else:
+            P, Q, K, Phi = _pieces(fit)
+        m, p = len(P), Phi.shape[0]
         IE2 = np.empty((m, m))
         for i in range(m):
             for j in range(m):
                 IE2[i, j] = K[i, j] - 2 * np.sum(Phi * Q[i, j].T) + np.trace(Phi @ P[i] @ Phi @ P[j])
         IE2 = 0.5 * (IE2 + IE2.T)
-        ev = np.linalg.eigvalsh(IE2)
-        Wg = 2 * (np.linalg.inv(IE2) if np.min(np.abs(ev)) > 1e-10 else np.linalg.pinv(IE2))
+        # invert on the correlation scale: the variance parameters carry the data's units (G entries and
+        # sigma^2 scale with the response squared, correlation parameters do not), so an absolute
+        # eigenvalue threshold would depend on the units
+        dg = np.sqrt(np.abs(np.diag(IE2)))
+        dg = np.where(dg > 0, dg, 1.0)
+        Cn = IE2 / np.outer(dg, dg)
+        ev = np.linalg.eigvalsh(Cn)
+        Wg = 2 * (np.linalg.inv(Cn) if np.min(np.abs(ev)) > 1e-10 else np.linalg.pinv(Cn)) / np.outer(dg, dg)
         Umat = np.zeros((p, p))
         for i in range(m):
             for j in range(m):
