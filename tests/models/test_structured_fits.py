@@ -207,6 +207,8 @@ def test_residual_model_errors():
     df = _longitudinal()
     with pytest.raises(DesignError, match="intercept"):
         mfx.lmer("y ~ t + (1 | id)", df, disp="~ 1")
+    with pytest.raises(DesignError, match="one-sided"):
+        mfx.lmer("y ~ t + (1 | id)", df, disp="y ~ g")
     with pytest.raises(ValueError, match="positive"):
         mfx.lmer("y ~ t + (1 | id)", df, weights=np.r_[0.0, np.ones(len(df) - 1)], correlation="ar1(t | id)")
     with pytest.raises(DesignError, match="not in the data"):

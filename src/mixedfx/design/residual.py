@@ -44,7 +44,7 @@ class ResidualDesign:
 def _disp_formula(disp: str):
     if not isinstance(disp, str):
         raise TypeError(f"disp= must be a one-sided formula string such as '~ group', got {type(disp).__name__}")
-    f = parse_formula(disp if disp.lstrip().startswith("~") else "~ " + disp)
+    f = parse_formula(disp if "~" in disp else "~ " + disp)
     if f.response is not None or f.random:
         raise DesignError(f"disp={disp!r} must be a one-sided formula of fixed terms, such as '~ group'")
     return f
