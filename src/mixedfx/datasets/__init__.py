@@ -1,5 +1,5 @@
-"""Example datasets (copies of data shipped with R's lme4 and nlme, kb07 from MixedModels.jl, and
-simulated longitudinal sets made by ``tests/reference/make_structured_data.R``), with factor columns
+"""Example datasets (copies of data shipped with R's lme4, nlme, glmmTMB and ordinal, kb07 from
+MixedModels.jl, and simulated sets made by the scripts in ``tests/reference/``), with factor columns
 typed in R's level order.
 
 >>> import mixedfx as mfx
