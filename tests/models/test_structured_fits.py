@@ -458,3 +458,25 @@ def test_kenward_roger_does_not_depend_on_the_response_units(sleep):
              ).coef_table(ddf="kenward-roger")
     assert np.allclose(b["df"], a["df"], rtol=1e-6)
     assert np.allclose(b["se"], 1e4 * a["se"], rtol=1e-6)
+
+
+@pytest.mark.parametrize("formula", ["cbind(incidence, size - incidence) ~ period + ar1(0 + period | herd)",
+                                     "cbind(incidence, size - incidence) ~ period + (1 | herd)"
+                                     " + diag(0 + period | herd)"])
+def test_laplace_gradient_chains_through_structures(formula):
+    from mixedfx.design import build_design
+    from mixedfx.families import get_family
+    from mixedfx.formula.terms import parse_formula
+    from mixedfx.models.glmm import make_glmm_workspace
+    fam = get_family("binomial")
+    des = build_design(parse_formula(formula), mfx.datasets.load("cbpp"), family=fam)
+    gw = make_glmm_workspace(des, fam)
+    k = gw.layout.n_theta
+    x = np.concatenate([gw.layout.initial() + 0.3, [-1.4, -1.0, -1.1, -1.6]])
+
+    def dev(z):
+        return gw.laplace(gw.pirls(z[:k], beta=z[k:], utol=1e-13), phi=1.0)
+    g = gw.laplace_gradient(x[:k], gw.pirls(x[:k], beta=x[k:], utol=1e-13))
+    h = 1e-6
+    fd = np.array([(dev(x + h * e) - dev(x - h * e)) / (2 * h) for e in np.eye(len(x))])
+    assert np.max(np.abs(g - fd)) < 1e-7 * np.max(np.abs(fd))

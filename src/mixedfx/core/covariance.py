@@ -83,6 +83,22 @@ class ThetaLayout:
         parts = [s.chain(theta[sl], g) for (sl, s), g in zip(self._pairs, G)]
         return np.concatenate(parts) if parts else np.zeros(0)
 
+    def tril_jacobian(self, theta: np.ndarray) -> np.ndarray:
+        """``d (lower triangles of every lambda_k, lme4's order) / d theta``: (sum p_k(p_k+1)/2, n_theta),
+        block diagonal over terms (the identity for unstructured terms)."""
+        theta = np.asarray(theta, float)
+        rows = sum(p * (p + 1) // 2 for p in self.sizes)
+        J = np.zeros((rows, self.n_theta))
+        r0 = 0
+        for sl, st in self._pairs:
+            r, c = _tril_indices(st.p)
+            if isinstance(st, Unstructured):
+                J[r0:r0 + len(r), sl] = np.eye(len(r))
+            else:
+                J[r0:r0 + len(r), sl] = st.lam_jacobian(theta[sl])[r, c, :]
+            r0 += len(r)
+        return J
+
     def rectify(self, theta: np.ndarray) -> np.ndarray:
         """The equivalent theta with non-negative bounded entries.
 

@@ -47,6 +47,37 @@ class PirlsResult:
     converged: bool
 
 
+class _ChainedGradient:
+    """A :class:`LaplaceGradient` for structured layouts: its derivatives with respect to the entries
+    of each ``lambda_k`` (and ``du`` with respect to them) chained through the structures
+    (:meth:`~mixedfx.core.covariance.ThetaLayout.tril_jacobian`)."""
+
+    def __init__(self, inner, layout):
+        self.inner, self.layout = inner, layout
+
+    @property
+    def feasible(self) -> bool:
+        return self.inner.feasible
+
+    def _chain(self, theta, g, du=None):
+        J = self.layout.tril_jacobian(theta)
+        n = J.shape[0]
+        g = np.concatenate([J.T @ g[:n], g[n:]])
+        if du is None:
+            return g
+        return g, np.hstack([du[:, :n] @ J, du[:, n:]])
+
+    def gradient(self, theta, u, eta, mu, phi=1.0, mode_derivatives=False):
+        out = self.inner.gradient(theta, u, eta, mu, phi, mode_derivatives=mode_derivatives)
+        if out is None:
+            return None
+        return self._chain(theta, *out) if mode_derivatives else self._chain(theta, out)
+
+    def profiled_gradient(self, theta, u, eta, mu, phi=1.0):
+        out = self.inner.profiled_gradient(theta, u, eta, mu, phi)
+        return None if out is None else self._chain(theta, out)
+
+
 class GlmmWorkspace:
     """An LMM-style PLS workspace plus a family (composition), with PIRLS on top.
 
@@ -55,8 +86,7 @@ class GlmmWorkspace:
     X : (n, p).  y : (n,) response (proportions for binomial).  blocks : as PLSWorkspace.
     family : a :class:`mixedfx.families.Family` (duck-typed: link, variance, loglik_terms, ...).
     prior_weights : (n,) or None.  offset : (n,) or None.
-    structures : per term, a :class:`~mixedfx.core.structures.CovStructure` (default: unstructured;
-        structured terms are fitted without the analytic Laplace gradient).
+    structures : per term, a :class:`~mixedfx.core.structures.CovStructure` (default: unstructured).
     """
 
     def __init__(self, X, y, blocks, family, prior_weights=None, offset=None, rest="auto", structures=None):
@@ -342,7 +372,8 @@ class GlmmWorkspace:
         (:func:`mixedfx.core.laplace_gradient.agq_gradient`); None for families with a
         dispersion (profiled on the Laplace likelihood, so not stationary for quadrature) or
         without the working derivatives."""
-        if self.family.has_dispersion or len(self.blocks) != 1 or self.blocks[0][1].shape[1] != 1:
+        if self.family.has_dispersion or len(self.blocks) != 1 or self.blocks[0][1].shape[1] != 1 \
+                or self.layout.structured:
             return None
         codes, Xk, nl = self.blocks[0]
         x, logw = _hermite_rule(int(nagq))
@@ -357,13 +388,13 @@ class GlmmWorkspace:
         return self._gradient_engine() is not None
 
     def _gradient_engine(self):
-        if self._grad is None and self.layout.structured:   # derivatives wrt lambda entries only
-            self._grad = False
         if self._grad is None:
             try:
                 eta = self.eta_start[:1]           # does the family provide the derivatives?
                 self.family.working_derivatives(self.y[:1], eta, self.family.link.inverse(eta), self.w[:1])
                 self._grad = LaplaceGradient(self.X, self.blocks, self.layout, self.family, self.y, self.w)
+                if self.layout.structured:         # its derivatives are wrt the entries of each lambda
+                    self._grad = _ChainedGradient(self._grad, self.layout)
             except (AttributeError, NotImplementedError):
                 self._grad = False
         return self._grad if self._grad is not False and self._grad.feasible else None
