@@ -480,3 +480,17 @@ def test_laplace_gradient_chains_through_structures(formula):
     h = 1e-6
     fd = np.array([(dev(x + h * e) - dev(x - h * e)) / (2 * h) for e in np.eye(len(x))])
     assert np.max(np.abs(g - fd)) < 1e-7 * np.max(np.abs(fd))
+
+
+def test_glmm_profile_of_a_structured_term_equals_the_unstructured_one():
+    """diag(1 | herd) is (1 | herd): the structured GLMM profiler gives lme4's intervals (the
+    unstructured GLMM profile is checked against lme4 elsewhere)."""
+    cbpp = mfx.datasets.load("cbpp")
+    f = "cbind(incidence, size - incidence) ~ period + {} | herd)"
+    a = mfx.glmer(f.format("(1"), cbpp, family="binomial").confint(method="profile")
+    b = mfx.glmer(f.format("diag(1"), cbpp, family="binomial").confint(method="profile")
+    assert list(a.index) == list(b.index)
+    assert np.allclose(a.to_numpy(), b.to_numpy(), rtol=1e-5, atol=1e-6)
+    m = mfx.glmer("cbind(incidence, size - incidence) ~ period + ar1(0 + period | herd)", cbpp, family="binomial")
+    ci = m.confint(method="profile", parm=["rho_ar1|herd"])
+    assert -1 < ci.iloc[0, 0] < m.structure_params["ar1(0 + period | herd)"]["rho"] < ci.iloc[0, 1] < 1

@@ -13,7 +13,7 @@ from scipy import stats
 
 from .profile_glmm import GlmmProfiler
 from .profile_lmm import _Profiler
-from .profile_structured import ResidualProfiler, StructuredProfiler
+from .profile_structured import ResidualProfiler, StructuredGlmmProfiler, StructuredProfiler
 from .progress import progress_bar
 
 __all__ = ["profile", "profile_confint"]
@@ -24,8 +24,7 @@ def _profiler(result):
         return ResidualProfiler(result)
     if result.fit.layout.structured:
         if getattr(result, "family", None) is not None:
-            raise NotImplementedError("profiles of GLMMs with structured covariance terms are not available; use "
-                                      "confint(method='Wald')")
+            return StructuredGlmmProfiler(result)
         return StructuredProfiler(result)
     if getattr(result, "family", None) is None:
         return _Profiler(result)

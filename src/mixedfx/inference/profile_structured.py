@@ -17,9 +17,10 @@ from ..core.workspace import FAILED_OBJECTIVE
 from ..models import fit_lmm
 from ..models.names import group_names
 from .parameters import parameter_vector
+from .profile_glmm import GlmmProfiler
 from .profile_lmm import _INNER_TOL, _Profiler, correlation_factor
 
-__all__ = ["StructuredProfiler"]
+__all__ = ["StructuredProfiler", "ResidualProfiler", "StructuredGlmmProfiler"]
 
 
 def _bounds(layout) -> tuple[list, list]:
@@ -214,3 +215,43 @@ class ResidualProfiler(StructuredProfiler):
                       xnames=tuple(n for i, n in enumerate(d0.xnames) if i != k))
         d = fit_lmm(red, reml=False, warn=False).objective
         return float(np.sign(x - self.ml.beta[k]) * np.sqrt(max(d - self.d_hat, 0.0)))
+
+
+class StructuredGlmmProfiler(GlmmProfiler):
+    """:class:`~mixedfx.inference.profile_glmm.GlmmProfiler` for GLMMs with structured terms: the
+    variance parameters are each structure's own (SDs on the ``theta`` scale, ``rho``, ``kappa``...)."""
+
+    theta_sigma = StructuredProfiler.theta_sigma
+
+    def __init__(self, result):
+        fit = result.fit
+        if fit.family.has_dispersion:
+            raise NotImplementedError(f"profile intervals for GLMMs with a dispersion parameter ({fit.family.name}) "
+                                      "are not available; use confint(method='wald')")
+        if fit.nagq == 0:
+            raise NotImplementedError("profile intervals need the Laplace or quadrature deviance; refit with nagq >= 1")
+        self.fit = fit
+        self.gw = fit.fresh_workspace()
+        self.ws = None
+        self.design = fit.design
+        self.layout = self.gw.layout
+        pv = parameter_vector(self.design.blocks, self.layout, fit.theta, 1.0, fit.beta, self.design.xnames,
+                              with_sigma=False)
+        self.names = list(pv.index)
+        self.nvar_re = self.layout.n_theta
+        self.vhat = pv.to_numpy().astype(float)
+        self.nvar = len(self.vhat)
+        lo, hi = _bounds(self.layout)
+        nb = len(fit.beta)
+        self.lower = np.array(lo + [-np.inf] * nb)
+        self.upper = np.array(hi + [np.inf] * nb)
+        kinds = _kinds(self.layout)
+        for i, kd in enumerate(kinds):       # keep BOBYQA strictly inside open correlation ranges
+            if kd[0] == "cor" and np.isfinite(self.upper[i]):
+                width = self.upper[i] - self.lower[i]
+                self.lower[i] += 1e-9 * width
+                self.upper[i] -= 1e-9 * width
+        se = np.sqrt(np.maximum(np.diag(np.asarray(fit.vcov, float)), 1e-12))
+        self.steps = np.concatenate([np.full(self.nvar_re, 0.05), np.maximum(se / 3, 1e-4)])
+        self.se = se
+        self.d_hat = self.deviance(self.vhat)

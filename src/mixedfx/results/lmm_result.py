@@ -263,6 +263,14 @@ class MixedModelResultBase:
     def to_json(self, **kwargs) -> str:
         return json.dumps(self.to_dict(), default=_json_default, **kwargs)
 
+    @property
+    def structure_params(self) -> dict:
+        """Per structured random-effects term (``ar1(...)``, ``cs(...)``...; keyed by its text), its
+        parameters as glmmTMB reports them: ``sd`` (one per column, or one shared; in the units of the
+        random effects, as ``varcorr``) and the structure's own (``rho``; ``kappa`` per unit of time for
+        ``ou``; lag correlations for ``toep``)."""
+        return structure_params(self.fit.design.blocks, self.fit.layout, self.fit.theta, self._scale)
+
 
 @dataclass(frozen=True, eq=False)
 class LinearMixedModelResult(MixedModelResultBase):
@@ -399,13 +407,6 @@ class LinearMixedModelResult(MixedModelResultBase):
             table = table.drop(columns="df").rename(columns={"t value": "z value", "Pr(>|t|)": "Pr(>|z|)"})
         return Summary(title, self.formula, self.data_name, crit, info, sr, self.varcorr, self.nobs,
                        self.ngroups, table, corr, tuple(notes))
-
-    @property
-    def structure_params(self) -> dict:
-        """Per structured random-effects term (``ar1(...)``, ``cs(...)``...; keyed by its text), its
-        parameters as glmmTMB reports them: ``sd`` (one per column, or one shared) and the
-        structure's own (``rho``; ``kappa`` per unit of time for ``ou``; lag correlations for ``toep``)."""
-        return structure_params(self.fit.design.blocks, self.fit.layout, self.fit.theta, self.sigma)
 
     @property
     def residual_params(self) -> dict | None:
