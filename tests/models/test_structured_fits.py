@@ -224,6 +224,8 @@ def test_residual_model_methods_that_need_refits_say_so():
     m = _fit("y ~ t + (1 | id)", df, correlation="ar1(t | id)")
     text = str(m.summary())
     assert "residual correlation ar1(t | id): rho =" in text
+    with pytest.raises(NotImplementedError, match="disp="):
+        _fit("y ~ t + (1 | id)", df, disp="~ g").icc()
     for method in (lambda: m.simulate(2, newdata=df.head(3)),
                    lambda: m.influence()):
         with pytest.raises(NotImplementedError, match="correlation= or disp="):

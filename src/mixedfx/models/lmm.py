@@ -90,9 +90,9 @@ class LmmFit:
         """
         if self.residual is not None:
             raise NotImplementedError(
-                "this method is not yet available for models with correlation= or disp= (estimates, summary, "
-                "Satterthwaite tests, ranef, predict, simulate, Wald, profile and bootstrap intervals and "
-                "likelihood-ratio tests are)")
+                "this method (leverages, influence) is not yet available for models with correlation= or disp= "
+                "(estimates, summary, Satterthwaite and Kenward-Roger tests, ranef, predict, simulate, check(), "
+                "Wald, profile and bootstrap intervals and likelihood-ratio tests are)")
         ws = make_workspace(self.design, self.reml if reml is None else reml, scaling=self.scaling)
         return ws.update_internal(self.internal.theta)
 

@@ -45,6 +45,10 @@ def variance_components(result, include_uncorrelated_slopes: bool = True, null_i
     """
     fit = result.fit
     d = fit.design
+    residual = getattr(fit, "residual", None)
+    if residual is not None and len(residual.disp_names):
+        raise NotImplementedError("the ICC and R2 need one residual variance; with disp= it differs between rows "
+                                  "(sigma is the baseline's), so they are not defined here")
     eta_f = d.X @ fit.beta
     sigma2_f = float(np.var(eta_f, ddof=1)) if len(eta_f) > 1 else 0.0
     lams = fit.layout.lambdas(fit.theta)
