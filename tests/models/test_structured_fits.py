@@ -496,3 +496,11 @@ def test_glmm_profile_of_a_structured_term_equals_the_unstructured_one():
     m = mfx.glmer("cbind(incidence, size - incidence) ~ period + ar1(0 + period | herd)", cbpp, family="binomial")
     ci = m.confint(method="profile", parm=["rho_ar1|herd"])
     assert -1 < ci.iloc[0, 0] < m.structure_params["ar1(0 + period | herd)"]["rho"] < ci.iloc[0, 1] < 1
+
+
+def test_residual_models_fit_with_every_derivative_free_optimizer():
+    df = _longitudinal(seed=3)
+    fits = mfx.allfit("y ~ t + (1 | id)", df, correlation="ar1(t | id)")
+    crit = fits.table["criterion"]
+    assert crit.drop("lbfgs").notna().all() and np.isnan(crit["lbfgs"])
+    assert np.ptp(crit.dropna().to_numpy()) < 1e-6 * abs(crit["bobyqa"])

@@ -16,7 +16,7 @@ import warnings
 
 import numpy as np
 
-from ..core.optimize import derivative_free
+from ..core.optimize import DERIVATIVE_FREE, derivative_free
 from ..core.residual import AR1, CAR1, CompSymm, ResidualModel
 from ..core.scaling import standardize
 from ..core.start import moment_start
@@ -110,8 +110,10 @@ def fit_lmm_residual(design: Design, reml: bool = True, maxeval: int | None = No
     """
     from .lmm import ConvergenceWarning, InternalEstimates, LmmFit, ResidualFit, SingularFitWarning, _singular
     t0 = time.perf_counter()
-    if optimizer not in ("auto", "bobyqa"):
-        raise ValueError(f"optimizer={optimizer!r}: models with correlation= or disp= are fitted by 'bobyqa'")
+    if optimizer not in ("auto", *DERIVATIVE_FREE):
+        raise ValueError(f"optimizer={optimizer!r}: models with correlation= or disp= are fitted by a derivative-free "
+                         f"method ({', '.join(DERIVATIVE_FREE)}; 'auto' is 'bobyqa')")
+    method = "bobyqa" if optimizer == "auto" else optimizer
     rm = residual_model(design)
     crit = _Whitened(design, reml, rm)
     layout = layout_of(design.blocks)
@@ -121,7 +123,7 @@ def fit_lmm_residual(design: Design, reml: bool = True, maxeval: int | None = No
     lower = np.concatenate([layout.lower_bounds(), rm.lower_bounds()])
     step = np.where(lower == 0, np.clip(0.25 * np.abs(x0), 0.1, 0.75), 0.25)
     maxeval = maxeval or max(20_000, 1_000 * len(x0))
-    opt = derivative_free(crit, x0, lower, "bobyqa", maxeval=maxeval, step=step,
+    opt = derivative_free(crit, x0, lower, method, maxeval=maxeval, step=step,
                           flip=lambda x, j: np.concatenate([layout.flip_column(x[:k], j), x[k:]]))
     theta_int, phi = opt.x[:k], opt.x[k:]
     ws = crit.workspace(phi)
