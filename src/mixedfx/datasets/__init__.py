@@ -1,4 +1,4 @@
-"""Example datasets (copies of data shipped with R's lme4, nlme, glmmTMB and ordinal, kb07 from
+"""Example datasets (copies of data shipped with R's lme4, nlme, glmmTMB, ordinal and geepack, kb07 from
 MixedModels.jl, and simulated sets made by the scripts in ``tests/reference/``), with factor columns
 typed in R's level order.
 
