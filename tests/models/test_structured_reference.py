@@ -84,20 +84,31 @@ def _check_terms(m, ref):
             assert np.allclose(corr, np.asarray(term["corr"], float), atol=2e-3), term["term"]
 
 
+def _check_likelihood(m, ref):
+    """Parameter count (AIC, BIC, likelihood-ratio tests), log-likelihood (1e-4; a higher one must be
+    verified) and fixed effects (1e-3) against a reference record."""
+    if "df" in ref:
+        assert m.df == ref["df"]
+    ll = -m.objective / 2
+    assert ll >= ref["logLik"] - 1e-4
+    if ll > ref["logLik"] + 1e-4:
+        pytest.fail(f"higher log-likelihood than the reference by {ll - ref['logLik']:.3g}: verify and document")
+    beta = np.array([ref["fixef"][n] for n in m.fixef.index])
+    assert np.allclose(m.fixef.to_numpy(), beta, rtol=1e-3, atol=1e-3 * np.max(np.abs(beta)))
+
+
+def _check_fit(m, ref):
+    """:func:`_check_likelihood`, sigma and each term's SDs and correlations (1e-3) against glmmTMB."""
+    _check_likelihood(m, ref)
+    assert m.sigma == pytest.approx(ref["sigma"], rel=1e-3)
+    _check_terms(m, ref)
+
+
 @pytest.mark.parametrize("key, suffix", CASES)
 def test_structured_term_matches_glmmtmb(key, suffix):
     ref = STRUCT[f"{key}_{suffix}"]
     data, formula = STRUCTURED[key]
-    m = _fit(data, formula, ref["REML"])
-    assert m.df == ref["df"]
-    ll = -m.objective / 2
-    assert ll >= ref["logLik"] - 1e-4
-    if ll > ref["logLik"] + 1e-4:
-        pytest.fail(f"higher log-likelihood than glmmTMB by {ll - ref['logLik']:.3g}: verify and document")
-    beta = np.array([ref["fixef"][n] for n in m.fixef.index])
-    assert np.allclose(m.fixef.to_numpy(), beta, rtol=1e-3, atol=1e-3 * np.max(np.abs(beta)))
-    assert m.sigma == pytest.approx(ref["sigma"], rel=1e-3)
-    _check_terms(m, ref)
+    _check_fit(_fit(data, formula, ref["REML"]), ref)
 
 
 # ----------------------------------------------------------------------------- residual models
@@ -132,14 +143,7 @@ def test_residual_model_matches_nlme_and_glmmtmb(key, suffix):
     ref = RESID[f"{key}_{suffix}"]
     data, formula, corr, disp = RESIDUAL[key]
     m = _fit(data, formula, ref["REML"], correlation=corr, disp=disp)
-    if "df" in ref:                      # nlme's count of parameters (AIC, BIC, likelihood-ratio tests)
-        assert m.df == ref["df"]
-    ll = -m.objective / 2
-    assert ll >= ref["logLik"] - 1e-4
-    if ll > ref["logLik"] + 1e-4:
-        pytest.fail(f"higher log-likelihood than the reference by {ll - ref['logLik']:.3g}: verify and document")
-    beta = np.array([ref["fixef"][n] for n in m.fixef.index])
-    assert np.allclose(m.fixef.to_numpy(), beta, rtol=1e-3, atol=1e-3 * np.max(np.abs(beta)))
+    _check_likelihood(m, ref)
     nat = m.residual_params
     if corr is not None:
         ours = nat["phi"] if corr.startswith("car1") else nat["rho"]
@@ -177,15 +181,7 @@ def test_every_structure_has_two_replicated_datasets():
 def test_structured_term_on_replicated_data_matches_glmmtmb(key, suffix):
     ref = REP[f"{key}_{suffix}"]
     data, formula = REP_MODELS[key]
-    m = _fit(data, formula, ref["REML"])
-    ll = -m.objective / 2
-    assert ll >= ref["logLik"] - 1e-4
-    if ll > ref["logLik"] + 1e-4:
-        pytest.fail(f"higher log-likelihood than glmmTMB by {ll - ref['logLik']:.3g}: verify and document")
-    beta = np.array([ref["fixef"][n] for n in m.fixef.index])
-    assert np.allclose(m.fixef.to_numpy(), beta, rtol=1e-3, atol=1e-3 * np.max(np.abs(beta)))
-    assert m.sigma == pytest.approx(ref["sigma"], rel=1e-3)
-    _check_terms(m, ref)
+    _check_fit(_fit(data, formula, ref["REML"]), ref)
 
 
 @pytest.mark.parametrize("key, formula", [

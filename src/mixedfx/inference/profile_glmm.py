@@ -32,13 +32,14 @@ class GlmmProfiler(_Profiler):
         self.ws = None
         self.design = fit.design
         self.sizes = self.gw.ws.sizes
-        pv = parameter_vector(self.design.blocks, self.gw.ws.layout, fit.theta, 1.0, fit.beta, self.design.xnames,
+        self.layout = self.gw.layout
+        pv = parameter_vector(self.design.blocks, self.layout, fit.theta, 1.0, fit.beta, self.design.xnames,
                               with_sigma=False)
         self.names = list(pv.index)
-        self.nvar_re = sum(p * (p + 1) // 2 for p in self.sizes)
+        self.nvar_re = self.layout.n_theta
         self.vhat = pv.to_numpy().astype(float)
         self.nvar = len(self.vhat)                 # every parameter is profiled by optimization
-        lo, hi = variance_bounds(self.sizes)
+        lo, hi = self.variance_bounds()
         nb = len(fit.beta)
         self.lower = np.array(lo + [-np.inf] * nb)
         self.upper = np.array(hi + [np.inf] * nb)
@@ -46,6 +47,10 @@ class GlmmProfiler(_Profiler):
         self.steps = np.concatenate([np.full(self.nvar_re, 0.05), np.maximum(se / 3, 1e-4)])
         self.se = se
         self.d_hat = self.deviance(self.vhat)
+
+    def variance_bounds(self) -> tuple[list, list]:
+        """Bounds of the random-effect parameters (lme4's SDs >= 0, correlations in [-1, 1])."""
+        return variance_bounds(self.sizes)
 
     def deviance(self, v) -> float:
         v = np.asarray(v, float)

@@ -48,6 +48,7 @@ from dataclasses import replace
 import numpy as np
 from scipy.optimize import brentq
 
+from ..core.covariance import ThetaLayout
 from ..core.optimize import bobyqa
 from ..core.workspace import FAILED_OBJECTIVE
 from ..models import fit_lmm
@@ -82,6 +83,22 @@ def correlation_factor(R: np.ndarray) -> np.ndarray | None:
         if w.min() < -1e-10:
             return None
         return lower_factor(Q * np.sqrt(np.maximum(w, 0.0)))
+
+
+def sd_cor_theta(p: int, seg, sigma: float) -> np.ndarray | None:
+    """lme4's theta (lower triangle of ``lambda``, column by column) of one ``p``-column term from its
+    SDs and correlations ``seg`` in lme4's order; None when the correlations are not a valid matrix."""
+    rows, cols = ThetaLayout.tril_indices(p)
+    sd, R = np.zeros(p), np.eye(p)
+    for a, b, val in zip(rows, cols, seg):
+        if a == b:
+            sd[a] = val
+        else:
+            R[a, b] = R[b, a] = val
+    C = correlation_factor(R)
+    if C is None:
+        return None
+    return (np.diag(sd) @ C / sigma)[rows, cols]
 
 
 class InnerCoordinates:
@@ -238,20 +255,12 @@ class _Profiler:
         th, i = [], 0
         sigma = v[-1]
         for p in self.sizes:
-            idx = [(a, b) for b in range(p) for a in range(b, p)]
-            seg = v[i:i + len(idx)]
-            i += len(idx)
-            sd, R = np.zeros(p), np.eye(p)
-            for (a, b), val in zip(idx, seg):
-                if a == b:
-                    sd[a] = val
-                else:
-                    R[a, b] = R[b, a] = val
-            C = correlation_factor(R)
-            if C is None:
+            m = p * (p + 1) // 2
+            seg = sd_cor_theta(p, v[i:i + m], sigma)
+            i += m
+            if seg is None:
                 return None, sigma
-            L = np.diag(sd) @ C / sigma
-            th.extend(L[a, b] for a, b in idx)
+            th.extend(seg)
         return np.array(th), sigma
 
     def theta_deviance(self, theta, sigma=None) -> float:

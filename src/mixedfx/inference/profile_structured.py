@@ -18,7 +18,7 @@ from ..models import fit_lmm
 from ..models.names import group_names
 from .parameters import parameter_vector
 from .profile_glmm import GlmmProfiler
-from .profile_lmm import _INNER_TOL, _Profiler, correlation_factor
+from .profile_lmm import _INNER_TOL, _Profiler, sd_cor_theta
 
 __all__ = ["StructuredProfiler", "ResidualProfiler", "StructuredGlmmProfiler"]
 
@@ -86,16 +86,10 @@ class StructuredProfiler(_Profiler):
             if st.name != "us":
                 parts.append(st.from_natural_vector(seg, sigma))
                 continue
-            sd, R = np.zeros(st.p), np.eye(st.p)       # lme4's SDs and correlations, column by column
-            for a, b, val in zip(st.rows, st.cols, seg):
-                if a == b:
-                    sd[a] = val
-                else:
-                    R[a, b] = R[b, a] = val
-            C = correlation_factor(R)
-            if C is None:
+            th = sd_cor_theta(st.p, seg, sigma)         # lme4's SDs and correlations
+            if th is None:
                 return None, sigma
-            parts.append((np.diag(sd) @ C / sigma)[st.rows, st.cols])
+            parts.append(th)
         theta = np.concatenate(parts)
         return (theta, sigma) if np.all(np.isfinite(theta)) else (None, sigma)
 
@@ -223,35 +217,12 @@ class StructuredGlmmProfiler(GlmmProfiler):
 
     theta_sigma = StructuredProfiler.theta_sigma
 
-    def __init__(self, result):
-        fit = result.fit
-        if fit.family.has_dispersion:
-            raise NotImplementedError(f"profile intervals for GLMMs with a dispersion parameter ({fit.family.name}) "
-                                      "are not available; use confint(method='wald')")
-        if fit.nagq == 0:
-            raise NotImplementedError("profile intervals need the Laplace or quadrature deviance; refit with nagq >= 1")
-        self.fit = fit
-        self.gw = fit.fresh_workspace()
-        self.ws = None
-        self.design = fit.design
-        self.layout = self.gw.layout
-        pv = parameter_vector(self.design.blocks, self.layout, fit.theta, 1.0, fit.beta, self.design.xnames,
-                              with_sigma=False)
-        self.names = list(pv.index)
-        self.nvar_re = self.layout.n_theta
-        self.vhat = pv.to_numpy().astype(float)
-        self.nvar = len(self.vhat)
+    def variance_bounds(self) -> tuple[list, list]:
+        """The structures' ranges, with BOBYQA kept strictly inside open correlation ranges."""
         lo, hi = _bounds(self.layout)
-        nb = len(fit.beta)
-        self.lower = np.array(lo + [-np.inf] * nb)
-        self.upper = np.array(hi + [np.inf] * nb)
-        kinds = _kinds(self.layout)
-        for i, kd in enumerate(kinds):       # keep BOBYQA strictly inside open correlation ranges
-            if kd[0] == "cor" and np.isfinite(self.upper[i]):
-                width = self.upper[i] - self.lower[i]
-                self.lower[i] += 1e-9 * width
-                self.upper[i] -= 1e-9 * width
-        se = np.sqrt(np.maximum(np.diag(np.asarray(fit.vcov, float)), 1e-12))
-        self.steps = np.concatenate([np.full(self.nvar_re, 0.05), np.maximum(se / 3, 1e-4)])
-        self.se = se
-        self.d_hat = self.deviance(self.vhat)
+        for i, kd in enumerate(_kinds(self.layout)):
+            if kd[0] == "cor" and np.isfinite(hi[i]):
+                width = hi[i] - lo[i]
+                lo[i] += 1e-9 * width
+                hi[i] -= 1e-9 * width
+        return lo, hi
