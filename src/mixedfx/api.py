@@ -156,7 +156,8 @@ def lmer(formula: str, data: pd.DataFrame, reml: bool = True, weights=None, offs
 
 
 def glmer(formula: str, data: pd.DataFrame, family="binomial", link=None, nagq: int = 1, weights=None,
-          offset=None, start=None, data_name: str | None = None, **control) -> GeneralizedLinearMixedModelResult:
+          offset=None, start=None, data_name: str | None = None, zi: str | None = None, disp: str | None = None,
+          df: float | None = None, **control) -> GeneralizedLinearMixedModelResult:
     """Fit a generalized linear mixed model by Laplace (``nagq=1``) or adaptive quadrature.
 
     Parameters
@@ -169,6 +170,12 @@ def glmer(formula: str, data: pd.DataFrame, family="binomial", link=None, nagq: 
     family : str or Family
         ``"binomial"``, ``"poisson"``, ``"gamma"``, ``"inverse_gaussian"``, ``"gaussian"``,
         ``"negbin"`` (shape estimated, as ``glmer.nb``), or a :class:`mixedfx.families.Family`.
+        glmmTMB's families (fitted by its Laplace approximation, every parameter in one
+        search): ``"nbinom1"`` (``Var = mu (1 + phi)``), ``"nbinom2"`` (``mu + mu^2 / phi``),
+        ``"genpois"``, ``"beta"``, ``"betabinomial"``, ``"t"`` (df estimated, or fixed with
+        ``df=``), ``"tweedie"`` (power estimated), ``"lognormal"``, ``"truncated_poisson"``,
+        ``"truncated_nbinom1"``, ``"truncated_nbinom2"`` (hurdle models with ``zi=``), or a
+        :mod:`mixedfx.families.distributions` object; see the families page.
     link : str, optional
         Link name; the default is the family's canonical link, as in R (e.g. ``link="log"``
         for a log-link Gamma model).
@@ -181,6 +188,14 @@ def glmer(formula: str, data: pd.DataFrame, family="binomial", link=None, nagq: 
         A previous result or ``{"theta": ..., "beta": ...}`` to warm-start.
     data_name : str, optional
         Name shown in the summary.
+    zi : str, optional
+        Zero-inflation formula (``"~ mined"``; ``"~ 1"`` a constant probability): the
+        probability of a structural zero on the logit scale; with a ``truncated_*`` family the
+        probability of a zero (hurdle).
+    disp : str, optional
+        Log-dispersion formula (``"~ x"``), for families with a dispersion.
+    df : float, optional
+        Fixes the Student-t degrees of freedom (``family="t"``; estimated without it).
     **control
         Passed to :func:`mixedfx.models.fit_glmm`: ``optimizer`` (``"auto"``: L-BFGS with the
         analytic gradient of the Laplace or quadrature deviance where the family has one,
@@ -198,6 +213,16 @@ def glmer(formula: str, data: pd.DataFrame, family="binomial", link=None, nagq: 
     ...               mfx.datasets.load("cbpp"), family="binomial")
     """
     nagq = _check_nagq(nagq)
+    from .api_extended import glmer_extended, is_extended
+    if is_extended(family, zi, disp):
+        call = dict(family=family, link=link, nagq=nagq, weights=weights, offset=offset, data_name=data_name, zi=zi,
+                    disp=disp, df=df, **control)
+        return glmer_extended(formula, data, family, link=link, nagq=nagq, weights=weights, offset=offset,
+                              start=start, data_name=data_name, zi=zi, disp=disp, df=df,
+                              origin=(glmer, data, call), **control)
+    if df is not None:
+        raise ValueError("df= fixes the degrees of freedom of family='t'; it is not used with the "
+                         f"{family!r} family")
     if isinstance(family, str) and family.lower() in ("negbin", "negative_binomial", "negative.binomial"):
         from .models.negbin import fit_negbin
         if start is not None:

@@ -1,6 +1,11 @@
 # glmmTMB reference fits for non-Gaussian / non-standard response families (mixedfx issue 11):
 # zero-inflated Poisson and NB, hurdle (truncated) NB, NB1 and NB2, beta-binomial, Student-t,
 # Gaussian with a dispersion model, beta, Tweedie, lognormal. All ML (REML = FALSE), Laplace.
+# Second batch (records after tweediesim_tweedie): hurdle Poisson (sal_hpois), hurdle NB1 (sal_hnb1),
+# NB2 with a dispersion model (sal_nb2_disp), ZIP with a random effect in the zi part (sal_zip_zire),
+# generalized Poisson (sal_genpois), Student-t with df fixed at 4 (ss_t_df4), beta and Tweedie with
+# dispersion models (betasim_beta_disp, tweediesim_tweedie_disp), zero-inflated binomial (cbpp_zibin),
+# Gamma with a log link (ss_gamma). These records carry "density_check" (see below).
 # Usage (from the repository root):
 #   Rscript tests/reference/make_glmmtmb_families.R tests/reference/glmmtmb_families.json
 # Data: the bundled copies src/mixedfx/datasets/data/*.csv.gz (factor levels from datasets.json; made
@@ -38,6 +43,33 @@
 #     tweedie          : Var = phi mu^p, phi = sigma(fit) = exp(betad), p = 1 + plogis(psi) in (1, 2)
 #                        (family_params(fit)).
 #     gaussian         : y ~ N(mu, exp(X_d betad)) (variance); sd per row in predict_disp_head.
+#     truncated_poisson: hurdle Poisson: P(0) = p0, P(y) = (1 - p0) dpois(y, mu) / (1 - exp(-mu)), y > 0;
+#                        no dispersion parameter; type = "conditional" = the zero-truncated mean
+#                        mu / (1 - exp(-mu)) (as for truncated_nbinom2 above).
+#     truncated_nbinom1: hurdle NB1: the NB1 above (Var = mu (1 + phi), i.e. NB size mu / phi, prob
+#                        1 / (1 + phi), P(0) = (1 + phi)^(-mu / phi)) truncated at 0; phi = sigma(fit);
+#                        type = "conditional" = mu / (1 - P(0)), the zero-truncated mean.
+#     genpois          : generalized Poisson (Consul & Famoye 1992, in the Joe & Zhu 2005 form):
+#                        P(y) = th (th + la y)^(y - 1) exp(-th - la y) / y! with th = mu / sqrt(phi),
+#                        la = 1 - 1 / sqrt(phi), phi = exp(betad) = sigma(fit); so E y = th / (1 - la) = mu
+#                        and Var y = th / (1 - la)^3 = phi mu (phi = index of dispersion; phi < 1 means
+#                        underdispersion, la < 0). glmmTMB's ?sigma.glmmTMB calls sigma(fit) "the index of
+#                        dispersion phi^2 with variance mu phi^2" (its phi = our sqrt(phi)); ?genpois
+#                        says V = mu exp(eta_disp); both agree with Var = sigma(fit) mu. Checked by
+#                        density_check and by the pmf moments in density_check$genpois_moments.
+#     Gamma            : y ~ Gamma(shape = exp(betad), scale = mu / shape) (src/glmmTMB.cpp: s1 = phi
+#                        "shape", s2 = mu / phi "scale"), Var = mu^2 / shape. sigma(fit) = exp(-betad / 2)
+#                        = 1 / sqrt(shape), the coefficient of variation (sigma.glmmTMB source and
+#                        ?sigma.glmmTMB: "sigma is estimated as (1/sqrt(shape))"; print() shows sigma^2 as
+#                        the "dispersion estimate"); predict(type = "disp") also returns 1 / sqrt(shape).
+#                        (?family_glmmTMB's "phi is the shape parameter. V=mu*phi" does not match the
+#                        code's Var = mu^2 / phi.)
+#                        family_params$shape = exp(betad), sigma_check_inv_sqrt_shape = sigma - shape^-1/2.
+#     t with df fixed  : glmmTMB 1.1.5 fixes the df with start = list(psi = log(df)), map = list(psi =
+#                        factor(NA)) (the recipe in ?t_family); psi is then not an outer parameter (not in
+#                        par, not counted in df) and family_params(fit) returns the fixed df.
+#   With a dispformula other than ~1, sigma(fit) is NA (not recorded); see fixef$disp (log scale) and
+#   predict_disp_head (glmmTMB's type = "disp" per row).
 # Per record: fixef/fixef_se for each part (cond, zi, disp; SEs from vcov(fit)), par (all outer
 # parameters with names: beta, betazi, betad, theta, thetazi, psi), VarCorr (SDs, correlations,
 # theta) for the cond and zi random terms, family_params (natural scales), convergence, the first 10
@@ -46,6 +78,14 @@
 # For the hurdle (truncated_nbinom2) fit, type = "conditional" is the mean of the zero-TRUNCATED NB
 # (fitted = (1 - zprob) x conditional there). zi_boundary = some |zi coefficient| > 10 (a zero-
 # inflation probability estimated at 0 or 1: the coefficient drifts, the Hessian is singular).
+# seconds: elapsed time of the first glmmTMB() call (system.time; one BLAS thread; the first record
+# also pays one-off loading costs); informational only, not a benchmark.
+# density_check (second batch, except Tweedie: no Tweedie density in base R): the joint negative
+# log-likelihood -log f(y | b) - log p(b) at the optimum (all parameters and conditional modes from
+# obj$env$last.par.best), computed here from the densities written above with base R d*() functions,
+# against TMB's own value obj$env$f(last.par.best); "difference" ~ 1e-10 confirms the
+# parameterisation (the Laplace logLik itself adds the log-determinant term and cannot be recomputed
+# this simply).
 suppressPackageStartupMessages({library(glmmTMB); library(jsonlite)})
 out <- commandArgs(trailingOnly = TRUE)[1]
 if (is.na(out)) stop("usage: Rscript tests/reference/make_glmmtmb_families.R OUT.json")
@@ -128,30 +168,86 @@ fam_params <- function(fit) {
     nbinom1 = "phi: Var = mu (1 + phi)", truncated_nbinom1 = "phi: Var = mu (1 + phi) before truncation",
     betabinomial = "phi: p ~ Beta(mu phi, (1 - mu) phi)", beta = "phi (precision): y ~ Beta(mu phi, (1 - mu) phi)",
     t = "scale sigma of the Student-t (sd = sigma sqrt(df / (df - 2)))", tweedie = "phi: Var = phi mu^power",
-    gaussian = "residual SD", lognormal = "SD of y on the response scale", "see family")
-  if (length(betad) == 1) res$sigma_check_exp_betad <- sig - exp(unname(betad))
+    gaussian = "residual SD", lognormal = "SD of y on the response scale",
+    genpois = "phi = exp(betad): Var = phi mu (index of dispersion); Consul-Famoye theta = mu / sqrt(phi), lambda = 1 - 1 / sqrt(phi)",
+    Gamma = "1 / sqrt(shape) = exp(-betad / 2), the coefficient of variation: y ~ Gamma(shape = exp(betad), scale = mu / shape), Var = sigma^2 mu^2",
+    "see family")
+  if (length(betad) == 1 && f != "Gamma") res$sigma_check_exp_betad <- sig - exp(unname(betad))
+  if (length(betad) == 1 && f == "Gamma") {
+    res$shape <- exp(unname(betad))
+    res$sigma_check_inv_sqrt_shape <- sig - 1 / sqrt(exp(unname(betad)))
+  }
   if (!is.null(fp)) res$family_params <- as.list(fp)
   if (f == "t") res$df <- unname(fp[1])
   if (f == "tweedie") { res$power <- unname(fp[1]); res$phi <- sig }
   if (f == "beta") res$precision <- sig
-  if (f %in% c("nbinom1", "nbinom2", "truncated_nbinom2", "truncated_nbinom1", "betabinomial")) res$phi <- sig
+  if (f %in% c("nbinom1", "nbinom2", "truncated_nbinom2", "truncated_nbinom1", "betabinomial", "genpois")) res$phi <- sig
   res
 }
 
-tmb_record <- function(id, call, data_name, notes = NULL) {
+# ---- density_check (see the header): joint negative log-likelihood from base R densities -------------
+re_nll <- function(fit, b, part) {       # -log p(b) for the random-effect terms of one part
+  rs <- fit$modelInfo$reStruc[[paste0(part, "ReStruc")]]
+  if (!length(rs)) return(0)
+  vc <- VarCorr(fit)[[part]]
+  nll <- 0; pos <- 0
+  for (i in seq_along(rs)) {
+    k <- rs[[i]]$blockSize; m <- rs[[i]]$blockReps
+    U <- chol(unname(as.matrix(vc[[i]])))
+    W <- backsolve(U, matrix(b[pos + seq_len(k * m)], k, m), transpose = TRUE); pos <- pos + k * m
+    nll <- nll + 0.5 * (m * k * log(2 * pi) + 2 * m * sum(log(diag(U))) + sum(W^2))
+  }
+  nll
+}
+zi_mix <- function(y, ld, pz) ifelse(y == 0, log(pz + (1 - pz) * exp(ld)), log1p(-pz) + ld)   # zero-inflated
+hurdle <- function(y, ld_trunc, pz) ifelse(y == 0, log(pz), log1p(-pz) + ld_trunc)            # truncated_*
+dgenpois_log <- function(y, mu, phi) {
+  th <- mu / sqrt(phi); la <- 1 - 1 / sqrt(phi)
+  log(th) + (y - 1) * log(th + la * y) - th - la * y - lgamma(y + 1)
+}
+density_check <- function(fit, logdens, text) {
+  e <- fit$obj$env; d <- e$data
+  fit$obj$fn(fit$fit$par)                  # inner optimisation at the reported outer parameters
+  full <- e$last.par
+  pl <- e$parList(fit$fit$par, full)
+  lin <- function(X, beta, Z = NULL, b = NULL, off = 0) {
+    v <- if (length(beta)) as.numeric(as.matrix(X) %*% beta) else rep(0, length(d$yobs))
+    if (length(b)) v <- v + as.numeric(Z %*% b)
+    v + off
+  }
+  mu <- family(fit)$linkinv(lin(d$X, pl$beta, d$Z, pl$b, d$offset))
+  pz <- if (length(pl$betazi)) plogis(lin(d$Xzi, pl$betazi, d$Zzi, pl$bzi, d$zioffset)) else 0
+  phi <- exp(lin(d$Xd, pl$betad, off = d$doffset))
+  ld <- logdens(y = d$yobs, mu = mu, phi = phi, pz = pz, psi = pl$psi, size = d$size)
+  manual <- -sum(d$weights * ld) + re_nll(fit, pl$b, "cond") + re_nll(fit, pl$bzi, "zi")
+  tmb <- e$f(full, order = 0)
+  res <- list(density = text, joint_nll_tmb = tmb, joint_nll_base_R = manual, difference = manual - tmb)
+  if (family(fit)$family == "genpois") {   # moments of the pmf at the row with the largest mu
+    i <- which.max(mu); yy <- 0:5000; p <- exp(dgenpois_log(yy, mu[i], phi[i]))
+    m1 <- sum(yy * p); v <- sum((yy - m1)^2 * p)
+    res$genpois_moments <- list(row = i, mu = mu[i], phi = phi[i], pmf_sum = sum(p), mean = m1, var = v,
+                                var_over_phi_mu = v / (phi[i] * mu[i]))
+  }
+  res
+}
+
+tmb_record <- function(id, call, data_name, notes = NULL, logdens = NULL, density_text = NULL) {
   warn <- character(0)
-  fit <- tryCatch(withCallingHandlers(eval(parse(text = call)),
+  st <- system.time(fit <- tryCatch(withCallingHandlers(eval(parse(text = call)),
     warning = function(w) { warn <<- c(warn, conditionMessage(w)); invokeRestart("muffleWarning") }),
-    error = function(e) e)
+    error = function(e) e))
+  secs <- unname(st[["elapsed"]])
   if (inherits(fit, "error")) {
     cat(sprintf("%-22s ERROR %s\n", id, conditionMessage(fit)))
     return(list(id = id, package = "glmmTMB", version = as.character(packageVersion("glmmTMB")), call = call,
                 control = CONTROL_TEXT, data = data_name, error = conditionMessage(fit), warnings = I(warn),
-                convergence = list(converged = FALSE), notes = notes))
+                convergence = list(converged = FALSE), seconds = secs, notes = notes))
   }
   first <- list(objective = fit$fit$objective, convergence = fit$fit$convergence, message = fit$fit$message,
                 max_abs_grad = max(abs(fit$obj$gr(fit$fit$par))), pdHess = fit$sdr$pdHess, warnings = I(warn))
   pol <- polish(fit); fit <- pol$fit
+  dcheck <- if (!is.null(logdens)) tryCatch(density_check(fit, logdens, density_text),
+                                            error = function(e) list(error = conditionMessage(e)))
   ll <- -fit$fit$objective
   par <- fit$fit$par
   df <- length(par)
@@ -198,7 +294,7 @@ tmb_record <- function(id, call, data_name, notes = NULL) {
     convergence = list(converged = converged, pdHess = fit$sdr$pdHess, code = fit$fit$convergence,
                        message = fit$fit$message, max_abs_grad = gmax, polished = pol$polished),
     zi_boundary = has_zi && any(abs(fe$zi) > 10), gaussian_check = gauss_check,
-    optimizer_first = first, hessian_eigen_range = I(hess_eig),
+    optimizer_first = first, seconds = secs, hessian_eigen_range = I(hess_eig),
     fitted_head = head10(fitted(fit)),
     predict_link_head = head10(safe(predict(fit, type = "link"))),
     predict_conditional_head = head10(safe(predict(fit, type = "conditional"))),
@@ -206,8 +302,10 @@ tmb_record <- function(id, call, data_name, notes = NULL) {
     predict_zlink_head = if (has_zi) head10(safe(predict(fit, type = "zlink"))),
     predict_disp_head = head10(safe(predict(fit, type = "disp"))),
     notes = notes)
-  cat(sprintf("%-22s conv=%d ll=%14.8f df=%2d g=%.0e pd=%s pol=%s\n", id, converged, ll, df, gmax,
-              fit$sdr$pdHess, pol$polished))
+  if (!is.null(dcheck)) rec$density_check <- dcheck
+  cat(sprintf("%-24s conv=%d ll=%14.8f df=%2d g=%.0e pd=%s pol=%s %.2fs%s\n", id, converged, ll, df, gmax,
+              fit$sdr$pdHess, pol$polished, secs,
+              if (is.null(dcheck$difference)) "" else sprintf(" dens.diff=%.1e", dcheck$difference)))
   rec
 }
 
@@ -258,6 +356,57 @@ add(tmb_record("tweediesim_tweedie",
   "glmmTMB(y ~ x + (1 | g), family = tweedie(), data = tweediesim, control = ctl)",
   "tweediesim", notes = "simulated with intercept 0.3, slope 0.7, SD(b) 0.4, power 1.6, phi 1.2"))
 # (lognormal: not available in glmmTMB 1.1.5 (no lognormal family; added in a later version), so no fit.)
+# ---- 6. Second batch: hurdle Poisson / NB1, dispersion models, zi random effect, genpois, t with fixed
+#         df, zero-inflated binomial, Gamma (each with a density_check) ------------------------------------
+add(tmb_record("sal_hpois",
+  "glmmTMB(count ~ spp + (1 | site), ziformula = ~ spp, family = truncated_poisson, data = salamanders, control = ctl)",
+  "salamanders", notes = "hurdle Poisson: zi part = P(y = 0); positive counts from the zero-truncated Poisson",
+  logdens = function(y, mu, pz, ...) hurdle(y, dpois(y, mu, log = TRUE) - log1p(-exp(-mu)), pz),
+  density_text = "hurdle: log p0 (y = 0); log(1 - p0) + dpois(y, mu, log) - log(1 - exp(-mu)) (y > 0)"))
+add(tmb_record("sal_hnb1",
+  "glmmTMB(count ~ spp + mined + (1 | site), ziformula = ~ mined, family = truncated_nbinom1, data = salamanders, control = ctl)",
+  "salamanders", notes = "hurdle NB1: zi part = P(y = 0); positive counts from the zero-truncated NB1 (Var = mu (1 + phi) before truncation)",
+  logdens = function(y, mu, phi, pz, ...)
+    hurdle(y, dnbinom(y, size = mu / phi, prob = 1 / (1 + phi), log = TRUE) - log1p(-(1 + phi)^(-mu / phi)), pz),
+  density_text = "hurdle: log p0 (y = 0); log(1 - p0) + dnbinom(y, size = mu/phi, prob = 1/(1+phi), log) - log(1 - (1+phi)^(-mu/phi)) (y > 0)"))
+add(tmb_record("sal_nb2_disp",
+  "glmmTMB(count ~ spp + mined + (1 | site), dispformula = ~ mined, family = nbinom2, data = salamanders, control = ctl)",
+  "salamanders", notes = "NB2 with phi = exp(betad_0 + betad_1 minedno) (Var = mu + mu^2/phi per row)",
+  logdens = function(y, mu, phi, ...) dnbinom(y, size = phi, mu = mu, log = TRUE),
+  density_text = "dnbinom(y, size = phi, mu = mu, log), phi = exp(Xd betad)"))
+add(tmb_record("sal_zip_zire",
+  "glmmTMB(count ~ spp + mined + (1 | site), ziformula = ~ mined + (1 | site), family = poisson, data = salamanders, control = ctl)",
+  "salamanders", notes = "zero-inflated Poisson with a site random intercept in the zi (logit) part as well: thetazi = log SD of the zi site effect; varcorr$zi",
+  logdens = function(y, mu, pz, ...) zi_mix(y, dpois(y, mu, log = TRUE), pz),
+  density_text = "zero-inflated: log(p0 + (1 - p0) dpois(0, mu)) (y = 0); log(1 - p0) + dpois(y, mu, log) (y > 0); p0 = plogis(Xzi betazi + Zzi bzi); bzi ~ N(0, exp(thetazi)^2)"))
+add(tmb_record("sal_genpois",
+  "glmmTMB(count ~ spp + mined + (1 | site), family = genpois, data = salamanders, control = ctl)",
+  "salamanders", notes = "generalized Poisson, Var = phi mu with phi = sigma(fit) = exp(betad) (see the header)",
+  logdens = function(y, mu, phi, ...) dgenpois_log(y, mu, phi),
+  density_text = "log th + (y - 1) log(th + la y) - th - la y - lgamma(y + 1), th = mu/sqrt(phi), la = 1 - 1/sqrt(phi)"))
+add(tmb_record("ss_t_df4",
+  "glmmTMB(Reaction ~ Days + (Days | Subject), family = t_family, data = sleepstudy, control = ctl, start = list(psi = log(4)), map = list(psi = factor(NA)))",
+  "sleepstudy", notes = "Student-t with df fixed at 4 (psi = log 4 mapped, the recipe in ?t_family of glmmTMB 1.1.5): psi is not estimated, not in par, not counted in df; family_params gives df = 4",
+  logdens = function(y, mu, phi, psi, ...) dt((y - mu) / phi, df = exp(psi), log = TRUE) - log(phi),
+  density_text = "dt((y - mu)/sigma, df = exp(psi), log) - log(sigma), sigma = exp(betad) (scale)"))
+add(tmb_record("betasim_beta_disp",
+  "glmmTMB(y ~ x + (1 | g), dispformula = ~ x, family = beta_family(), data = betasim, control = ctl)",
+  "betasim", notes = "beta with precision phi = exp(betad_0 + betad_1 x) (the data were simulated with a constant precision 15, so betad_1 should be near 0)",
+  logdens = function(y, mu, phi, ...) dbeta(y, mu * phi, (1 - mu) * phi, log = TRUE),
+  density_text = "dbeta(y, mu phi, (1 - mu) phi, log), phi = exp(Xd betad)"))
+add(tmb_record("cbpp_zibin",
+  "glmmTMB(cbind(incidence, size - incidence) ~ period + (1 | herd), ziformula = ~ 1, family = binomial, data = cbpp, control = ctl)",
+  "cbpp", notes = "zero-inflated binomial: P(incidence = 0) = p0 + (1 - p0) (1 - p)^size",
+  logdens = function(y, mu, pz, size, ...) zi_mix(y, dbinom(y, size, mu, log = TRUE), pz),
+  density_text = "zero-inflated: log(p0 + (1 - p0) dbinom(0, size, p)) (y = 0); log(1 - p0) + dbinom(y, size, p, log) (y > 0); y = incidence"))
+add(tmb_record("tweediesim_tweedie_disp",
+  "glmmTMB(y ~ x + (1 | g), dispformula = ~ x, family = tweedie(), data = tweediesim, control = ctl)",
+  "tweediesim", notes = "Tweedie with phi = exp(betad_0 + betad_1 x), power = 1 + plogis(psi) (simulated with a constant phi 1.2, so betad_1 should be near 0); no density_check (no Tweedie density in base R)"))
+add(tmb_record("ss_gamma",
+  "glmmTMB(Reaction ~ Days + (1 | Subject), family = Gamma(link = \"log\"), data = sleepstudy, control = ctl)",
+  "sleepstudy", notes = "Gamma, log link: shape = exp(betad), sigma(fit) = 1/sqrt(shape) (coefficient of variation); Var = sigma^2 mu^2",
+  logdens = function(y, mu, phi, ...) dgamma(y, shape = phi, scale = mu / phi, log = TRUE),
+  density_text = "dgamma(y, shape = phi, scale = mu/phi, log), phi = exp(betad) = 1/sigma(fit)^2"))
 
 writeLines(toJSON(list(
   description = "glmmTMB fits with non-Gaussian families, zero-inflation, hurdles and dispersion models (mixedfx issue 11); see make_glmmtmb_families.R",

@@ -270,6 +270,13 @@ class LaplaceGradient:
             return None
         return (out[0], out[1]) if mode_derivatives else out[0]
 
+    def gradient_with_leverage(self, theta, u, eta, mu):
+        """``(dD / d(theta, beta), h, V a)`` at the modes (``phi = 1``): the gradient with the
+        leverages ``h_i = V_i M^{-1} V_i'`` and ``V a = V M_obs^{-1} V' (h * W')``, which the
+        derivatives in parameters acting on the observations other than through ``eta`` need
+        (:mod:`mixedfx.core.laplace_general`).  None if a factor fails."""
+        return self._parts(theta, u, eta, mu, 1.0, False)
+
     def profiled_gradient(self, theta, u, eta, mu, phi: float = 1.0) -> np.ndarray | None:
         """``dD1 / dtheta`` for ``D1(theta) = D(theta, beta_hat(theta))``, ``beta_hat`` from the joint
         PIRLS solution (stage 1, lme4's ``nAGQ = 0``; ``u``, ``eta``, ``mu`` at that solution).
@@ -308,13 +315,15 @@ class LaplaceGradient:
         t = Minv[:, :, 0] * vals[:, :1]
         for b in range(1, self.P):
             t += Minv[:, :, b] * vals[:, b:b + 1]           # (M^{-1} V_i')[cols_i]
-        c = np.einsum("na,na->n", vals, t) * dW              # leverages h times dW/deta
+        lev = np.einsum("na,na->n", vals, t)                 # leverages h
+        c = lev * dW
         a = Mo.solve(self._vt_times(vals, c))
-        e = -2.0 * s / phi + c - Wo * self._v_times(vals, a)
+        Va = self._v_times(vals, a)
+        e = -2.0 * s / phi + c - Wo * Va
         Q = e[:, None] * u[self.cols] + s[:, None] * a[self.cols] + 2.0 * W[:, None] * t
         grad = np.concatenate([self._theta_reduce(Q), self.X.T @ e])
         if not mode_derivatives:
-            return (grad,)
+            return grad, lev, Va
         # M_obs du = dV's - V' W_obs (X dbeta + dV u): one right-hand side per parameter
         dvs, zeta = [], []
         for k, r, cc in self.theta_map:

@@ -32,6 +32,7 @@ import numpy as np
 
 from .laplace_gradient import LaplaceGradient, agq_gradient, differenced_hessian
 from .workspace import FAILED_OBJECTIVE, PLSWorkspace
+from .zmap import RandomEffectsMap
 
 __all__ = ["GlmmWorkspace", "PirlsResult"]
 
@@ -105,23 +106,13 @@ class GlmmWorkspace:
         # log-likelihood = kernel + constant for families without a dispersion
         self._ll_const = None if family.has_dispersion else float(
             family.loglik(self.y, mu0, self.w) - family.mu_kernel(self.y, mu0, self.w))
-        # Z as one sparse matrix (rows: observations), for Z Lambda u
-        import scipy.sparse as sp
-        from .workspace import random_effects_matrix
-        self._Z = sp.hstack([random_effects_matrix(c, Xk, nl) for c, Xk, nl in self.blocks], format="csr")
-        self._Zt = self._Z.T.tocsr()
-        self._scalar_terms = all(Xk.shape[1] == 1 for _, Xk, _ in self.blocks)
-        self._nlevels = [nl for _, _, nl in self.blocks]
-        self._q = self._Z.shape[1]
-        if self._scalar_terms:     # column of each row's entry per term, and its value (0 for code -1)
-            offsets = np.cumsum([0] + self._nlevels[:-1])
-            self._gcols = np.column_stack([off + np.maximum(c, 0) for off, (c, _, _) in zip(offsets, self.blocks)])
-            self._zx = np.column_stack([np.where(c >= 0, Xk[:, 0], 0.0) for c, Xk, _ in self.blocks])
         W0, me0 = family.irls_weights(self.eta_start, mu0, self.w)
         z0 = self.eta_start - self.offset + (self.y - mu0) / me0
         self.ws = PLSWorkspace(self.X, z0, self.blocks, weights=W0, reml=False, rest=rest, structures=structures)
         self.layout = self.ws.layout
-        self.u = np.zeros(sum(nl * Xk.shape[1] for _, Xk, nl in self.blocks))
+        self.zmap = RandomEffectsMap(self.blocks, self.layout)
+        self._Z = self.zmap.Z
+        self.u = np.zeros(self.zmap.q)
         self.beta = np.zeros(self.p)
         self.phi = 1.0
         self.last: PirlsResult | None = None
@@ -142,40 +133,16 @@ class GlmmWorkspace:
         return self._zb_map(theta)(u)
 
     def _zb_map(self, theta):
-        """The map ``u -> Z Lambda_theta u`` for one theta: with scalar terms a gather (one per
-        term) instead of a scipy sparse product, whose call overhead dominates small models."""
-        if self._scalar_terms:
-            lams = self.layout.lambdas(np.asarray(theta, float))
-            coef = self._zx * np.array([lam[0, 0] for lam in lams])
-            cols = self._gcols
-            if cols.shape[1] == 1:
-                c0, k0 = cols[:, 0], coef[:, 0]
-                return lambda u: k0 * u[c0]
-            return lambda u: np.einsum("nk,nk->n", coef, u[cols])
-        lam_u, Z = self._lambda_times(theta), self._Z
-        return lambda u: Z @ lam_u(u)
+        """The map ``u -> Z Lambda_theta u`` (:meth:`RandomEffectsMap.zb_map`)."""
+        return self.zmap.zb_map(theta)
 
     def _zt_times(self, v: np.ndarray) -> np.ndarray:
         """``Z' v`` (q,)."""
-        if self._scalar_terms:
-            return np.bincount(self._gcols.ravel(), (self._zx * v[:, None]).ravel(), minlength=self._q)
-        return self._Zt @ v
+        return self.zmap.zt_times(v)
 
     def _lambda_times(self, theta):
-        """The map ``u -> Lambda_theta u`` for one theta (a vector scaling when all terms are scalar)."""
-        lams = self.layout.lambdas(np.asarray(theta, float))
-        if self._scalar_terms:
-            scale = np.repeat([lam[0, 0] for lam in lams], self._nlevels)
-            return lambda u: scale * u
-
-        def apply(u):
-            parts, start = [], 0
-            for lam, (codes, Xk, nl) in zip(lams, self.blocks):
-                p = Xk.shape[1]
-                parts.append((u[start:start + nl * p].reshape(nl, p) @ lam.T).ravel())
-                start += nl * p
-            return np.concatenate(parts)
-        return apply
+        """The map ``u -> Lambda_theta u`` for one theta."""
+        return self.zmap.lambda_times(theta)
 
     def loglik(self, mu, phi: float = 1.0) -> float:
         """Conditional log-likelihood ``sum log f(y | mu, phi)`` (kernel + constant when phi = 1)."""

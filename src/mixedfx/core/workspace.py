@@ -222,7 +222,10 @@ class PLSWorkspace:
         p0 = self.sizes[0]
         if p0 == 1:
             l = lam0[0, 0]
-            self.L00 = np.sqrt(l * l * self.A00[:, 0, 0] + 1.0)
+            d2 = l * l * self.A00[:, 0, 0] + 1.0
+            if not np.all(d2 > 0):                # negative (observed-information) weights can make it so
+                return False
+            self.L00 = np.sqrt(d2)
             self.d0 = l / self.L00
             logdet = 2.0 * float(np.sum(np.log(self.L00)))
         elif p0 == 2:

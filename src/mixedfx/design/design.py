@@ -17,6 +17,7 @@ from .matrices import TermMatrixSpec, build_term_matrix, drop_aliased_columns
 from .response import glmm_response
 from .structured import structure_times
 from .residual import ResidualDesign, build_residual, residual_variables
+from .parts import ModelPart, build_part, part_variables
 from .random import ReBlock, check_identifiability, check_levels, grouping_factor, map_levels
 
 __all__ = ["Design", "DesignSpec", "build_design", "MissingDataWarning"]
@@ -81,6 +82,7 @@ class Design:
     weights : (n,) prior weights or None.  offset : (n,) or None.
     n_dropped : rows removed for missing values.  row_index : index labels of the rows used.
     residual : the residual correlation / variance model (``correlation=``, ``disp=``) or None.
+    parts : further linear predictors (zero inflation, dispersion) of glmmTMB-style models.
     """
     y: np.ndarray
     X: np.ndarray
@@ -92,6 +94,11 @@ class Design:
     row_index: pd.Index
     spec: DesignSpec
     residual: ResidualDesign | None = None
+    parts: tuple[ModelPart, ...] = ()
+
+    def part(self, name: str) -> ModelPart | None:
+        """The further linear predictor ``name`` (``"zi"``, ``"disp"``), or None."""
+        return next((pt for pt in self.parts if pt.name == name), None)
 
     @property
     def n(self) -> int:
@@ -212,7 +219,7 @@ def _check_weights(w: np.ndarray) -> None:
 
 
 def build_design(formula: str | ModelFormula, data: pd.DataFrame, weights=None, offset=None,
-                 lmm: bool = True, family=None, correlation=None, disp=None) -> Design:
+                 lmm: bool = True, family=None, correlation=None, disp=None, parts=None) -> Design:
     """Evaluate a formula on a data frame (pandas, polars, pyarrow Table or dict of columns;
     see :mod:`mixedfx.design.frames`).
 
@@ -244,6 +251,11 @@ def build_design(formula: str | ModelFormula, data: pd.DataFrame, weights=None, 
         correlation = parse_correlation(correlation)
     extra = residual_variables(correlation, disp)
     check_columns(extra, data, "correlation=/disp=")
+    parts = {k: v for k, v in (parts or {}).items() if v is not None}
+    for name, text in parts.items():
+        pv = part_variables(name, text)
+        check_columns(pv, data, f"{name}=")
+        extra = list(dict.fromkeys(extra + pv))
     cols = list(dict.fromkeys([v for v in f.variables if v in data.columns] + [c for c in (w_col, o_col) if c]
                               + extra))
     dup = [] if data.columns.is_unique else [c for c in cols if int((data.columns == c).sum()) > 1]
@@ -341,5 +353,6 @@ def build_design(formula: str | ModelFormula, data: pd.DataFrame, weights=None, 
     residual = None
     if correlation is not None or disp is not None:
         residual = build_residual(correlation, disp, data, state, blocks)
+    built = tuple(build_part(name, text, data) for name, text in parts.items())
     return Design(np.asarray(resp, float), X, fspec.names, tuple(blocks), weights_v, off,
-                  n_dropped, data.index, spec, residual)
+                  n_dropped, data.index, spec, residual, built)

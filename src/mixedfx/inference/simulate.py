@@ -49,7 +49,7 @@ def simulate_array(result, nsim: int = 1, seed=None, newdata: pd.DataFrame | Non
     parts, X, off = _random_parts(fit, newdata)
     n = X.shape[0]
     family = getattr(result, "family", None)
-    scale = result.sigma if family is None else np.sqrt(fit.phi)
+    scale = result._scale              # b = scale * Lambda u: sigma (LMM), sqrt(phi) (GLMM), 1 (glmmTMB-style)
     lams = fit.layout.lambdas(fit.theta)
     eta_fixed = X @ fit.beta + off
     # codes per term with every unseen level of newdata numbered after the fitted ones
@@ -75,7 +75,7 @@ def simulate_array(result, nsim: int = 1, seed=None, newdata: pd.DataFrame | Non
         if color is not None:
             out[:, s] = eta + result.sigma * color(rng.standard_normal(n))
         else:
-            out[:, s] = _draw_response(result, eta, rng, newdata is None)
+            out[:, s] = _draw_response(result, eta, rng, newdata)
     return out
 
 
@@ -107,10 +107,13 @@ def simulate_internal(result, nsim: int = 1, seed=None, use_u: bool = False) -> 
     return out
 
 
-def _draw_response(result, eta, rng, fitted_rows: bool):
+def _draw_response(result, eta, rng, newdata):
+    draw = getattr(result, "draw_response", None)
+    if draw is not None:             # models whose response distribution draws itself
+        return draw(eta, rng, newdata)
     fit = result.fit
     family = getattr(result, "family", None)
-    w = fit.design.weights if fitted_rows else None
+    w = fit.design.weights if newdata is None else None
     if family is None:
         sd = result.sigma / (np.sqrt(w) if w is not None else 1.0)
         return eta + sd * rng.standard_normal(len(eta))

@@ -138,7 +138,7 @@ def _random_effects(vc: pd.DataFrame) -> str:
     return _table([], rows, caption="Random effects", left=2, row_classes=classes, header_html=head)
 
 
-def _fixed_effects(coefficients: pd.DataFrame) -> str:
+def _fixed_effects(coefficients: pd.DataFrame, caption: str = "Fixed effects") -> str:
     """Estimate, SE, df (when present and finite), t or z, p; the summary's R layout relabelled."""
     cols = list(coefficients.columns)
     stat_col = next((c for c in cols if c.endswith("value")), None)
@@ -165,7 +165,7 @@ def _fixed_effects(coefficients: pd.DataFrame) -> str:
     rows = [[_esc(str(name))] + [formatted[label][i] for label, _ in spec]
             for i, name in enumerate(coefficients.index)]
     header = [""] + [label for label, _ in spec]
-    return _table(header, rows, caption="Fixed effects", left=1)
+    return _table(header, rows, caption=caption, left=1)
 
 
 def _details(summary) -> str:
@@ -204,7 +204,9 @@ def summary_html(summary) -> str:
     parts.append(_random_effects(summary.varcorr))
     groups = "; ".join(f"{_esc(str(g))} {int(n)}" for g, n in summary.ngroups.items())
     parts.append(f"<p class='mfx-muted'>Number of obs: {int(summary.nobs)}; groups: {groups}</p>")
-    parts.append(_fixed_effects(summary.coefficients))
+    parts.append(_fixed_effects(summary.coefficients, summary.fixed_title.rstrip(":")))
+    for caption, table in summary.extra_tables:
+        parts.append(_fixed_effects(table, caption.rstrip(":")))
     if summary.notes:
         items = "".join(f"<li class='{_note_class(n)}'>{_esc(n)}</li>" if _note_class(n) else f"<li>{_esc(n)}</li>"
                         for n in summary.notes)

@@ -62,6 +62,10 @@ class Summary:
     coefficients: pd.DataFrame
     corr_fixef: pd.DataFrame | None
     notes: tuple[str, ...]
+    #: the heading of the coefficient table ("Conditional model:" for glmmTMB-style models)
+    fixed_title: str = "Fixed effects:"
+    #: further coefficient tables after it: ``(heading, table)`` (zero-inflation, dispersion)
+    extra_tables: tuple = ()
 
     def _random_effects_lines(self) -> list[str]:
         rows = []
@@ -105,8 +109,12 @@ class Summary:
         groups = "; ".join(f"{g}, {n}" for g, n in self.ngroups.items())
         out.append(f"Number of obs: {self.nobs}, groups:  {groups}")
         out.append("")
-        out.append("Fixed effects:")
+        out.append(self.fixed_title)
         out.append(format_table(self.coefficients, digits=5))
+        for heading, table in self.extra_tables:
+            out.append("")
+            out.append(heading)
+            out.append(format_table(table, digits=5))
         if self.corr_fixef is not None:
             out.append("")
             out.append("Correlation of Fixed Effects:")
