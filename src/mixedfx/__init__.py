@@ -7,6 +7,7 @@ from . import datasets
 from . import families
 from . import diagnostics, inference, plots
 from .api import glmer, lmer
+from .api_ordinal import clmm
 from .allfit import allfit
 from .diagnostics import compare_pooling
 from .inference import anova
@@ -18,7 +19,7 @@ from .models import ConvergenceWarning, SingularFitWarning
 from .models.glmm import SeparationWarning
 
 __version__ = "0.1.0"
-__all__ = ["lmer", "glmer", "allfit", "anova", "load", "compare_pooling", "inference", "diagnostics", "plots",
+__all__ = ["lmer", "glmer", "clmm", "allfit", "anova", "load", "compare_pooling", "inference", "diagnostics", "plots",
            "families", "datasets", "DesignError", "FormulaSyntaxError", "MissingDataWarning", "RankDeficiencyWarning",
            "IdentifiabilityWarning", "ConvergenceWarning", "ResponseError", "SeparationWarning", "SingularFitWarning",
            "__version__"]

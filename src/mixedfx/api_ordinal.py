@@ -8,6 +8,8 @@ as the response distribution.
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 
@@ -21,7 +23,7 @@ from .results.ordinal_result import OrdinalMixedModelResult
 
 __all__ = ["clmm"]
 
-_CODE = "__mixedfx_ordinal_response__"
+_CODE = "mixedfx_ordinal_response_code"
 
 
 def _response_codes(col: pd.Series, name: str):
@@ -44,6 +46,17 @@ def _response_codes(col: pd.Series, name: str):
     index = {v: i + 1 for i, v in enumerate(uniq)}
     codes = np.array([np.nan if m else index[v] for v, m in zip(values, mask)], float)
     return codes, [str(v) for v in uniq]
+
+
+def _without_intercept(design):
+    """The design with the intercept column removed from X and from the spec that rebuilds X for
+    new data (the thresholds replace it; factors keep R's treatment coding, as ordinal's clmm)."""
+    fspec = design.spec.fixed
+    idx = [j for j, nm in enumerate(fspec.names) if nm != "(Intercept)"]
+    new = replace(fspec, names=tuple(fspec.names[j] for j in idx), keep=tuple(fspec.keep[j] for j in idx))
+    if not idx and fspec.formulaic_spec is None and not fspec.direct:    # only the intercept: no columns
+        new = replace(new, termlist=replace(fspec.termlist, intercept=False))
+    return replace(design, X=design.X[:, idx], xnames=new.names, spec=replace(design.spec, fixed=new))
 
 
 def clmm(formula: str, data, link: str = "logit", nagq: int = 1, weights=None, start=None,
@@ -98,9 +111,7 @@ def clmm(formula: str, data, link: str = "logit", nagq: int = 1, weights=None, s
     rhs = formula.split("~", 1)[1]
     work = frame.assign(**{_CODE: codes})           # a new frame: the caller's data are not modified
     design = build_design(parse_formula(f"{_CODE} ~ {rhs}"), work, weights=weights)
-    keep = [j for j, nm in enumerate(design.xnames) if nm != "(Intercept)"]
-    from dataclasses import replace
-    design = replace(design, X=design.X[:, keep], xnames=tuple(design.xnames[j] for j in keep))
+    design = _without_intercept(design)
     present = np.unique(design.y).astype(int)
     if len(present) < len(levels):
         missing = [levels[j - 1] for j in range(1, len(levels) + 1) if j not in present]

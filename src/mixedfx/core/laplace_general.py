@@ -105,16 +105,19 @@ class LaplaceWorkspace:
         return x[:k], x[k:k + p], x[k + p:]
 
     # ----------------------------------------------------------------- modes
-    def modes(self, x, u0=None, utol: float = 1e-10, maxit: int = 200, maxhalf: int = 30) -> Modes | None:
+    def modes(self, x, u0=None, utol: float = 1e-10, maxit: int = 200, maxhalf: int = 30,
+              u0_alt=None) -> Modes | None:
         """Conditional modes at ``x`` (Newton, see the module docstring), from ``u0`` (default: the
         last modes).  None when the log-density is not finite at the start or the observed
         information at the modes is not positive definite (no Laplace approximation there).
         Floating-point warnings are silenced: an optimizer's trial points may overflow, and
-        give ``None`` or a non-finite deviance, which the optimizer treats as a failed point."""
+        give ``None`` or a non-finite deviance, which the optimizer treats as a failed point.
+        ``u0_alt``: a second start (a first-order prediction of the modes); Newton starts from
+        whichever of the two has the larger ``sum l - u'u / 2``."""
         with np.errstate(all="ignore"):
-            return self._modes(x, u0, utol, maxit, maxhalf)
+            return self._modes(x, u0, utol, maxit, maxhalf, u0_alt)
 
-    def _modes(self, x, u0, utol, maxit, maxhalf):
+    def _modes(self, x, u0, utol, maxit, maxhalf, u0_alt=None):
         theta, beta, extra = self.split(x)
         lik = self.lik
         state = lik.state(extra)
@@ -124,6 +127,12 @@ class LaplaceWorkspace:
         eta = fixed + zb(u)
         l, l1, l2 = lik.derivs(eta, state)
         obj = float(np.sum(l) - 0.5 * u @ u)
+        if u0_alt is not None:
+            eta_a = fixed + zb(u0_alt)
+            d_a = lik.derivs(eta_a, state)
+            obj_a = float(np.sum(d_a[0]) - 0.5 * u0_alt @ u0_alt)
+            if np.isfinite(obj_a) and not obj_a <= obj:
+                u, eta, (l, l1, l2), obj = np.array(u0_alt, float), eta_a, d_a, obj_a
         if not np.isfinite(obj):
             u = np.zeros_like(u)
             eta = fixed.copy()
@@ -185,13 +194,21 @@ class LaplaceWorkspace:
     def gradient_available(self) -> bool:
         return self._engine() is not None
 
-    def gradient(self, x, m: Modes) -> np.ndarray | None:
-        """``dD / dx`` at the modes ``m`` of ``x`` (see the module docstring); None if unavailable."""
-        with np.errstate(all="ignore"):
-            g = self._gradient(x, m)
-        return g if g is None or np.all(np.isfinite(g)) else None
+    def gradient(self, x, m: Modes, mode_derivatives: bool = False):
+        """``dD / dx`` at the modes ``m`` of ``x`` (see the module docstring); None if unavailable.
 
-    def _gradient(self, x, m):
+        With ``mode_derivatives``, ``(gradient, du/dx)``: the modes' first-order change, which
+        predicts the next modes for the optimizer's next point (fewer Newton steps)."""
+        with np.errstate(all="ignore"):
+            out = self._gradient(x, m, mode_derivatives)
+        if out is None:
+            return None
+        g = out[0] if mode_derivatives else out
+        if not np.all(np.isfinite(g)):
+            return None
+        return out
+
+    def _gradient(self, x, m, mode_derivatives=False):
         g = self._engine()
         if g is None:
             return None
@@ -200,19 +217,23 @@ class LaplaceWorkspace:
         obs = self._obs
         obs.W, obs.s = -m.l2, m.l1
         obs.dW = -self.lik.third(m.eta, state)
-        out = g.gradient_with_leverage(theta, m.u, m.eta, None)
+        out = g.gradient_with_leverage(theta, m.u, m.eta, None, mode_derivatives)
         if out is None:
             return None
-        grad, lev, Va = out
+        grad, lev, Va = out[:3]
+        du = out[3] if mode_derivatives else None
         if self.layout.structured:             # derivatives in the entries of each lambda -> parameters
             J = self.layout.tril_jacobian(theta)
             nt = J.shape[0]
             grad = np.concatenate([J.T @ grad[:nt], grad[nt:]])
-        if self.lik.n_extra == 0:
-            return grad
-        Lx, L1x, L2x = self.lik.extra_partials(m.eta, extra)
-        gx = -2.0 * Lx.sum(axis=0) - lev @ L2x + Va @ L1x
-        return np.concatenate([grad, gx])
+            if du is not None:
+                du = np.hstack([du[:, :nt] @ J, du[:, nt:]])
+        if self.lik.n_extra:
+            Lx, L1x, L2x = self.lik.extra_partials(m.eta, extra)
+            grad = np.concatenate([grad, -2.0 * Lx.sum(axis=0) - lev @ L2x + Va @ L1x])
+            if du is not None:                 # M du/dp = V' dl'/dp
+                du = np.hstack([du, out[4](L1x)])
+        return (grad, du) if mode_derivatives else grad
 
     # ------------------------------------------------------------ quadrature
     def agq(self, x, m: Modes, nagq: int) -> float:

@@ -270,12 +270,18 @@ class LaplaceGradient:
             return None
         return (out[0], out[1]) if mode_derivatives else out[0]
 
-    def gradient_with_leverage(self, theta, u, eta, mu):
+    def gradient_with_leverage(self, theta, u, eta, mu, mode_derivatives: bool = False):
         """``(dD / d(theta, beta), h, V a)`` at the modes (``phi = 1``): the gradient with the
         leverages ``h_i = V_i M^{-1} V_i'`` and ``V a = V M_obs^{-1} V' (h * W')``, which the
         derivatives in parameters acting on the observations other than through ``eta`` need
-        (:mod:`mixedfx.core.laplace_general`).  None if a factor fails."""
-        return self._parts(theta, u, eta, mu, 1.0, False)
+        (:mod:`mixedfx.core.laplace_general`).  With ``mode_derivatives`` also
+        ``du / d(theta, beta)`` and a function ``r -> M_obs^{-1} V' r`` (for the modes'
+        derivatives in further parameters).  None if a factor fails."""
+        out = self._parts(theta, u, eta, mu, 1.0, mode_derivatives)
+        if out is None or not mode_derivatives:
+            return out
+        grad, du, _, vals, _, lev, Va, Mo = out
+        return grad, lev, Va, du, lambda r: Mo.solve(self._vt_times(vals, r))
 
     def profiled_gradient(self, theta, u, eta, mu, phi: float = 1.0) -> np.ndarray | None:
         """``dD1 / dtheta`` for ``D1(theta) = D(theta, beta_hat(theta))``, ``beta_hat`` from the joint
@@ -288,7 +294,7 @@ class LaplaceGradient:
         out = self._parts(theta, u, eta, mu, phi, True)
         if out is None:
             return None
-        grad, du, zeta, vals, Wo = out
+        grad, du, zeta, vals, Wo = out[:5]
         k = len(self.theta_map)
         Vdu = self._v_times(vals, du)                              # (n, m)
         WX = Wo[:, None] * self.X
@@ -334,7 +340,7 @@ class LaplaceGradient:
         zeta = np.column_stack(zeta)
         rhs = np.column_stack(dvs + [np.zeros((self.q, self.X.shape[1]))])
         rhs -= self._vt_times(vals, Wo[:, None] * np.hstack([zeta, self.X]))
-        return grad, Mo.solve(rhs), zeta, vals, Wo
+        return grad, Mo.solve(rhs), zeta, vals, Wo, lev, Va, Mo
 
 
 def differenced_hessian(gradient_at, x: np.ndarray, h=1e-4, du: np.ndarray | None = None):

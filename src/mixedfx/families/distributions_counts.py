@@ -14,6 +14,9 @@ import numpy as np
 from scipy import special
 
 from .family import ResponseError
+from .specfun import betaln as _betaln
+from .specfun import lfactorial, trigamma
+from .specfun import lgamma_ratio as _lgamma_ratio
 
 __all__ = ["Distribution", "Poisson", "NBinom2", "NBinom1", "GenPois", "Binomial", "BetaBinomial"]
 
@@ -25,58 +28,18 @@ def _f(x):
 def _weighted(w, *values):
     """``w * v`` for each value, with rows of zero weight contributing exactly 0 (even if ``v`` is infinite)."""
     w = _f(w)
-    with np.errstate(invalid="ignore"):
-        out = tuple(np.where(w == 0, 0.0, w * v) for v in values)
+    if w.ndim and np.all(w == 1.0) and all(np.shape(v) == w.shape for v in values):
+        out = values                            # unit weights (the common case): nothing to do
+    elif np.all(w != 0.0):
+        out = tuple(w * v for v in values)
+    else:
+        with np.errstate(invalid="ignore"):
+            out = tuple(np.where(w == 0, 0.0, w * v) for v in values)
     return out if len(out) > 1 else out[0]
 
 
-_LOG_SQRT_2PI = 0.5 * float(np.log(2 * np.pi))
-_STIRLING = (1 / 12, -1 / 360, 1 / 1260, -1 / 1680, 1 / 1188, -691 / 360360)
-_BIG = 20.0     # from here on the Stirling series above is accurate to 1e-17
-
-
-def _stirling_corr(x):
-    """``lgamma(x) - [(x - 1/2) log x - x + log(2 pi)/2]`` for ``x >= 20``."""
-    x = np.maximum(x, _BIG)
-    z, out, inv2 = 1.0 / x, 0.0, 1.0 / (x * x)
-    for c in _STIRLING:
-        out = out + c * z
-        z = z * inv2
-    return out
-
-
-def _lgamma_shift(big, s):
-    """``lgamma(big + s) - lgamma(big)`` for ``big >= 20``, ``s >= 0``, without the cancellation of two
-    large log-gamma values."""
-    big = np.maximum(big, _BIG)
-    t = big + s
-    return (big - 0.5) * np.log1p(s / big) + s * np.log(t) - s + _stirling_corr(t) - _stirling_corr(big)
-
-
-def _betaln(a, b):
-    """``log B(a, b)`` accurate also when an argument is large (scipy's ``betaln`` subtracts log-gamma
-    values of size ``a log a`` there, losing digits): Stirling's series with the large terms combined."""
-    a, b = np.broadcast_arrays(_f(a), _f(b))
-    s, L = np.minimum(a, b), np.maximum(a, b)
-    small = special.betaln(a, b)
-    Ls = np.maximum(L, _BIG)
-    ss = np.maximum(s, _BIG)
-    mixed = special.gammaln(s) - _lgamma_shift(Ls, s)
-    both = (_LOG_SQRT_2PI - 0.5 * np.log(ss + Ls) + (ss - 0.5) * np.log(ss / (ss + Ls))
-            - (Ls - 0.5) * np.log1p(ss / Ls) + _stirling_corr(ss) + _stirling_corr(Ls) - _stirling_corr(ss + Ls))
-    return np.where(L < _BIG, small, np.where(s < _BIG, mixed, both))
-
-
-def _lgamma_ratio(y, r):
-    """``lgamma(y + r) - lgamma(r) - lgamma(y + 1)`` for ``y >= 0``, ``r > 0``: ``-log y - log B(y, r)``."""
-    y, r = np.broadcast_arrays(_f(y), _f(r))
-    pos = y > 0
-    ys = np.where(pos, y, 1.0)
-    return np.where(pos, -np.log(ys) - _betaln(ys, r), 0.0)
-
-
 def _lchoose(n, k):
-    return special.gammaln(n + 1) - special.gammaln(k + 1) - special.gammaln(n - k + 1)
+    return lfactorial(n) - lfactorial(k) - lfactorial(n - k)
 
 
 def _wmean(v, w):

@@ -234,9 +234,11 @@ def _optimize(lw, x0, lower, maxeval: int, optimizer: str) -> OptResult:
     (sleepstudy from ``df = 5``: ``-2 log L`` 1751.9 instead of 1709.3)."""
     k = lw.k
     last = {"u": lw.u.copy()}
+    pred = {}          # the last gradient point: x, its modes and du/dx (first-order prediction of the modes)
 
     def evaluate(x, with_gradient):
-        m = lw.modes(x, utol=1e-10)
+        alt = pred["u"] + pred["du"] @ (x - pred["x"]) if pred and len(x) == len(pred["x"]) else None
+        m = lw.modes(x, utol=1e-10, u0_alt=alt)
         if m is None:
             lw.u = last["u"].copy()
             return FAILED_OBJECTIVE, None
@@ -246,7 +248,11 @@ def _optimize(lw, x0, lower, maxeval: int, optimizer: str) -> OptResult:
         last["u"] = m.u.copy()
         if not with_gradient:
             return val, None
-        return val, lw.gradient(x, m)
+        out = lw.gradient(x, m, mode_derivatives=True)
+        if out is None:
+            return val, None
+        pred.update(x=np.array(x, float), u=m.u.copy(), du=out[1])
+        return val, out[0]
 
     def restore():
         lw.u = np.zeros_like(lw.u)
@@ -300,12 +306,16 @@ def _hessian(lw, x_hat, nagq: int):
                 return np.nan
             return lw.agq(x, m, nagq) if nagq > 1 else m.deviance
         return deriv12_hessian(f, x_hat), "hessian"
-    u_hat = lw.u.copy()
+    m = lw.modes(x_hat, utol=1e-12)
+    first = None if m is None else lw.gradient(x_hat, m, mode_derivatives=True)
+    if first is None:
+        return None, "failed"
+    u_hat = m.u.copy()
 
     def gradient_at(z, pred):
-        m = lw.modes(z, u0=u_hat, utol=1e-12)
+        m = lw.modes(z, u0=u_hat, utol=1e-12, u0_alt=u_hat + pred)
         return None if m is None else lw.gradient(z, m)
-    out = differenced_hessian(gradient_at, x_hat, 1e-4)
+    out = differenced_hessian(gradient_at, x_hat, 1e-4, du=first[1])
     lw.modes(x_hat, u0=u_hat, utol=1e-12)
     if out is None:
         return None, "failed"

@@ -172,7 +172,8 @@ def _details(summary) -> str:
     sr = summary.scaled_residuals
     parts = ["<details><summary>Scaled residuals"
              + (" and correlation of fixed effects" if summary.corr_fixef is not None else "") + "</summary>"]
-    parts.append(_table([str(k) for k in sr.index], [[f"{float(v):.3f}" for v in sr.to_numpy()]], left=0))
+    if len(sr):
+        parts.append(_table([str(k) for k in sr.index], [[f"{float(v):.3f}" for v in sr.to_numpy()]], left=0))
     if summary.corr_fixef is not None:
         C = summary.corr_fixef.to_numpy()
         names = [str(n) for n in summary.corr_fixef.index]

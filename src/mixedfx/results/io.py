@@ -79,6 +79,14 @@ class LoadedDesign(_DataFree):
     weights: None = None
     offset: None = None
     row_index: None = None
+    parts: tuple = ()
+
+    def part(self, name: str):
+        return next((p for p in self.parts if p.name == name), None)
+
+    @property
+    def layout(self) -> ThetaLayout:
+        return layout_of(self.blocks)
 
 
 @dataclass(frozen=True)
@@ -239,15 +247,21 @@ def to_document(result) -> dict:
                        "lhs": _matrix_spec(b.lhs_spec),
                        "times": None if getattr(b, "times", None) is None else [float(t) for t in b.times]})
     family = getattr(result, "family", None)
+    extended = hasattr(fit, "dist")
     doc = {"format": FORMAT, "version": VERSION, "kind": "lmm" if family is None else "glmm",
            "formula": result.formula, "data_name": result.data_name, "reml": bool(fit.reml),
            "nobs": int(d.n), "n_dropped": int(d.n_dropped), "xnames": list(d.xnames),
-           "theta": _arr(fit.theta), "beta": _arr(fit.beta), "sigma": _num(result.sigma), "vcov": _arr(fit.vcov),
+           "theta": _arr(fit.theta), "beta": _arr(fit.beta), "sigma": _num(result.sigma if result.sigma is not None else np.nan), "vcov": _arr(fit.vcov),
            "b": [_arr(x) for x in fit.b], "cond_var": [_arr(x) for x in fit.cond_var],
            "objective": _num(fit.objective), "is_singular": bool(fit.is_singular), "seconds": _num(fit.seconds),
            "opt": _opt(fit.opt), "blocks": blocks, "state": _state(spec.state), "fixed": _matrix_spec(spec.fixed),
            "summary": json.loads(result.to_json())}
-    if family is None:
+    if extended:
+        import sys
+
+        from .io_extended import extended_document
+        doc.update(extended_document(result, sys.modules[__name__]))
+    elif family is None:
         doc["deviance_ml"] = _num(fit.deviance_ml)
         r = getattr(fit, "residual", None)
         if r is not None:
@@ -306,6 +320,15 @@ def from_document(doc: dict):
                   cond_var=tuple(_unarr(x).reshape(len(b.levels), b.p, b.p) for x, b in zip(doc["cond_var"], blocks)),
                   objective=float(doc["objective"]), opt=_unopt(doc["opt"]), is_singular=doc["is_singular"],
                   seconds=float(doc["seconds"]))
+    if doc["kind"] in ("extended", "ordinal"):
+        import sys
+
+        from .extended_result import ExtendedMixedModelResult
+        from .io_extended import extended_fit
+        from .ordinal_result import OrdinalMixedModelResult
+        fit = extended_fit(doc, common, design, sys.modules[__name__])
+        cls = OrdinalMixedModelResult if doc["kind"] == "ordinal" else ExtendedMixedModelResult
+        return cls(fit, doc["formula"], doc["data_name"])
     if doc["kind"] == "lmm":
         fit = LoadedFit(deviance_ml=float(doc["deviance_ml"]), residual=_unresidual(doc.get("residual")), **common)
         return LinearMixedModelResult(fit, doc["formula"], doc["data_name"])

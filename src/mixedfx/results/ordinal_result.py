@@ -114,8 +114,7 @@ class OrdinalMixedModelResult(ExtendedMixedModelResult):
         method = "the Laplace approximation" if self.nagq <= 1 else f"adaptive Gauss-Hermite quadrature (nAGQ = {self.nagq})"
         title = (f"Cumulative Link Mixed Model fitted with {method}\n"
                  f" link: {self.fit.dist.cdf_link}  threshold: flexible")
-        info = pd.DataFrame([[self.nobs, self.loglik, self.aic, self.bic]],
-                            columns=["nobs", "logLik", "AIC", "BIC"], index=[""])
+        info = pd.DataFrame([[self.loglik, self.aic, self.bic]], columns=["logLik", "AIC", "BIC"], index=[""])
         notes = []
         if self.n_dropped:
             notes.append(f"({self.n_dropped} observation(s) deleted due to missingness)")

@@ -99,11 +99,12 @@ class Summary:
         else:
             out.append(self.criterion_line)
             out.append("")
-        out.append("Scaled residuals: ")
-        sr = pd.DataFrame([self.scaled_residuals.to_numpy()], columns=self.scaled_residuals.index, index=[""])
-        out.append(" ".join(f"{c:>8s}" for c in sr.columns))
-        out.append(" ".join(f"{v:8.4f}" for v in sr.iloc[0]))
-        out.append("")
+        if len(self.scaled_residuals):
+            out.append("Scaled residuals: ")
+            sr = pd.DataFrame([self.scaled_residuals.to_numpy()], columns=self.scaled_residuals.index, index=[""])
+            out.append(" ".join(f"{c:>8s}" for c in sr.columns))
+            out.append(" ".join(f"{v:8.4f}" for v in sr.iloc[0]))
+            out.append("")
         out.append("Random effects:")
         out.extend(self._random_effects_lines())
         groups = "; ".join(f"{g}, {n}" for g, n in self.ngroups.items())
