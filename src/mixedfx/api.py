@@ -232,7 +232,14 @@ def glmer(formula: str, data: pd.DataFrame, family="binomial", link=None, nagq: 
         call = dict(family=family, link=link, nagq=nagq, weights=weights, offset=offset, data_name=data_name,
                     **control)
         return GeneralizedLinearMixedModelResult(fit, formula, data_name, (glmer, data, call))
-    fam = get_family(family, link)
+    try:
+        fam = get_family(family, link)
+    except ValueError as exc:
+        if isinstance(family, str) and str(exc).startswith("unknown family"):
+            from .api_extended import EXTENDED_FAMILIES
+            raise ValueError(f"unknown family {family!r}; choose one of binomial, poisson, gamma, inverse_gaussian, "
+                             f"gaussian, negbin (lme4's) or {', '.join(EXTENDED_FAMILIES)} (glmmTMB's)") from None
+        raise
     f = parse_formula(formula)
     design = build_design(f, data, weights=weights, offset=offset, family=fam)
     start = _glmm_start(start, design)

@@ -90,8 +90,25 @@ def glmer_extended(formula, data, family, link=None, nagq: int = 1, weights=None
     if zi is not None and not np.any(design.y == 0):
         raise ValueError("zi= models extra zeros, but the response has no zero: the zero-inflation probability would "
                          "go to 0 (its coefficients to minus infinity); drop zi=")
-    fit = fit_extended(design, dist, link_obj, hurdle=hurdle, nagq=nagq, start=start, **control)
+    fit = fit_extended(design, dist, link_obj, hurdle=hurdle, nagq=nagq, start=_start(start), **control)
     return ExtendedMixedModelResult(fit, formula, data_name, origin)
+
+
+def _start(start):
+    """``start=``: None, a previous glmmTMB-style result, or a dict of ``theta``, ``beta``, ``beta_zi``,
+    ``beta_disp``, ``psi`` (natural scale)."""
+    if start is None:
+        return None
+    prev = getattr(start, "fit", start)
+    if hasattr(prev, "dist"):
+        from .models.extended import refit_start
+        return refit_start(prev)
+    if not isinstance(start, dict):
+        raise ValueError(f"start= must be a previous result or a dict, got {type(start).__name__}")
+    extra = set(start) - {"theta", "beta", "beta_zi", "beta_disp", "psi"}
+    if extra:
+        raise ValueError(f"start= takes theta, beta, beta_zi, beta_disp and psi (got {', '.join(sorted(extra))})")
+    return start
 
 
 def _drop_part(design, name):

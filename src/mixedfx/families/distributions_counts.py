@@ -42,6 +42,14 @@ def _lchoose(n, k):
     return lfactorial(n) - lfactorial(k) - lfactorial(n - k)
 
 
+def _successes(y, w):
+    """``k = w y`` (successes of ``w`` trials), whole numbers snapped to exact integers (``0.3 * 10`` is
+    ``3.0000000000000004`` in floating point)."""
+    k = w * y
+    kr = np.rint(k)
+    return np.where(np.abs(k - kr) <= 1e-9 * kr, kr, k)
+
+
 def _wmean(v, w):
     w = _f(w)
     sw = float(np.sum(w))
@@ -209,7 +217,7 @@ class Poisson(_CountBase):
 
     def logpdf(self, y, mu, phi, psi, w):
         y, mu = _f(y), _f(mu)
-        return _weighted(w, special.xlogy(y, mu) - mu - special.gammaln(y + 1))
+        return _weighted(w, special.xlogy(y, mu) - mu - lfactorial(y))
 
     def dlogpdf_dmu(self, y, mu, phi, psi, w):
         y, mu = _f(y), _f(mu)
@@ -242,15 +250,16 @@ class NBinom2(_CountBase):
 
     def logpdf(self, y, mu, phi, psi, w):
         y, mu, phi = _f(y), _f(mu), _f(phi)
-        lf = (_lgamma_ratio(y, phi) - phi * np.log1p(mu / phi)
-              + special.xlogy(y, mu) - special.xlogy(y, phi + mu))
+        s = phi + mu
+        lf = _lgamma_ratio(y, phi) - phi * np.log1p(mu / phi) + special.xlogy(y, mu / s)
         return _weighted(w, lf)
 
     def dlogpdf_dmu(self, y, mu, phi, psi, w):
         y, mu, phi = _f(y), _f(mu), _f(phi)
         s = phi + mu
-        d1 = phi * (y - mu) / (mu * s)
-        d2 = phi * (mu * mu - y * (phi + 2 * mu)) / (mu * mu * s * s)
+        ms = mu * s
+        d1 = phi * (y - mu) / ms
+        d2 = phi * (mu * mu - y * (s + mu)) / (ms * ms)
         return _weighted(w, d1, d2)
 
     def logp0(self, mu, phi, psi, w):
@@ -295,8 +304,10 @@ class NBinom1(_CountBase):
     def dlogpdf_dmu(self, y, mu, phi, psi, w):
         y, mu, phi = _f(y), _f(mu), _f(phi)
         r = mu / phi
-        d1 = (special.digamma(y + r) - special.digamma(r) - np.log1p(phi)) / phi
-        d2 = (special.polygamma(1, y + r) - special.polygamma(1, r)) / (phi * phi)
+        x = np.stack(np.broadcast_arrays(y + r, r))      # one call per special function
+        dg, tg = special.digamma(x), trigamma(x)
+        d1 = (dg[0] - dg[1] - np.log1p(phi)) / phi
+        d2 = (tg[0] - tg[1]) / (phi * phi)
         return _weighted(w, d1, d2)
 
     def logp0(self, mu, phi, psi, w):
@@ -341,7 +352,7 @@ class GenPois(_CountBase):
         s, q = self._q(y, mu, phi)
         ok = (q > 0) | (y == 0)
         lq = np.log(np.where(q > 0, q, 1.0))
-        lf = np.log(mu) + (y - 1.0) * lq - y * np.log(s) - q / s - special.gammaln(y + 1)
+        lf = np.log(mu) + (y - 1.0) * lq - y * np.log(s) - q / s - lfactorial(y)
         return _weighted(w, np.where(ok, lf, -np.inf))
 
     def dlogpdf_dmu(self, y, mu, phi, psi, w):
@@ -446,13 +457,14 @@ class Binomial(_BinomialBase):
 
     def logpdf(self, y, mu, phi, psi, w):
         y, mu, w = _f(y), _f(mu), _f(w)
-        k = w * y
+        k = _successes(y, w)
         return _lchoose(w, k) + special.xlogy(k, mu) + special.xlog1py(w - k, -mu)
 
     def dlogpdf_dmu(self, y, mu, phi, psi, w):
         y, mu, w = _f(y), _f(mu), _f(w)
-        k = w * y
-        return (k - w * mu) / (mu * (1.0 - mu)), -k / (mu * mu) - (w - k) / (1.0 - mu) ** 2
+        k = _successes(y, w)
+        m1 = 1.0 - mu
+        return (k - w * mu) / (mu * m1), -k / (mu * mu) - (w - k) / (m1 * m1)
 
     def logp0(self, mu, phi, psi, w):
         mu, w = np.broadcast_arrays(_f(mu), _f(w))
@@ -479,23 +491,28 @@ class BetaBinomial(_BinomialBase):
 
     def logpdf(self, y, mu, phi, psi, w):
         y, mu, phi, w = _f(y), _f(mu), _f(phi), _f(w)
-        k, a, b = w * y, mu * phi, (1.0 - mu) * phi
-        return _lchoose(w, k) + _betaln(k + a, w - k + b) - _betaln(a, b)
+        k, a, b = _successes(y, w), mu * phi, (1.0 - mu) * phi
+        x = np.stack(np.broadcast_arrays(k + a, a))
+        bl = _betaln(x, np.stack(np.broadcast_arrays(w - k + b, b)))
+        return _lchoose(w, k) + bl[0] - bl[1]
 
     def dlogpdf_dmu(self, y, mu, phi, psi, w):
         y, mu, phi, w = _f(y), _f(mu), _f(phi), _f(w)
-        k, a, b = w * y, mu * phi, (1.0 - mu) * phi
-        dg, tg = special.digamma, lambda x: special.polygamma(1, x)
-        d1 = phi * (dg(k + a) - dg(a) - dg(w - k + b) + dg(b))
-        d2 = phi * phi * (tg(k + a) - tg(a) + tg(w - k + b) - tg(b))
+        k, a, b = _successes(y, w), mu * phi, (1.0 - mu) * phi
+        x = np.stack(np.broadcast_arrays(k + a, a, w - k + b, b))
+        dg, tg = special.digamma(x), trigamma(x)
+        d1 = phi * ((dg[0] - dg[1]) - (dg[2] - dg[3]))
+        d2 = phi * phi * ((tg[0] - tg[1]) + (tg[2] - tg[3]))
         return d1, d2
 
     def logp0(self, mu, phi, psi, w):
         mu, phi, w = np.broadcast_arrays(_f(mu), _f(phi), _f(w))
         a, b = mu * phi, (1.0 - mu) * phi
-        return (_betaln(a, w + b) - _betaln(a, b),
-                phi * (special.digamma(b) - special.digamma(w + b)),
-                phi * phi * (special.polygamma(1, w + b) - special.polygamma(1, b)))
+        wb = w + b
+        bl = _betaln(np.stack((a, a)), np.stack((wb, b)))
+        x = np.stack((b, wb))
+        dg, tg = special.digamma(x), trigamma(x)
+        return bl[0] - bl[1], phi * (dg[0] - dg[1]), phi * phi * (tg[1] - tg[0])
 
     def variance(self, mu, phi, psi, w=1.0):
         mu, phi, w = _f(mu), _f(phi), _f(w)

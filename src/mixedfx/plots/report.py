@@ -39,13 +39,19 @@ def report(result, path=None, title: str | None = None) -> str:
                      f"<tr><th>method</th><td>{esc(icc['method'])}</td></tr></table>")
     except NotImplementedError as exc:
         parts.append(f"<h2>Variance decomposition</h2><p>{esc(str(exc))}</p>")
-    parts.append("<h2>Shrinkage</h2>" + result.shrinkage().to_html(index=False, float_format=lambda v: f"{v:.4g}",
-                                                                   table_id="shrinkage"))
+    try:
+        parts.append("<h2>Shrinkage</h2>" + result.shrinkage().to_html(index=False, float_format=lambda v: f"{v:.4g}",
+                                                                       table_id="shrinkage"))
+        shrink_fig = True
+    except NotImplementedError as exc:
+        parts.append(f"<h2>Shrinkage</h2><p>{esc(str(exc))}</p>")
+        shrink_fig = False
     if hasattr(result, "check"):
         parts.append(f"<h2>Checks</h2><pre id='checks'>{esc(str(result.check()))}</pre>")
     figures = [("Diagnostic panel", diagnostic_panel(result)),
-               ("Conditional modes", np.ravel(caterpillar(result))[0].figure),
-               ("Shrinkage", shrinkage_plot(result).figure)]
+               ("Conditional modes", np.ravel(caterpillar(result))[0].figure)]
+    if shrink_fig:
+        figures.append(("Shrinkage", shrinkage_plot(result).figure))
     parts.append("<h2>Figures</h2>")
     for name, fig in figures:
         parts.append(f"<figure><img alt='{esc(name)}' src='data:image/png;base64,{_png(fig)}'>"

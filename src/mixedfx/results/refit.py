@@ -28,7 +28,11 @@ def refit_result(result, new_y):
     y = _new_response(result, new_y)
     design = replace(fit.design, y=y)
     family = getattr(result, "family", None)
-    if family is None:
+    if hasattr(fit, "dist"):              # glmmTMB-style and ordinal models
+        from ..models.extended import fit_extended, refit_start
+        fit.dist.check_response(y, np.ones(len(y)) if design.weights is None else design.weights)
+        new = fit_extended(design, fit.dist, fit.link, hurdle=fit.hurdle, nagq=fit.nagq, start=refit_start(fit))
+    elif family is None:
         new = fit_lmm(design, reml=fit.reml, start=np.asarray(fit.theta, float))
     else:
         if getattr(family, "estimated", False):
