@@ -52,21 +52,21 @@ def lgamma_shift(big, s):
 
 
 def _betaln_large(s, L):
-    """``log B(s, L)`` for ``L >= 20``, ``s <= L`` (1-D arrays)."""
-    out = np.empty(s.shape)
+    """``log B(s, L)`` for ``L >= 20``, ``s <= L`` (1-D arrays): ``lgamma(s) - [lgamma(L + s) - lgamma(L)]``
+    with the shift in Stirling's series and, when ``s >= 20`` too, ``lgamma(s)`` in it as well (the terms
+    of size ``s log s`` then cancel analytically)."""
+    t = s + L
+    c = stirling_corr(np.stack((L, t)))
+    out = c[0] - c[1] - (L - 0.5) * np.log1p(s / L)
+    lt = np.log(t)
     both = s >= _BIG
-    if both.all():
-        i, j = slice(None), None
+    if not both.any():
+        out += special.gammaln(s) - s * lt + s
+    elif both.all():
+        out += _LOG_SQRT_2PI - 0.5 * lt + (s - 0.5) * np.log(s / t) + stirling_corr(s)
     else:
-        j = np.flatnonzero(~both)
-        sm = s[j]
-        out[j] = special.gammaln(sm) - lgamma_shift(L[j], sm)
-        i = np.flatnonzero(both)
-    if j is None or i.size:
-        ss, Ls = s[i], L[i]
-        t = ss + Ls
-        out[i] = (_LOG_SQRT_2PI - 0.5 * np.log(t) + (ss - 0.5) * np.log(ss / t) - (Ls - 0.5) * np.log1p(ss / Ls)
-                  + stirling_corr(ss) + stirling_corr(Ls) - stirling_corr(t))
+        out += np.where(both, _LOG_SQRT_2PI - 0.5 * lt + (s - 0.5) * np.log(s / t) + stirling_corr(s),
+                        special.gammaln(s) - s * lt + s)
     return out
 
 
