@@ -51,7 +51,8 @@ def _distribution(family, df):
         raise ValueError(f"unknown family {family!r} for a model with zi=/disp= or a glmmTMB family; choose one of "
                          f"{valid}")
     if hurdle and not getattr(DISTRIBUTIONS[base], "count", False):
-        raise ValueError(f"family {family!r}: only count families can be truncated (poisson, nbinom1, nbinom2, genpois)")
+        raise ValueError(f"family {family!r}: only count families can be truncated (poisson, nbinom1, nbinom2, "
+                         "genpois)")
     if df is not None:
         if base != "t":
             raise ValueError(f"df= fixes the Student-t degrees of freedom; the {family!r} family has none")
@@ -84,9 +85,9 @@ def glmer_extended(formula, data, family, link=None, nagq: int = 1, weights=None
         design = _drop_part(design, "zi")
         zi = None
     if hurdle and design.part("zi") is None and np.any(design.y == 0):
-        raise ValueError(f"the {dist.name} family truncated at zero (family {family!r}) without zi= is a zero-truncated "
-                         f"model, but the response has {int(np.sum(design.y == 0))} zero(s); add zi= for a hurdle "
-                         "model (zi='~ 1' for a constant zero probability)")
+        raise ValueError(f"the {dist.name} family truncated at zero (family {family!r}) without zi= is a "
+                         f"zero-truncated model, but the response has {int(np.sum(design.y == 0))} zero(s); add zi= "
+                         "for a hurdle model (zi='~ 1' for a constant zero probability)")
     if zi is not None and not np.any(design.y == 0):
         raise ValueError("zi= models extra zeros, but the response has no zero: the zero-inflation probability would "
                          "go to 0 (its coefficients to minus infinity); drop zi=")

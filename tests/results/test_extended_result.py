@@ -100,7 +100,8 @@ def test_wald_intervals(zinb):
     ci = zinb.confint(level=0.9)
     z = stats.norm.ppf(0.95)
     se = np.sqrt(np.diag(zinb.vcov_all.to_numpy()))
-    np.testing.assert_allclose(ci.loc["minedno", "upper"], zinb.fixef["minedno"] + z * se[list(ci.index).index("minedno")])
+    j = list(ci.index).index("minedno")
+    np.testing.assert_allclose(ci.loc["minedno", "upper"], zinb.fixef["minedno"] + z * se[j])
     assert "zi~minedno" in ci.index and "disp~(Intercept)" in ci.index
     with pytest.raises(NotImplementedError, match="method='wald'"):
         zinb.confint(method="profile")
@@ -207,3 +208,26 @@ def test_warm_start_from_a_result(zinb):
         again = mfx.glmer(F, SAL, family="nbinom2", zi="~ mined", start=zinb)
     assert again.objective == pytest.approx(zinb.objective, abs=1e-8)
     assert again.fit.opt.nfev < zinb.fit.opt.nfev
+
+
+def test_profile_interval_ends_are_where_the_likelihood_ratio_reaches_the_critical_value():
+    """Oracle: refit with the coefficient fixed through an offset (the public API, another path)."""
+    m = mfx.glmer("count ~ spp + mined + (1 | site)", SAL, family="poisson", zi="~ mined")
+    ci = m.confint(method="profile", parm=["minedno", "zi~minedno", "sd_(Intercept)|site"])
+    wald = m.confint()
+    mn = (SAL["mined"] == "no").to_numpy(float)
+    crit = stats.chi2.ppf(0.95, 1)
+    for v in ci.loc["minedno"]:
+        fixed = mfx.glmer("count ~ spp + (1 | site)", SAL.assign(off=v * mn), family="poisson", zi="~ mined",
+                          offset="off")
+        assert 2 * (m.loglik - fixed.loglik) == pytest.approx(crit, abs=2e-5)
+    for v in ci.loc["zi~minedno"]:
+        fixed = mfx.glmer("count ~ spp + mined + (1 | site)", SAL.assign(zoff=v * mn), family="poisson",
+                          zi="~ 1 + offset(zoff)")
+        assert 2 * (m.loglik - fixed.loglik) == pytest.approx(crit, abs=2e-5)
+    # the profile is asymmetric where the likelihood is: not the Wald interval
+    assert ci.loc["minedno", "upper"] - m.fixef["minedno"] != pytest.approx(
+        m.fixef["minedno"] - ci.loc["minedno", "lower"], rel=1e-2)
+    assert wald.loc["minedno", "lower"] != pytest.approx(ci.loc["minedno", "lower"], rel=1e-3)
+    sd = m.varcorr["sdcor"].iloc[0]
+    assert ci.loc["sd_(Intercept)|site", "lower"] < sd < ci.loc["sd_(Intercept)|site", "upper"]

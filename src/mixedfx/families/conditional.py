@@ -107,8 +107,11 @@ class ConditionalLikelihood:
         """``log f(y | mu(eta))`` without prior weights, and its eta-derivatives."""
         mu, m1, m2 = self._mu_chain(eta)
         d = self.dist
-        f = d.logpdf(self.y, mu, st.phi, st.psi, self.trials)
-        f1, f2 = d.dlogpdf_dmu(self.y, mu, st.phi, st.psi, self.trials)
+        if hasattr(d, "logpdf_derivs"):          # one pass where the distribution shares the work
+            f, f1, f2 = d.logpdf_derivs(self.y, mu, st.phi, st.psi, self.trials)
+        else:
+            f = d.logpdf(self.y, mu, st.phi, st.psi, self.trials)
+            f1, f2 = d.dlogpdf_dmu(self.y, mu, st.phi, st.psi, self.trials)
         return f, f1 * m1, f2 * m1 * m1 + f1 * m2, (mu, m1, m2)
 
     def _zero(self, chain, st: _State):

@@ -48,7 +48,6 @@ def simulate_array(result, nsim: int = 1, seed=None, newdata: pd.DataFrame | Non
         newdata = as_pandas(newdata, "newdata")
     parts, X, off = _random_parts(fit, newdata)
     n = X.shape[0]
-    family = getattr(result, "family", None)
     scale = result._scale              # b = scale * Lambda u: sigma (LMM), sqrt(phi) (GLMM), 1 (glmmTMB-style)
     lams = fit.layout.lambdas(fit.theta)
     eta_fixed = X @ fit.beta + off

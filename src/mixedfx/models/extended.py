@@ -31,7 +31,7 @@ from .layout import block_structures
 from .lmm import ConvergenceWarning, SingularFitWarning, _singular
 from .threads import adaptive, blas_policy
 
-__all__ = ["ExtendedFit", "fit_extended", "refit_start"]
+__all__ = ["ExtendedFit", "ExtendedWorkspace", "build_workspace", "fit_extended", "refit_start"]
 
 
 @dataclass(frozen=True)
@@ -85,6 +85,13 @@ class ExtendedFit:
         p = len(self.beta)
         return self.vcov_all[:p, :p]
 
+    def fresh_workspace(self) -> "ExtendedWorkspace":
+        """A new workspace on the fit's data (for profiles and other evaluations away from the
+        optimum; the fit itself holds no mutable state).  Its internal optimum is ``x_internal``."""
+        ew = build_workspace(self.design, self.dist, self.link, self.hurdle)
+        ew.lw.modes(self.x_internal, utol=1e-12)
+        return ew
+
     @property
     def n_params(self) -> int:
         """Estimated parameters (glmmTMB's df): theta and every coefficient and free family parameter."""
@@ -95,6 +102,49 @@ def _linear_map(to_user, p: int) -> np.ndarray:
     """The matrix of the affine map ``to_user`` (its linear part) on R^p."""
     z = to_user(np.zeros(p))
     return np.column_stack([to_user(np.eye(p)[j]) - z for j in range(p)]) if p else np.zeros((0, 0))
+
+
+@dataclass
+class ExtendedWorkspace:
+    """What :func:`fit_extended` optimizes: the Laplace workspace on the standardized designs, its
+    likelihood, and the standardizations of the conditional (``sc``), zero-inflation (``sc_zi``)
+    and dispersion (``sc_d``) designs (None where the part is absent)."""
+    lw: LaplaceWorkspace
+    lik: ConditionalLikelihood
+    sc: Standardization
+    sc_zi: Standardization | None
+    sc_d: Standardization | None
+
+    def user_map(self) -> np.ndarray:
+        """The matrix ``A`` with ``(beta, beta_zi, beta_disp, psi)_user = A x[k:]`` (linear parts)."""
+        from scipy.linalg import block_diag
+        p, lik = self.lw.p, self.lik
+        maps = [_linear_map(self.sc.beta_to_user, p)]
+        if self.sc_zi is not None:
+            maps.append(_linear_map(self.sc_zi.beta_to_user, lik.n_zi))
+        maps.append(_linear_map(self.sc_d.beta_to_user, lik.n_disp) if self.sc_d is not None else np.eye(lik.n_disp))
+        maps.append(np.eye(lik.n_psi))
+        return block_diag(*maps)
+
+
+def build_workspace(design: Design, dist, link, hurdle: bool = False) -> ExtendedWorkspace:
+    """The standardized designs, the conditional likelihood and the Laplace workspace of a model."""
+    structures = block_structures(design.blocks)
+    sc = standardize(design.X, None, [b.X for b in design.blocks], scale_response=False, center=design.offset,
+                     term_kinds=[st.scaling for st in structures])
+    zi, disp = design.part("zi"), design.part("disp")
+    sc_zi = standardize(zi.X, None, [], scale_response=False) if zi is not None else None
+    sc_d = standardize(disp.X, None, [], scale_response=False) if disp is not None else None
+    w = np.ones(design.n) if design.weights is None else design.weights
+    dist.check_response(design.y, w)
+    lik = ConditionalLikelihood(dist, link, design.y, w, zi_X=None if zi is None else sc_zi.fixed(zi.X),
+                                zi_offset=None if zi is None else zi.offset,
+                                disp_X=None if disp is None else sc_d.fixed(disp.X),
+                                disp_offset=None if disp is None else disp.offset, hurdle=hurdle)
+    blocks = [(b.codes, sc.term(k, b.X), b.nlevels) for k, b in enumerate(design.blocks)]
+    offset = None if design.offset is None else design.offset + sc.y_center
+    lw = LaplaceWorkspace(sc.fixed(design.X), blocks, lik, offset=offset, structures=structures)
+    return ExtendedWorkspace(lw, lik, sc, sc_zi, sc_d)
 
 
 def fit_extended(design: Design, dist, link, hurdle: bool = False, nagq: int = 1, start=None,
@@ -109,21 +159,8 @@ def fit_extended(design: Design, dist, link, hurdle: bool = False, nagq: int = 1
     t0 = time.perf_counter()
     if optimizer not in ("auto", "lbfgs", "bobyqa"):
         raise ValueError(f"unknown optimizer {optimizer!r}; choose one of auto, lbfgs, bobyqa")
-    structures = block_structures(design.blocks)
-    sc = standardize(design.X, None, [b.X for b in design.blocks], scale_response=False, center=design.offset,
-                     term_kinds=[st.scaling for st in structures])
-    zi, disp = design.part("zi"), design.part("disp")
-    sc_zi = standardize(zi.X, None, [], scale_response=False) if zi is not None else None
-    sc_d = standardize(disp.X, None, [], scale_response=False) if disp is not None else None
-    w = np.ones(design.n) if design.weights is None else design.weights
-    dist.check_response(design.y, w)
-    lik = ConditionalLikelihood(dist, link, design.y, w,
-                                zi_X=None if zi is None else sc_zi.fixed(zi.X), zi_offset=None if zi is None else zi.offset,
-                                disp_X=None if disp is None else sc_d.fixed(disp.X),
-                                disp_offset=None if disp is None else disp.offset, hurdle=hurdle)
-    blocks = [(b.codes, sc.term(k, b.X), b.nlevels) for k, b in enumerate(design.blocks)]
-    offset = None if design.offset is None else design.offset + sc.y_center
-    lw = LaplaceWorkspace(sc.fixed(design.X), blocks, lik, offset=offset, structures=structures)
+    ew = build_workspace(design, dist, link, hurdle)
+    lw, lik, sc, sc_zi, sc_d = ew.lw, ew.lik, ew.sc, ew.sc_zi, ew.sc_d
     layout = lw.layout
     k, p = layout.n_theta, design.X.shape[1]
     x0 = _start(lw, lik, dist, link, design, sc, sc_zi, sc_d, start)
@@ -146,22 +183,17 @@ def fit_extended(design: Design, dist, link, hurdle: bool = False, nagq: int = 1
         H, method = _hessian(lw, x_hat, nagq)
     V_int = _invert(H, k) if H is not None else None
     # user units: theta by the scaling; each coefficient block by its linear map; psi as is
-    maps = [_linear_map(sc.beta_to_user, p)]
     state = lik.state(x_hat[k + p:])
     bzi, bd, psi_free = lik.split(x_hat[k + p:])
     beta = sc.beta_to_user(x_hat[k:k + p])
     beta_zi = sc_zi.beta_to_user(bzi) if sc_zi is not None else np.zeros(0)
     beta_d = sc_d.beta_to_user(bd) if sc_d is not None else bd.copy()       # default: log phi intercept
-    if sc_zi is not None:
-        maps.append(_linear_map(sc_zi.beta_to_user, len(bzi)))
-    maps.append(_linear_map(sc_d.beta_to_user, len(bd)) if sc_d is not None else np.eye(len(bd)))
-    maps.append(np.eye(len(psi_free)))
-    from scipy.linalg import block_diag
-    A = block_diag(*maps)
+    A = ew.user_map()
     m_all = A.shape[0]
     vcov_all = A @ V_int @ A.T if V_int is not None else np.full((m_all, m_all), np.nan)
     if V_int is None:
         method = "failed"
+    zi, disp = design.part("zi"), design.part("disp")
     names = (tuple(design.xnames) + tuple(f"zi~{nm}" for nm in (zi.names if zi is not None else ()))
              + tuple(f"disp~{nm}" for nm in (disp.names if disp is not None else ("(Intercept)",) * lik.n_disp))
              + tuple(f"psi~{nm}" for nm in (dist.psi_names if lik.n_psi else ())))
@@ -278,7 +310,7 @@ def _optimize(lw, x0, lower, maxeval: int, optimizer: str) -> OptResult:
             raise ValueError("optimizer='lbfgs' failed or the gradient is unavailable; use optimizer='auto'")
         f = adaptive(lambda x: evaluate(x, False)[0])
         opt = bobyqa(f, x0, lower, maxeval=maxeval, step=np.concatenate([np.full(k, 0.25), np.full(len(x0) - k, 0.5)]),
-                     ftol_rel=1e-12, ftol_abs=1e-9)
+                     ftol_rel=1e-13, ftol_abs=1e-10)
     return opt
 
 

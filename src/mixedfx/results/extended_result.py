@@ -307,10 +307,15 @@ class ExtendedMixedModelResult(MixedModelResultBase):
                        fixed_title="Conditional model:", extra_tables=tuple(extra))
 
     def confint(self, method: str = "wald", level: float = 0.95, parm=None, **kwargs) -> pd.DataFrame:
-        """Wald intervals for every coefficient (``zi~``, ``disp~`` labels for the other parts) and
-        family parameter (computed on the internal scale, e.g. ``log df``, and transformed)."""
+        """Wald (default) or profile-likelihood (``method="profile"``) intervals for every coefficient
+        (``zi~``, ``disp~`` labels for the other parts) and family parameter (on the internal scale,
+        e.g. ``log df``, then transformed); profiles also give the SDs of scalar random-effect terms
+        (:mod:`mixedfx.inference.profile_extended`)."""
+        if method == "profile":
+            from ..inference.profile_extended import profile_confint
+            return profile_confint(self, level=level, parm=parm)
         if method != "wald":
-            raise _not_available(f"confint(method={method!r})", "use method='wald'")
+            raise _not_available(f"confint(method={method!r})", "use method='wald' or 'profile'")
         if not 0 < level < 1:
             raise ValueError(f"level must be in (0, 1), got {level!r}")
         z = stats.norm.ppf(0.5 + level / 2)
@@ -365,7 +370,7 @@ class ExtendedMixedModelResult(MixedModelResultBase):
         raise _not_available("hatvalues()")
 
     def profile(self, *args, **kwargs):
-        raise _not_available("profile()", "use confint(method='wald')")
+        raise _not_available("profile() curves", "confint(method='profile') gives profile intervals")
 
     def bootstrap(self, *args, **kwargs):
         raise _not_available("bootstrap()", "simulate() and refit() are available")

@@ -111,7 +111,8 @@ class OrdinalMixedModelResult(ExtendedMixedModelResult):
                                                   categories=list(self.levels), ordered=True))
 
     def summary(self) -> Summary:
-        method = "the Laplace approximation" if self.nagq <= 1 else f"adaptive Gauss-Hermite quadrature (nAGQ = {self.nagq})"
+        method = ("the Laplace approximation" if self.nagq <= 1
+                  else f"adaptive Gauss-Hermite quadrature (nAGQ = {self.nagq})")
         title = (f"Cumulative Link Mixed Model fitted with {method}\n"
                  f" link: {self.fit.dist.cdf_link}  threshold: flexible")
         info = pd.DataFrame([[self.loglik, self.aic, self.bic]], columns=["logLik", "AIC", "BIC"], index=[""])
