@@ -103,8 +103,8 @@ def test_wald_intervals(zinb):
     j = list(ci.index).index("minedno")
     np.testing.assert_allclose(ci.loc["minedno", "upper"], zinb.fixef["minedno"] + z * se[j])
     assert "zi~minedno" in ci.index and "disp~(Intercept)" in ci.index
-    with pytest.raises(NotImplementedError, match="method='wald'"):
-        zinb.confint(method="profile")
+    with pytest.raises(NotImplementedError, match="method='wald' or 'profile'"):
+        zinb.confint(method="boot")
 
 
 def test_t_df_interval_is_transformed_from_log_df():
@@ -231,3 +231,15 @@ def test_profile_interval_ends_are_where_the_likelihood_ratio_reaches_the_critic
     assert wald.loc["minedno", "lower"] != pytest.approx(ci.loc["minedno", "lower"], rel=1e-3)
     sd = m.varcorr["sdcor"].iloc[0]
     assert ci.loc["sd_(Intercept)|site", "lower"] < sd < ci.loc["sd_(Intercept)|site", "upper"]
+
+
+def test_profile_of_a_zero_inflation_coefficient_with_a_plateau(zinb):
+    """The zero-inflation probability of unmined sites can go to 0 at little cost: the profile of
+    its coefficient levels off below the critical value (lower end -inf); the upper end is where
+    a refit with the coefficient fixed (an offset) is worse by the chi-square quantile."""
+    ci = zinb.confint(method="profile", parm="zi~minedno")
+    assert ci.loc["zi~minedno", "lower"] == -np.inf
+    v = ci.loc["zi~minedno", "upper"]
+    mn = (SAL["mined"] == "no").to_numpy(float)
+    fixed = mfx.glmer(F, SAL.assign(zoff=v * mn), family="nbinom2", zi="~ 1 + offset(zoff)")
+    assert 2 * (zinb.loglik - fixed.loglik) == pytest.approx(stats.chi2.ppf(0.95, 1), abs=2e-5)

@@ -157,6 +157,12 @@ class CumulativeLink:
         w = np.asarray(w, float)
         return w * logP, w * d1, w * d2
 
+    def latent_variance(self, link: str, null_mean, phi, psi):
+        """The residual variance on the latent scale (for the ICC and R2): the variance of the
+        standard logistic (``pi^2 / 3``), normal (1) or Gumbel (``pi^2 / 6``) distribution."""
+        value = {"logit": np.pi ** 2 / 3, "probit": 1.0, "cloglog": np.pi ** 2 / 6}[self.cdf_link]
+        return value, f"latent scale ({self.cdf_link}: distribution variance)"
+
     def probabilities(self, eta, psi) -> np.ndarray:
         """Category probabilities (n, K) at linear predictors ``eta``."""
         theta = self.psi_to_natural(psi)

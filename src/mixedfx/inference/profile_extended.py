@@ -72,31 +72,68 @@ class _Profiler:
         """The interval end on ``side`` (+1 / -1): the root of ``D_p - D_min = crit`` (not below
         ``floor``, the bound of an SD: the end is the bound when the profile stays below there)."""
         v_hat = float(c @ self.x_hat)
-        last = {"x": self.x_hat.copy()}
+        # every constrained fit starts from the optimum of the inner end of the bracket (continuation
+        # from the MLE): a start from beyond the crossing can sit in another basin (zero-inflation
+        # coefficients at -inf) and give a wrong profile
+        inner_x = {"x": self.x_hat.copy()}
 
         def excess(v):
-            val, x = self.constrained(c, v, last["x"])
-            if val < FAILED_OBJECTIVE:
-                last["x"] = x
+            """``D_p(v) - D_min - crit``, or NaN where the constrained fit fails."""
+            val, x = self.constrained(c, v, inner_x["x"])
+            if not val < FAILED_OBJECTIVE:
+                return np.nan
+            if val - self.d_hat - crit <= 0:
+                inner_x["x"] = x
             return val - self.d_hat - crit
         step = max(se, 1e-8) * np.sqrt(crit)
-        inner, outer = v_hat, v_hat + side * step
+        inner, e_in = v_hat, -crit
+        outer = v_hat + side * step
         for _ in range(40):
-            if floor is not None and outer <= floor:
+            if floor is not None and side * (outer - floor) >= 0 and side < 0 and outer <= floor:
                 outer = floor
-                if excess(floor) <= 0:
+                e_out = excess(floor)
+                if e_out <= 0:
                     return floor + b
                 break
-            e = excess(outer)
-            if e > 0:
+            e_out = excess(outer)
+            if np.isnan(e_out):
+                return np.nan                    # the likelihood fails before the profile gets there
+            if e_out > 0:
                 break
-            inner, outer = outer, outer + side * step
+            if abs(outer - v_hat) > 5 * max(se, 1e-8) and e_out - e_in < 1e-4:
+                return side * np.inf             # a plateau below the critical value: unbounded
+            inner, e_in = outer, e_out
+            outer = outer + side * step
             step *= 1.6
         else:
             return np.nan                        # the profile never reaches the critical value
-        root = optimize.brentq(excess, min(inner, outer), max(inner, outer), xtol=1e-6 * max(se, 1e-8),
-                               rtol=1e-10)
-        return root + b
+        # Illinois (regula falsi with halving) on the bracket, with the values already known: a
+        # re-evaluation of an end could differ in the last digits (warm-started inner searches)
+        tol = 1e-6 * max(se, 1e-8)
+        side_kept = 0
+        for _ in range(60):
+            v = outer - e_out * (outer - inner) / (e_out - e_in)
+            if abs(outer - inner) <= tol:
+                break
+            e = excess(v)
+            if np.isnan(e):                      # a failed point inside the bracket: bisect instead
+                v = 0.5 * (inner + outer)
+                e = excess(v)
+                if np.isnan(e):
+                    return np.nan
+            if e > 0:
+                outer, e_out = v, e
+                if side_kept == 1:
+                    e_in *= 0.5
+                side_kept = 1
+            else:
+                inner, e_in = v, e
+                if side_kept == -1:
+                    e_out *= 0.5
+                side_kept = -1
+            if abs(e) < 1e-9:
+                break
+        return v + b
 
 
 def profile_confint(result, level: float = 0.95, parm=None) -> pd.DataFrame:

@@ -357,11 +357,41 @@ class ExtendedMixedModelResult(MixedModelResultBase):
         }
 
     # ------------------------------------------------ clear refusals
-    def icc(self, *args, **kwargs):
-        raise _not_available("icc()", "the latent-scale variance of these families is not defined here")
+    def _latent_variance(self):
+        """``(sigma2_e, description)``: the distribution's residual variance on the latent scale
+        (its ``latent_variance``), for :meth:`icc` and :meth:`r2`; not defined with zero inflation,
+        a hurdle or a dispersion model (no single residual variance)."""
+        fit = self.fit
+        if fit.design.part("zi") is not None or fit.hurdle or fit.design.part("disp") is not None:
+            raise _not_available("icc() and r2() with zero inflation, a hurdle or a dispersion model",
+                                 "the latent-scale residual variance is not one number there")
+        lv = getattr(fit.dist, "latent_variance", None)
+        if lv is None:
+            raise _not_available(f"icc() and r2() for the {fit.dist.name} family",
+                                 "its latent-scale residual variance is not defined here")
+        phi = float(fit.phi[0]) if len(fit.phi) else 1.0
+        return lv(self.link.name, self._null_mean, phi, fit.psi_internal)
 
-    def r2(self, *args, **kwargs):
-        raise _not_available("r2()", "the latent-scale variance of these families is not defined here")
+    def _null_mean(self) -> float:
+        """``exp(b0)`` of the null model (same random effects and family, fixed part ``~ 1``): the
+        ``lambda`` of Nakagawa et al.'s (2017) log-normal approximation for count families."""
+        from dataclasses import replace
+
+        from ..models.extended import fit_extended
+        d = self.fit.design
+        null = replace(d, X=np.ones((d.n, 1)), xnames=("(Intercept)",))
+        return float(np.exp(fit_extended(null, self.fit.dist, self.link, warn=False).beta[0]))
+
+    def icc(self, by_group: bool = False, include_uncorrelated_slopes: bool = True):
+        """Adjusted and conditional ICC on the latent scale, where the family defines one (see
+        :mod:`mixedfx.results.variance`)."""
+        from .variance import icc
+        return icc(self, by_group=by_group, include_uncorrelated_slopes=include_uncorrelated_slopes)
+
+    def r2(self, include_uncorrelated_slopes: bool = True) -> dict:
+        """Nakagawa's marginal and conditional R2 on the latent scale, where the family defines one."""
+        from .variance import r2
+        return r2(self, include_uncorrelated_slopes=include_uncorrelated_slopes)
 
     def influence(self, *args, **kwargs):
         raise _not_available("influence()")

@@ -65,7 +65,10 @@ def variance_components(result, include_uncorrelated_slopes: bool = True, null_i
             per_term.append(0.0)
             continue
         per_term.append(var)
-    if family is None:
+    latent = getattr(result, "_latent_variance", None)
+    if latent is not None:                 # models whose distribution says what its latent variance is
+        sigma2_e, method = latent()
+    elif family is None:
         sigma2_e, method = result.sigma ** 2, "residual variance"
     elif family.name == "binomial" and family.link.name in _LATENT:
         sigma2_e, method = _LATENT[family.link.name], f"latent scale ({family.link.name}: distribution variance)"
