@@ -160,6 +160,25 @@ class ConditionalLikelihood:
         h = _H * (1.0 + np.abs(eta))
         return (self.derivs(eta + h, st)[2] - self.derivs(eta - h, st)[2]) / (2.0 * h)
 
+    def _zeta_partials(self, eta, st: _State):
+        """``(dl, dl', dl'')/d zeta`` analytically (``p = expit(zeta)``, ``dp/dzeta = p (1 - p)``).
+
+        Zero inflation: a zero has ``dl = (1 - r) - p``, ``dr = -r (1 - r)``, so
+        ``dl' = -r (1 - r) a'`` and ``dl'' = -r (1 - r) (a'' + (1 - 2 r) a'^2)``; a positive count
+        ``dl = -p``.  Hurdle: a zero ``dl = 1 - p``, a positive count ``-p``; ``l'``, ``l''`` do not
+        depend on zeta.  (Without prior weights.)"""
+        p = special.expit(st.zeta)
+        z = self.zero
+        zeros = np.zeros_like(p)
+        if self.hurdle:
+            return np.where(z, 1.0 - p, -p), zeros, zeros
+        a, a1, a2 = self._zero(self._mu_chain(eta), st)
+        lz = np.logaddexp(special.log_expit(st.zeta), special.log_expit(-st.zeta) + a)
+        r = np.exp(special.log_expit(-st.zeta) + a - lz)
+        rr = r * (1.0 - r)
+        return (np.where(z, (1.0 - r) - p, -p), np.where(z, -rr * a1, 0.0),
+                np.where(z, -rr * (a2 + (1.0 - 2.0 * r) * a1 * a1), 0.0))
+
     def extra_partials(self, eta, extra):
         """``(dl/dp, dl'/dp, dl''/dp)`` for each extra parameter ``p``, each (n, n_extra)."""
         extra = np.asarray(extra, float)
@@ -174,9 +193,8 @@ class ConditionalLikelihood:
                 else:
                     cols[c].append(d[:, None] * X)
         if self.n_zi:
-            plus = self.derivs(eta, _State(st.zeta + _H, st.phi, st.psi))
-            minus = self.derivs(eta, _State(st.zeta - _H, st.phi, st.psi))
-            add(plus, minus, _H, self.zi_X)
+            for c, d in enumerate(self._zeta_partials(eta, st)):
+                cols[c].append((self.pw * d)[:, None] * self.zi_X)
         if self.n_disp:
             plus = self.derivs(eta, _State(st.zeta, st.phi * np.exp(_H), st.psi))
             minus = self.derivs(eta, _State(st.zeta, st.phi * np.exp(-_H), st.psi))
