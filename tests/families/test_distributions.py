@@ -11,7 +11,7 @@ from scipy import special, stats
 
 from mixedfx.families import ResponseError
 from mixedfx.families import distributions as D
-from mixedfx.families.distributions_counts import _betaln
+from mixedfx.families.specfun import betaln as _betaln
 
 E = np.empty(0)
 EPS = np.finfo(float).eps

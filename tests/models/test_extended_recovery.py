@@ -39,11 +39,23 @@ N_GROUPS, PER_GROUP, RE_SD = 40, 15, 0.5
 Z_BIAS = 3.0
 COVERAGE = (0.90, 0.99)
 SD_LABEL = "sd(g)"
+FAMILY_PARAMS = ("phi", "sigma", "df", "power")
 
-# Parameters whose ML estimate is biased in samples of this size, with the extra allowance (in the
-# parameter's units) added to the 3-SE band.  Observed over the 200 replicates (see the report in
-# the module's history): ...filled in below from the runs...
-SMALL_SAMPLE_BIAS: dict[str, float] = {}
+# One-sided allowances ``(below, above)`` added to the 3-SE bias band, only for the two parameters
+# whose ML estimates are biased at this sample size (numbers from the 200 replicates, seeds below):
+# * the random-effect SD is biased low (ML ignores the loss of degrees of freedom to the fixed
+#   effects, and the square root of a variance estimate is concave): first-order theory for 40
+#   groups gives about -0.01 for an SD of 0.5 in the Gaussian case, more where a group carries less
+#   information. Observed mean bias (bias / Monte Carlo SE): gaussian_disp -0.0068 (-1.5), nbinom2
+#   -0.0092 (-1.9), tweedie -0.0100 (-2.2), beta -0.0111 (-2.6), zi_poisson -0.0135 (-2.5), nbinom1
+#   -0.0143 (-3.0), betabinomial -0.0178 (-3.2), t -0.0181 (-3.6), hurdle_nbinom2 -0.0205 (-3.2),
+#   clmm_logit -0.0293 (-3.3); the largest excess over 3 SE is 0.0033 (t), so the band is widened
+#   by 0.005 (1% of the SD), downwards only;
+# * the t degrees of freedom are biased high (ML overestimates df in finite samples, the more so on
+#   the natural scale, where the estimates are right-skewed): mean 5.494 for df = 5 with SE 0.106
+#   (+4.6 SE; log df: 1.671 vs 1.609, +3.5 SE), an excess of 0.175 over 3 SE, so the band is
+#   widened by 0.2 (4% of df), upwards only.
+SMALL_SAMPLE_BIAS: dict[str, tuple[float, float]] = {SD_LABEL: (0.005, 0.0), "df": (0.0, 0.2)}
 
 
 # --------------------------------------------------------------------------- simulators (numpy only)
@@ -234,14 +246,18 @@ def _estimates(m, truth):
 
 
 def run_case(name: str, nrep: int = NREP):
-    """Fit ``nrep`` simulated data sets: ``(table, seconds, warnings)``; the table has one row per
-    parameter with the truth, mean estimate, Monte Carlo SE, bias / SE and the Wald coverage."""
+    """Fit ``nrep`` simulated data sets of case ``name``.
+
+    Returns ``(table, estimates, seconds, problems)``: one table row per parameter (truth, mean
+    estimate, Monte Carlo SE, bias / SE, Wald coverage) over the successful fits, the estimates
+    per replicate (NaN where a fit failed), the run time, and a list of failed fits and warnings
+    other than singular fits (expected now and then for an SD of 0.5 with 40 groups)."""
     case = CASES[name]
     truth = {**case.truth, SD_LABEL: RE_SD}
     rng = np.random.default_rng(case.seed)
-    est = {k: np.empty(nrep) for k in truth}
+    est = {k: np.full(nrep, np.nan) for k in truth}
     cover = {k: np.zeros(nrep, bool) for k in truth}
-    other = []
+    problems = []
     t0 = time.perf_counter()
     with threadpool_limits(1):
         for r in range(nrep):
@@ -249,35 +265,56 @@ def run_case(name: str, nrep: int = NREP):
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
                 warnings.filterwarnings("ignore", category=mfx.SingularFitWarning)
-                m = case.fit(data)
-            other += [f"replicate {r}: {w.category.__name__}: {w.message}" for w in caught]
+                try:
+                    m = case.fit(data)
+                except (FloatingPointError, ValueError, np.linalg.LinAlgError) as exc:
+                    problems.append(f"replicate {r}: fit failed: {type(exc).__name__}: {exc}")
+                    m = None
+            problems += [f"replicate {r}: {w.category.__name__}: {w.message}" for w in caught]
+            if m is None:
+                continue
             for k, (e, lo, hi) in _estimates(m, case.truth).items():
                 est[k][r] = e
                 cover[k][r] = lo <= truth[k] <= hi
     seconds = time.perf_counter() - t0
+    ok = np.isfinite(est[SD_LABEL])
     rows = []
     for k, v in est.items():
-        se = np.std(v, ddof=1) / np.sqrt(nrep)
-        rows.append({"param": k, "truth": truth[k], "mean": v.mean(), "mc_se": se,
-                     "z": (v.mean() - truth[k]) / se, "coverage": cover[k].mean()})
-    return pd.DataFrame(rows).set_index("param"), seconds, other
+        v = v[ok]
+        se = np.std(v, ddof=1) / np.sqrt(v.size) if v.size > 1 else np.nan
+        rows.append({"param": k, "truth": truth[k], "mean": np.mean(v) if v.size else np.nan, "mc_se": se,
+                     "z": (np.mean(v) - truth[k]) / se if v.size > 1 else np.nan,
+                     "coverage": np.mean(cover[k][ok]) if v.size else np.nan})
+    return pd.DataFrame(rows).set_index("param"), est, seconds, problems
 
 
 def _is_coefficient(label):
-    """Coefficients of every part and the clmm thresholds (the family parameters' intervals, e.g. for
-    df, are reported but not checked: the issue asks for the coverage of the coefficients)."""
-    return label != SD_LABEL and label not in ("phi", "sigma", "df", "power")
+    """Coefficients of every part and the clmm thresholds (the intervals of the family parameters,
+    e.g. of df, are computed but not checked: the issue asks for the coverage of coefficients)."""
+    return label != SD_LABEL and label not in FAMILY_PARAMS
+
+
+def check_table(name, table):
+    """The bias and coverage failures of one case (empty when it recovers its parameters)."""
+    failures = []
+    for k, row in table.iterrows():
+        if not np.isfinite(row["mean"]):        # no successful fit (reported as such by the test)
+            continue
+        below, above = SMALL_SAMPLE_BIAS.get(k, (0.0, 0.0))
+        bias, band = row["mean"] - row["truth"], Z_BIAS * row["mc_se"]
+        if not -band - below <= bias <= band + above:
+            failures.append(f"{name}: {k}: mean {row['mean']:.5g} vs truth {row['truth']:.5g}, bias {bias:.4g} "
+                            f"= {row['z']:.2f} Monte Carlo SEs")
+        if _is_coefficient(k) and not COVERAGE[0] <= row["coverage"] <= COVERAGE[1]:
+            failures.append(f"{name}: {k}: Wald 95% interval covers the truth in {row['coverage']:.3f} of the fits")
+    return failures
 
 
 @pytest.mark.parametrize("name", list(CASES))
 def test_simulation_recovery(name):
-    table, seconds, other = run_case(name)
+    table, _, seconds, problems = run_case(name)
     print(f"\n{name}: {seconds:.1f} s\n{table.to_string(float_format=lambda v: f'{v:.4g}')}")
-    assert not other, f"{name}: unexpected warnings: {other[:5]}"
-    for k, row in table.iterrows():
-        allowance = SMALL_SAMPLE_BIAS.get(k, 0.0) if k in (SD_LABEL, "df") else 0.0
-        assert abs(row["mean"] - row["truth"]) <= Z_BIAS * row["mc_se"] + allowance, \
-            f"{name}: {k} mean {row['mean']:.4g} vs truth {row['truth']:.4g} (bias/SE {row['z']:.2f})"
-        if _is_coefficient(k):
-            assert COVERAGE[0] <= row["coverage"] <= COVERAGE[1], \
-                f"{name}: Wald 95% coverage of {k} is {row['coverage']:.3f}"
+    failures = check_table(name, table)
+    if problems:
+        failures.insert(0, f"{name}: {len(problems)} failed fit(s) or warning(s), e.g. {problems[:3]}")
+    assert not failures, "\n".join(failures)

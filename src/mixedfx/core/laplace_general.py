@@ -97,6 +97,13 @@ class LaplaceWorkspace:
         self.u = np.zeros(self.zmap.q)
         self._grad = None
         self._obs = _Observed()
+        self._u_best, self._best_deviance = None, np.inf
+        # one term: its levels' modes are separate problems (step halving per level)
+        if len(self.blocks) == 1:
+            codes, Xk, nl = self.blocks[0]
+            self._groups = (codes, np.repeat(np.arange(nl), Xk.shape[1]), nl)
+        else:
+            self._groups = None
 
     def split(self, x):
         """``(theta, beta, extra)`` from the outer vector."""
@@ -123,16 +130,8 @@ class LaplaceWorkspace:
         state = lik.state(extra)
         zb = self.zmap.zb_map(theta)
         fixed = self.X @ beta + self.offset
-        u = (self.u if u0 is None else np.asarray(u0, float)).copy()
-        eta = fixed + zb(u)
-        l, l1, l2 = lik.derivs(eta, state)
-        obj = float(np.sum(l) - 0.5 * u @ u)
-        if u0_alt is not None:
-            eta_a = fixed + zb(u0_alt)
-            d_a = lik.derivs(eta_a, state)
-            obj_a = float(np.sum(d_a[0]) - 0.5 * u0_alt @ u0_alt)
-            if np.isfinite(obj_a) and not obj_a <= obj:
-                u, eta, (l, l1, l2), obj = np.array(u0_alt, float), eta_a, d_a, obj_a
+        u, eta, (l, l1, l2), obj = self._start(
+            [(self.u if u0 is None else np.asarray(u0, float)), u0_alt, self._u_best], fixed, zb, state)
         if not np.isfinite(obj):
             u = np.zeros_like(u)
             eta = fixed.copy()
@@ -152,16 +151,20 @@ class LaplaceWorkspace:
             if not self.ws.factor_z(theta):
                 return None
             u_new = self.ws.solve_u(self.zmap.zt_times(Wp * (eta - fixed) + l1))
-            step, accepted = 1.0, False
-            for _ in range(maxhalf):
-                u_t = u + step * (u_new - u)
-                eta_t = fixed + zb(u_t)
-                l_t, l1_t, l2_t = lik.derivs(eta_t, state)
-                obj_t = float(np.sum(l_t) - 0.5 * u_t @ u_t)
-                if np.isfinite(obj_t) and obj_t >= obj - 1e-13 * abs(obj):
-                    accepted = True
-                    break
-                step *= 0.5
+            if self._groups is not None:
+                accepted, u_t, eta_t, l_t, l1_t, l2_t, obj_t = self._groupwise_step(
+                    u, u_new, l, fixed, zb, state, maxhalf)
+            else:
+                step, accepted = 1.0, False
+                for _ in range(maxhalf):
+                    u_t = u + step * (u_new - u)
+                    eta_t = fixed + zb(u_t)
+                    l_t, l1_t, l2_t = lik.derivs(eta_t, state)
+                    obj_t = float(np.sum(l_t) - 0.5 * u_t @ u_t)
+                    if np.isfinite(obj_t) and obj_t >= obj - 1e-13 * abs(obj):
+                        accepted = True
+                        break
+                    step *= 0.5
             if not accepted:           # no ascent along Newton's direction: at the mode within rounding
                 converged = bool(np.all(np.isfinite(u_new)))
                 break
@@ -174,7 +177,70 @@ class LaplaceWorkspace:
         if not converged or not self.ws.factor_z(theta) or not np.isfinite(self.ws.logdet_Z):
             return None
         self.u = u
-        return Modes(u, eta, l, l1, l2, float(self.ws.logdet_Z), it, converged)
+        modes = Modes(u, eta, l, l1, l2, float(self.ws.logdet_Z), it, converged)
+        if np.isfinite(modes.deviance) and modes.deviance < self._best_deviance:
+            self._best_deviance, self._u_best = modes.deviance, u.copy()
+        return modes
+
+    def _start(self, candidates, fixed, zb, state):
+        """The start of Newton's iteration: the best of the candidate vectors (the last modes, a
+        first-order prediction, the modes at the lowest deviance seen so far) and zero.  With one
+        random-effect term each level takes its own best candidate: the modes are path dependent
+        when a level's conditional density is multimodal (a far trial point can move a level into
+        another basin, where later Newton searches would stay)."""
+        cands, seen = [], []
+        for c in candidates + [np.zeros(self.zmap.q)]:
+            if c is None or any(c is s_ or np.array_equal(c, s_) for s_ in seen):
+                continue
+            seen.append(c)
+            c = np.array(c, float)
+            eta = fixed + zb(c)
+            d = self.lik.derivs(eta, state)
+            cands.append((c, eta, d, float(np.sum(d[0]) - 0.5 * c @ c)))
+        if self._groups is not None and len(cands) > 1:
+            codes, ugrp, nl = self._groups
+            H = np.array([self._group_objective(d[0], c) for c, _, d, _ in cands])
+            H[~np.isfinite(H)] = -np.inf
+            pick = np.argmax(H, axis=0)
+            if np.any(pick != pick[0]):
+                u = np.stack([c for c, _, _, _ in cands])[pick[ugrp], np.arange(self.zmap.q)]
+                eta = fixed + zb(u)
+                d = self.lik.derivs(eta, state)
+                return u, eta, d, float(np.sum(d[0]) - 0.5 * u @ u)
+            c, eta, d, obj = cands[int(pick[0])]
+            return c, eta, d, obj
+        best = max(cands, key=lambda t: t[3] if np.isfinite(t[3]) else -np.inf)
+        return best
+
+    def _group_objective(self, l, u):
+        """``sum_{i in g} l_i - |u_g|^2 / 2`` per level of the single term."""
+        codes, ugrp, nl = self._groups
+        return np.bincount(codes, l, minlength=nl) - 0.5 * np.bincount(ugrp, u * u, minlength=nl)
+
+    def _groupwise_step(self, u, u_new, l, fixed, zb, state, maxhalf):
+        """One Newton step for a single random-effect term, whose levels are independent given the
+        parameters: each level's step is halved until that level's own objective does not
+        decrease (a summed objective lets one level step into another basin of a multimodal
+        conditional density, such as the lognormal's, while the others gain more)."""
+        codes, ugrp, nl = self._groups
+        h = self._group_objective(l, u)
+        step = np.ones(nl)
+        for _ in range(maxhalf):
+            u_t = u + step[ugrp] * (u_new - u)
+            eta_t = fixed + zb(u_t)
+            l_t, l1_t, l2_t = self.lik.derivs(eta_t, state)
+            h_t = self._group_objective(l_t, u_t)
+            bad = ~(np.isfinite(h_t) & (h_t >= h - 1e-13 * np.abs(h)))
+            if not bad.any():
+                break
+            step[bad] *= 0.5
+        else:
+            step[bad] = 0.0                  # these levels are at their mode within rounding
+            u_t = u + step[ugrp] * (u_new - u)
+            eta_t = fixed + zb(u_t)
+            l_t, l1_t, l2_t = self.lik.derivs(eta_t, state)
+        obj_t = float(np.sum(l_t) - 0.5 * u_t @ u_t)
+        return bool(np.any(step > 0) and np.isfinite(obj_t)), u_t, eta_t, l_t, l1_t, l2_t, obj_t
 
     def deviance(self, x, u0=None, utol: float = 1e-10) -> float:
         """The Laplace ``-2 log L`` at ``x`` (``FAILED_OBJECTIVE`` where it does not exist)."""

@@ -8,7 +8,8 @@ this module re-exports them and keeps the registry by glmmTMB family name.
 from __future__ import annotations
 
 from .distributions_continuous import Beta, Gamma, Gaussian, Lognormal, StudentT, Tweedie, tweedie_log_series
-from .distributions_counts import BetaBinomial, Binomial, Distribution, GenPois, NBinom1, NBinom2, Poisson
+from .distributions_binomial import BetaBinomial, Binomial
+from .distributions_counts import Distribution, GenPois, NBinom1, NBinom2, Poisson
 
 __all__ = ["Distribution", "Poisson", "NBinom2", "NBinom1", "GenPois", "Binomial", "BetaBinomial", "Beta",
            "StudentT", "Tweedie", "Lognormal", "Gaussian", "Gamma", "DISTRIBUTIONS", "get_distribution",

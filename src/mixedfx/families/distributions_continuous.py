@@ -7,12 +7,23 @@ from __future__ import annotations
 import numpy as np
 from scipy import special
 
-from .distributions_counts import Distribution, _betaln, _f, _log_clip, _raise_rows, _weighted, _wmean
+from .distributions_counts import Distribution, _f, _log_clip, _raise_rows, _weighted, _wmean
+from .specfun import betaln as _betaln
 from .family import ResponseError
+from .specfun import stack as _stack
+from .specfun import trigamma
 
 __all__ = ["Beta", "StudentT", "Tweedie", "Lognormal", "Gaussian", "Gamma", "tweedie_log_series"]
 
 _LOG_2PI = float(np.log(2 * np.pi))
+
+
+def _gammaln_const(x):
+    """``gammaln(x)``, evaluated once when ``x`` is one value repeated (a dispersion without a model)."""
+    x = _f(x)
+    if x.ndim and x.size > 1 and np.all(x == x.flat[0]):
+        return np.full(x.shape, special.gammaln(x.flat[0]))
+    return special.gammaln(x)
 
 
 def _residual_scale(y, mu, w) -> float:
@@ -47,6 +58,13 @@ class Gaussian(Distribution):
     name = "gaussian"
     links = ("identity", "log", "inverse")
     dispersion_name = "sigma"
+
+    def latent_variance(self, link, null_mean, phi, psi):
+        """The residual variance ``sigma^2`` (identity link)."""
+        if link != "identity":
+            raise NotImplementedError("the residual variance of a gaussian model with a non-identity link is not on "
+                                      "the scale of the linear predictor")
+        return float(phi) ** 2, "residual variance"
 
     def logpdf(self, y, mu, phi, psi, w):
         y, mu, phi = _f(y), _f(mu), _f(phi)
@@ -163,9 +181,12 @@ class Beta(Distribution):
 
     def dlogpdf_dmu(self, y, mu, phi, psi, w):
         y, mu, phi = _f(y), _f(mu), _f(phi)
-        a, b = mu * phi, (1.0 - mu) * phi
-        d1 = phi * (np.log(y) - np.log1p(-y) - special.digamma(a) + special.digamma(b))
-        d2 = -phi * phi * (special.polygamma(1, a) + special.polygamma(1, b))
+        # psi(a) = psi(1 + a) - 1/a and psi1(a) = psi1(1 + a) + 1/a^2, with phi/a = 1/mu (no overflow as phi -> 0)
+        x = _stack(1.0 + mu * phi, 1.0 + (1.0 - mu) * phi)
+        dg, tg = special.digamma(x), trigamma(x)
+        im, im1 = 1.0 / mu, 1.0 / (1.0 - mu)
+        d1 = phi * (np.log(y) - np.log1p(-y) - dg[0] + dg[1]) + (im - im1)
+        d2 = -phi * (phi * (tg[0] + tg[1])) - (im * im + im1 * im1)
         return _weighted(w, d1, d2)
 
     def variance(self, mu, phi, psi, w=1.0):
@@ -213,9 +234,16 @@ class Gamma(Distribution):
     default_link = "inverse"
     links = ("inverse", "log", "identity")
 
+    def latent_variance(self, link, null_mean, phi, psi):
+        """``1/shape`` (glmmTMB's ``sigma()^2``, as insight), log link."""
+        if link != "log":
+            raise NotImplementedError(f"the latent-scale variance of the Gamma family is defined for the log link, "
+                                      f"not {link!r}")
+        return 1.0 / float(phi), "latent scale (1 / shape)"
+
     def logpdf(self, y, mu, phi, psi, w):
         y, mu, phi = _f(y), _f(mu), _f(phi)
-        lf = (-special.gammaln(phi) + phi * np.log(phi / mu) + special.xlogy(phi - 1.0, np.maximum(y, 0.0))
+        lf = (-_gammaln_const(phi) + phi * np.log(phi / mu) + special.xlogy(phi - 1.0, np.maximum(y, 0.0))
               - phi * y / mu)
         return _weighted(w, np.where(y < 0, -np.inf, lf))
 
@@ -271,14 +299,16 @@ class Lognormal(Distribution):
     def dlogpdf_dmu(self, y, mu, phi, psi, w):
         y, mu, phi = _f(y), _f(mu), _f(phi)
         u, s, m = self._parts(mu, phi)
-        e = np.log(y) - m
-        s1 = -2.0 * u / (mu * (1.0 + u))                        # d s^2 / d mu
-        s11 = 2.0 * u * (3.0 + u) / (mu * mu * (1.0 + u) ** 2)  # d2 s^2 / d mu2
-        m1, m11 = 1.0 / mu - 0.5 * s1, -1.0 / (mu * mu) - 0.5 * s11
-        d1 = -0.5 * s1 / s + e * m1 / s + e * e * s1 / (2.0 * s * s)
-        d2 = (-0.5 * (s11 * s - s1 * s1) / (s * s)
-              + (-m1 * m1 + e * m11) / s - e * m1 * s1 / (s * s)
-              + (-2.0 * e * m1 * s1 + e * e * s11) / (2.0 * s * s) - e * e * s1 * s1 / s ** 3)
+        i_s = 1.0 / s
+        g = (np.log(y) - m) * i_s                   # (log y - m) / s^2
+        im, iu = 1.0 / mu, 1.0 / (1.0 + u)
+        s1 = -2.0 * u * im * iu                     # d s^2 / d mu
+        s11 = -s1 * (3.0 + u) * im * iu             # d2 s^2 / d mu2
+        m1, m11 = im - 0.5 * s1, -im * im - 0.5 * s11
+        q = s1 * i_s
+        d1 = 0.5 * s1 * (g * g - i_s) + g * m1
+        d2 = (i_s * (0.5 * s1 * q - 0.5 * s11 - m1 * m1) + g * (m11 - 2.0 * m1 * q)
+              + g * g * (0.5 * s11 - s1 * q))
         return _weighted(w, d1, d2)
 
     def variance(self, mu, phi, psi, w=1.0):
@@ -317,11 +347,23 @@ def tweedie_log_series(y, phi, power, tol=1e-15, chunk=1 << 20):
     alpha = (2.0 - p) / (1.0 - p)
     logz = -alpha * np.log(y) + alpha * np.log(p - 1.0) - (1.0 - alpha) * np.log(phi) - np.log(2.0 - p)
 
-    def lw(j, i):
-        return j * logz[i] - special.gammaln(j + 1.0) - special.gammaln(-alpha[i] * j)
-
     jstar = np.maximum(1.0, np.round(np.exp((2.0 - p) * np.log(y) - np.log(phi) - np.log(2.0 - p))))
     sd = np.sqrt((p - 1.0) * jstar) + 1.0
+    # one power (the usual case): the two log-gamma values of each whole j >= 1 from tables, bitwise
+    # the values computed directly below, up to the largest j the first windows reach
+    tab = None
+    if y.size and np.all(alpha == alpha[0]):
+        top = np.max(np.where(np.isfinite(jstar), jstar + 10.0 * sd, 0.0)) + 2.0
+        if top <= max(4096, 4 * y.size):
+            jt = np.arange(int(top) + 1, dtype=float)
+            tab = (special.gammaln(jt + 1.0), special.gammaln(-alpha[0] * jt))
+
+    def lw(j, i):
+        if tab is not None and np.max(j) < tab[0].size:
+            k = j.astype(np.intp)
+            return j * logz[i] - tab[0][k] - tab[1][k]
+        return j * logz[i] - special.gammaln(j + 1.0) - special.gammaln(-alpha[i] * j)
+
     lmax = lw(jstar, np.arange(y.size))      # at most the largest term: the tail bounds stay conservative
     k = np.full(y.size, 10.0)
     lo, hi = np.ones(y.size), jstar.copy()
@@ -353,7 +395,8 @@ def tweedie_log_series(y, phi, power, tol=1e-15, chunk=1 << 20):
         stop = start + max(1, int(np.count_nonzero(m * ws[start:] <= chunk)))
         i = order[start:stop]
         j = lo[i][:, None] + np.arange(int(ws[stop - 1]))[None, :]
-        terms = np.where(j <= hi[i][:, None], lw(j, i[:, None]) - lmax[i][:, None], -np.inf)
+        top = hi[i][:, None]
+        terms = np.where(j <= top, lw(np.minimum(j, top), i[:, None]) - lmax[i][:, None], -np.inf)
         out[i] = lmax[i] + np.log(np.sum(np.exp(terms), axis=1)) - np.log(y[i])
         start = stop
     out[bad] = np.nan
@@ -376,6 +419,15 @@ class Tweedie(Distribution):
     links = ("log", "identity", "sqrt")
     psi_names = ("power",)
     zero_mass = True
+
+    def latent_variance(self, link, null_mean, phi, psi):
+        """``log(1 + phi mu0^(p - 2))`` (``Var = phi mu^p``; log-normal approximation, as insight)."""
+        if link != "log":
+            raise NotImplementedError(f"the latent-scale variance of the Tweedie family is defined for the log link, "
+                                      f"not {link!r}")
+        power = float(self.psi_to_natural(psi)[0])
+        return (float(np.log1p(phi * null_mean() ** (power - 2.0))),
+                "latent scale (log-normal approximation, null-model mean)")
 
     def __init__(self, power=None):
         if power is not None and not 1 < power < 2:
@@ -408,7 +460,8 @@ class Tweedie(Distribution):
     def logpdf(self, y, mu, phi, psi, w):
         p = self._p(psi)
         y, mu, phi = np.broadcast_arrays(_f(y), _f(mu), _f(phi))
-        lf = np.array((y * mu ** (1.0 - p) / (1.0 - p) - mu ** (2.0 - p) / (2.0 - p)) / phi, ndmin=1)
+        m1p = mu ** (1.0 - p)
+        lf = np.array((y * m1p / (1.0 - p) - mu * m1p / (2.0 - p)) / phi, ndmin=1)
         pos = np.array(y > 0, ndmin=1)
         if pos.any():
             lf[pos] += tweedie_log_series(np.array(y, ndmin=1)[pos], np.array(phi, ndmin=1)[pos], p)
@@ -423,7 +476,8 @@ class Tweedie(Distribution):
     def logp0(self, mu, phi, psi, w):
         p = self._p(psi)
         mu, phi = np.broadcast_arrays(_f(mu), _f(phi))
-        return -mu ** (2.0 - p) / (phi * (2.0 - p)), -mu ** (1.0 - p) / phi, (p - 1.0) * mu ** (-p) / phi
+        m1p = mu ** (1.0 - p) / phi
+        return -mu * m1p / (2.0 - p), -m1p, (p - 1.0) * m1p / mu
 
     def variance(self, mu, phi, psi, w=1.0):
         return _f(phi) * _f(mu) ** self._p(psi)

@@ -14,11 +14,11 @@ import numpy as np
 from scipy import special
 
 from .family import ResponseError
-from .specfun import betaln as _betaln
-from .specfun import lfactorial, trigamma
+from .specfun import lfactorial, psi_diffs
+from .specfun import stack as _stack
 from .specfun import lgamma_ratio as _lgamma_ratio
 
-__all__ = ["Distribution", "Poisson", "NBinom2", "NBinom1", "GenPois", "Binomial", "BetaBinomial"]
+__all__ = ["Distribution", "Poisson", "NBinom2", "NBinom1", "GenPois"]
 
 
 def _f(x):
@@ -39,7 +39,8 @@ def _weighted(w, *values):
 
 
 def _lchoose(n, k):
-    return lfactorial(n) - lfactorial(k) - lfactorial(n - k)
+    lf = lfactorial(_stack(n, k, n - k))
+    return lf[0] - lf[1] - lf[2]
 
 
 def _successes(y, w):
@@ -54,6 +55,17 @@ def _wmean(v, w):
     w = _f(w)
     sw = float(np.sum(w))
     return float(np.sum(w * v) / sw) if sw > 0 else float(np.mean(v))
+
+
+def _marginal_index(y, w):
+    """``(mean, variance / mean)`` of ``y`` weighted by ``w`` (rows of weight 0 ignored; index 1 when it is
+    not a finite number)."""
+    y, w = np.broadcast_arrays(_f(y), _f(w))
+    keep = w > 0
+    y, w = y[keep], w[keep]
+    ybar = _wmean(y, w) if y.size else 0.0
+    D = _wmean((y - ybar) ** 2, w) / ybar if ybar > 0 else 1.0
+    return ybar, (D if np.isfinite(D) else 1.0)
 
 
 def _log_clip(value, lo, hi, fallback):
@@ -196,6 +208,11 @@ class _CountBase(Distribution):
     count = True
     zero_mass = True
 
+    def _log_link(self, link):
+        if link != "log":
+            raise NotImplementedError(f"the latent-scale variance of the {self.name} family is defined for the log "
+                                      f"link (Nakagawa et al. 2017), not {link!r}")
+
     def initial_mu(self, y, w):
         y = _f(y)
         return y + (y == 0) / 6.0
@@ -214,6 +231,11 @@ class Poisson(_CountBase):
     """
     name = "poisson"
     has_dispersion = False
+
+    def latent_variance(self, link, null_mean, phi, psi):
+        """``log(1 + 1/mu0)`` (Nakagawa et al.'s log-normal approximation; ``mu0`` the null model's mean)."""
+        self._log_link(link)
+        return float(np.log1p(1.0 / null_mean())), "latent scale (log-normal approximation, null-model mean)"
 
     def logpdf(self, y, mu, phi, psi, w):
         y, mu = _f(y), _f(mu)
@@ -248,6 +270,12 @@ class NBinom2(_CountBase):
     """
     name = "nbinom2"
 
+    def latent_variance(self, link, null_mean, phi, psi):
+        """``log(1 + 1/mu0 + 1/phi)`` (log-normal approximation, as insight)."""
+        self._log_link(link)
+        return (float(np.log1p(1.0 / null_mean() + 1.0 / phi)),
+                "latent scale (log-normal approximation, null-model mean)")
+
     def logpdf(self, y, mu, phi, psi, w):
         y, mu, phi = _f(y), _f(mu), _f(phi)
         s = phi + mu
@@ -257,15 +285,15 @@ class NBinom2(_CountBase):
     def dlogpdf_dmu(self, y, mu, phi, psi, w):
         y, mu, phi = _f(y), _f(mu), _f(phi)
         s = phi + mu
-        ms = mu * s
-        d1 = phi * (y - mu) / ms
-        d2 = phi * (mu * mu - y * (s + mu)) / (ms * ms)
+        q, g = phi / s, y / mu                  # no overflow of mu^2 s^2 for huge phi (Poisson limit)
+        d1 = q * (g - 1.0)
+        d2 = -(d1 / s + q * g / mu)
         return _weighted(w, d1, d2)
 
     def logp0(self, mu, phi, psi, w):
         mu, phi = np.broadcast_arrays(_f(mu), _f(phi))
-        s = phi + mu
-        return -phi * np.log1p(mu / phi), -phi / s, phi / (s * s)
+        q = phi / (phi + mu)
+        return -phi * np.log1p(mu / phi), -q, q / (phi + mu)
 
     def variance(self, mu, phi, psi, w=1.0):
         mu = _f(mu)
@@ -276,11 +304,17 @@ class NBinom2(_CountBase):
         return rng.negative_binomial(phi, phi / (phi + mu)).astype(float)
 
     def initial_log_phi(self, y, mu, w):
-        """Moments: ``sum w mu^2 / sum w ((y - mu)^2 - mu)``, clipped to [0.01, 100] (100, near Poisson,
-        when the residuals show no overdispersion, e.g. for ``mu = y``)."""
+        """Moments: ``sum w mu^2 / sum w ((y - mu)^2 - mu)``, at least the marginal
+        ``mean(y)^2 / (var(y) - mean(y))`` (a lower bound up to noise: covariates and random effects only
+        add variance); when the residuals show no overdispersion (as at the family's own start
+        ``mu ~ y``) the marginal value, or glmmTMB's start ``phi = 1`` if that is larger; clipped to
+        [0.01, 100] (100: near Poisson)."""
         y, mu, w = _f(y), _f(mu), _f(w) + 0 * _f(y)
+        ybar, D = _marginal_index(y, w)
+        marg = ybar / (D - 1.0) if D > 1.0 else 100.0
         den = np.sum(w * ((y - mu) ** 2 - mu))
-        return _log_clip(np.sum(w * mu * mu) / den if den > 0 else 100.0, 0.01, 100.0, 100.0)
+        value = max(np.sum(w * mu * mu) / den, marg) if den > 0 else max(marg, 1.0)
+        return _log_clip(value, 0.01, 100.0, 100.0)
 
 
 class NBinom1(_CountBase):
@@ -295,6 +329,11 @@ class NBinom1(_CountBase):
     """
     name = "nbinom1"
 
+    def latent_variance(self, link, null_mean, phi, psi):
+        """``log(1 + (1 + phi)/mu0)`` (log-normal approximation, as insight)."""
+        self._log_link(link)
+        return float(np.log1p((1.0 + phi) / null_mean())), "latent scale (log-normal approximation, null-model mean)"
+
     def logpdf(self, y, mu, phi, psi, w):
         y, mu, phi = _f(y), _f(mu), _f(phi)
         r, l1p = mu / phi, np.log1p(phi)
@@ -303,11 +342,14 @@ class NBinom1(_CountBase):
 
     def dlogpdf_dmu(self, y, mu, phi, psi, w):
         y, mu, phi = _f(y), _f(mu), _f(phi)
-        r = mu / phi
-        x = np.stack(np.broadcast_arrays(y + r, r))      # one call per special function
-        dg, tg = special.digamma(x), trigamma(x)
-        d1 = (dg[0] - dg[1] - np.log1p(phi)) / phi
-        d2 = (tg[0] - tg[1]) / (phi * phi)
+        # psi(y + r) - psi(r) = [psi(1 + r + (y - 1)) - psi(1 + r)] + 1/r for y > 0 (0 for y = 0), likewise
+        # psi1 with -1/r^2: the 1/r terms are 1/mu after the division by phi (no overflow for huge phi),
+        # and the differences keep their digits for huge r (phi -> 0, the Poisson limit)
+        pos = y > 0
+        g1, g2 = psi_diffs(1.0 + mu / phi, np.where(pos, y - 1.0, 0.0))
+        im = np.where(pos, 1.0 / mu, 0.0)
+        d1 = (g1 - np.log1p(phi)) / phi + im
+        d2 = g2 / phi / phi - im * im
         return _weighted(w, d1, d2)
 
     def logp0(self, mu, phi, psi, w):
@@ -323,9 +365,14 @@ class NBinom1(_CountBase):
         return rng.negative_binomial(mu / phi, 1.0 / (1.0 + phi)).astype(float)
 
     def initial_log_phi(self, y, mu, w):
-        """Moments: ``sum w ((y - mu)^2 - mu) / sum w mu``, clipped to [0.01, 100]."""
+        """Moments: ``sum w ((y - mu)^2 - mu) / sum w mu``, at most the marginal ``var(y) / mean(y) - 1``
+        (an upper bound up to noise: covariates and random effects only add variance); when the residuals
+        show no overdispersion (as at the family's own start ``mu ~ y``) the marginal value but at most
+        glmmTMB's start ``phi = 1``; clipped to [0.01, 100]."""
         y, mu, w = _f(y), _f(mu), _f(w) + 0 * _f(y)
-        return _log_clip(np.sum(w * ((y - mu) ** 2 - mu)) / np.sum(w * mu), 0.01, 100.0, 0.01)
+        marg = _marginal_index(y, w)[1] - 1.0
+        resid = np.sum(w * ((y - mu) ** 2 - mu)) / np.sum(w * mu)
+        return _log_clip(min(resid, marg) if resid > 0 else min(marg, 1.0), 0.01, 100.0, 0.01)
 
 
 class GenPois(_CountBase):
@@ -341,6 +388,11 @@ class GenPois(_CountBase):
     glmmTMB, the truncated probabilities are not renormalized (mean and variance are then approximate).
     """
     name = "genpois"
+
+    def latent_variance(self, link, null_mean, phi, psi):
+        """``log(1 + phi/mu0)`` (``Var = phi mu``; log-normal approximation, as insight)."""
+        self._log_link(link)
+        return float(np.log1p(phi / null_mean())), "latent scale (log-normal approximation, null-model mean)"
 
     @staticmethod
     def _q(y, mu, phi):
@@ -402,135 +454,31 @@ class GenPois(_CountBase):
         return out
 
     def initial_log_phi(self, y, mu, w):
-        """Moments: ``sum w (y - mu)^2 / sum w mu``, clipped to [0.1, 100]."""
-        y, mu, w = _f(y), _f(mu), _f(w) + 0 * _f(y)
-        return _log_clip(np.sum(w * (y - mu) ** 2) / np.sum(w * mu), 0.1, 100.0, 1.0)
+        """Moments, never below the Poisson ``phi = 1`` (glmmTMB's start) unless the data are clearly
+        underdispersed.
 
-
-class _BinomialBase(Distribution):
-    default_link = "logit"
-    links = ("logit", "probit", "cloglog", "cauchit")
-    binomial_type = True
-    zero_mass = True
-
-    def initial_mu(self, y, w):
-        y, w = _f(y), _f(w)
-        return (w * y + 0.5) / (w + 1.0)
-
-    def _draw(self, w, p, rng):
-        w, p = np.broadcast_arrays(_f(w), _f(p))
-        n = np.round(w).astype(np.int64)
-        k = rng.binomial(n, p).astype(float)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(n > 0, k / np.maximum(n, 1), 0.0)
-
-    def check_response(self, y, w) -> None:
-        super().check_response(y, w)
-        y = _f(y)
+        The residual index ``sum w (y - mu)^2 / sum w mu`` (informative for fitted means, about 0 at the
+        family's own start ``mu ~ y``) is clipped to ``[1, D]``, ``D`` the marginal index of dispersion
+        ``var(y) / mean(y)`` (an upper bound up to noise: covariates and random effects only add variance),
+        and to 100. Clearly underdispersed data (``D < 1 - 3 sqrt(2 / n)``, three standard errors of
+        ``D`` below 1 for Poisson data) start at ``phi = D`` (at least 0.1), raised where needed to keep
+        every row inside the truncated support at ``mu`` (``sqrt(phi) > 1 - mu / y``): the log density at
+        the start is finite.
+        """
+        y, mu = np.broadcast_arrays(_f(y), _f(mu))
         w = np.broadcast_to(_f(w), y.shape)
-        bad = (y < 0) | (y > 1)
-        if bad.any():
-            _raise_rows(self.name, "responses must be proportions in [0, 1]", bad, y,
-                        "give 0/1 outcomes, proportions with the number of trials as weights, "
-                        "or cbind(successes, failures)")
-        bad = np.abs(w - np.round(w)) > 1e-8 * np.maximum(1.0, w)
-        if bad.any():
-            _raise_rows(self.name, "the weights are the numbers of trials and must be whole numbers", bad, w,
-                        "give the number of trials as weights, or use cbind(successes, failures)")
-        k = w * y
-        bad = np.abs(k - np.round(k)) > 1e-6 * np.maximum(1.0, k)
-        if bad.any():
-            _raise_rows(self.name, "successes (proportion x trials) must be whole numbers", bad, y,
-                        "give the number of trials as weights, or use cbind(successes, failures)")
-
-
-class Binomial(_BinomialBase):
-    r"""Binomial: ``y`` the proportion of successes :math:`k = wy` in ``w`` trials.
-
-    .. math:: \log f(y) = \log\binom{w}{k} + k \log\mu + (w - k)\log(1-\mu)
-
-    Mean :math:`\mu`, variance (of the proportion) :math:`\mu(1-\mu)/w`; no dispersion;
-    :math:`\log P(0) = w \log(1-\mu)`.
-    """
-    name = "binomial"
-    has_dispersion = False
-
-    def logpdf(self, y, mu, phi, psi, w):
-        y, mu, w = _f(y), _f(mu), _f(w)
-        k = _successes(y, w)
-        return _lchoose(w, k) + special.xlogy(k, mu) + special.xlog1py(w - k, -mu)
-
-    def dlogpdf_dmu(self, y, mu, phi, psi, w):
-        y, mu, w = _f(y), _f(mu), _f(w)
-        k = _successes(y, w)
-        m1 = 1.0 - mu
-        return (k - w * mu) / (mu * m1), -k / (mu * mu) - (w - k) / (m1 * m1)
-
-    def logp0(self, mu, phi, psi, w):
-        mu, w = np.broadcast_arrays(_f(mu), _f(w))
-        return w * np.log1p(-mu), -w / (1.0 - mu), -w / (1.0 - mu) ** 2
-
-    def variance(self, mu, phi, psi, w=1.0):
-        mu = _f(mu)
-        return mu * (1.0 - mu) / _f(w)
-
-    def sample(self, mu, phi, psi, w, rng):
-        return self._draw(w, mu, rng)
-
-
-class BetaBinomial(_BinomialBase):
-    r"""Beta-binomial (glmmTMB ``betabinomial``): :math:`k = wy` successes of ``w`` trials with success
-    probability :math:`p \sim \mathrm{Beta}(a, b)`, :math:`a = \mu\phi`, :math:`b = (1-\mu)\phi`.
-
-    .. math:: \log f(y) = \log\binom{w}{k} + \log B(k + a, w - k + b) - \log B(a, b)
-
-    Mean :math:`\mu`; variance of the proportion :math:`\mu(1-\mu)(w + \phi) / (w (1 + \phi))`
-    (binomial as :math:`\phi \to \infty`); :math:`\log P(0) = \log B(a, w + b) - \log B(a, b)`.
-    """
-    name = "betabinomial"
-
-    def logpdf(self, y, mu, phi, psi, w):
-        y, mu, phi, w = _f(y), _f(mu), _f(phi), _f(w)
-        k, a, b = _successes(y, w), mu * phi, (1.0 - mu) * phi
-        x = np.stack(np.broadcast_arrays(k + a, a))
-        bl = _betaln(x, np.stack(np.broadcast_arrays(w - k + b, b)))
-        return _lchoose(w, k) + bl[0] - bl[1]
-
-    def dlogpdf_dmu(self, y, mu, phi, psi, w):
-        y, mu, phi, w = _f(y), _f(mu), _f(phi), _f(w)
-        k, a, b = _successes(y, w), mu * phi, (1.0 - mu) * phi
-        x = np.stack(np.broadcast_arrays(k + a, a, w - k + b, b))
-        dg, tg = special.digamma(x), trigamma(x)
-        d1 = phi * ((dg[0] - dg[1]) - (dg[2] - dg[3]))
-        d2 = phi * phi * ((tg[0] - tg[1]) + (tg[2] - tg[3]))
-        return d1, d2
-
-    def logp0(self, mu, phi, psi, w):
-        mu, phi, w = np.broadcast_arrays(_f(mu), _f(phi), _f(w))
-        a, b = mu * phi, (1.0 - mu) * phi
-        wb = w + b
-        bl = _betaln(np.stack((a, a)), np.stack((wb, b)))
-        x = np.stack((b, wb))
-        dg, tg = special.digamma(x), trigamma(x)
-        return bl[0] - bl[1], phi * (dg[0] - dg[1]), phi * phi * (tg[1] - tg[0])
-
-    def variance(self, mu, phi, psi, w=1.0):
-        mu, phi, w = _f(mu), _f(phi), _f(w)
-        return mu * (1.0 - mu) * (w + phi) / (w * (1.0 + phi))
-
-    def sample(self, mu, phi, psi, w, rng):
-        mu, phi = np.broadcast_arrays(_f(mu), _f(phi))
-        return self._draw(w, rng.beta(mu * phi, (1.0 - mu) * phi), rng)
-
-    def initial_log_phi(self, y, mu, w):
-        """Moments on rows with more than one trial: the intra-class correlation
-        ``rho = 1 / (1 + phi) = sum (w (y - mu)^2 / (mu (1 - mu)) - 1) / sum (w - 1)``, clipped to
-        [0.005, 0.9]; ``phi = 10`` without such rows."""
-        y, mu, w = np.broadcast_arrays(_f(y), _f(mu), _f(w))
-        many = w > 1
-        if not many.any():
-            return float(np.log(10.0))
-        y, mu, w = y[many], mu[many], w[many]
-        rho = np.sum(w * (y - mu) ** 2 / (mu * (1.0 - mu)) - 1.0) / np.sum(w - 1.0)
-        rho = min(max(float(rho), 0.005), 0.9) if np.isfinite(rho) else 0.1
-        return float(np.log(1.0 / rho - 1.0))
+        keep = w > 0
+        y, mu, w = y[keep], mu[keep], w[keep]
+        if y.size == 0:
+            return 0.0
+        D = _marginal_index(y, w)[1]
+        resid = np.sum(w * (y - mu) ** 2) / np.sum(w * mu)
+        if D >= 1.0 - 3.0 * np.sqrt(2.0 / y.size):
+            return _log_clip(min(resid, D) if np.isfinite(resid) else 1.0, 1.0, max(1.0, min(D, 100.0)), 1.0)
+        phi = max(D, 0.1)
+        pos = y > 0
+        if pos.any():                       # theta + lambda y > 0 <=> sqrt(phi) > 1 - mu / y
+            need = float(np.max(1.0 - mu[pos] / y[pos]))
+            if np.sqrt(phi) <= need:
+                phi = (0.5 * (1.0 + need)) ** 2
+        return float(np.log(phi))

@@ -11,14 +11,20 @@ that need them:
 * :func:`betaln`: scipy's ``betaln`` (log of a ratio of gamma functions, accurate) while both arguments
   are below 20, Stirling's series with the large terms combined analytically beyond (where a difference
   of log-gamma values of size ``a log a`` would lose digits), each formula on its own rows only;
-* :func:`lfactorial`: ``log(k!)`` from a table for whole ``k < 1024`` (the table holds scipy's values).
+* :func:`lfactorial`: ``log(k!)`` from a table for whole ``k < 1024`` (the table holds scipy's values);
+* :func:`psi_diffs`: ``psi(x + d) - psi(x)`` and ``psi1(x + d) - psi1(x)`` (the negative binomial and
+  beta-binomial ``mu``-derivatives) accurate relative to the difference also for huge ``x``, where
+  subtracting the two values loses all digits (``x = mu / phi`` as ``phi -> 0``, the Poisson limit).
+
+Functions of several arrays are usually called once on a :func:`stack` of them (fewer numpy calls).
 """
 from __future__ import annotations
 
 import numpy as np
 from scipy import special
 
-__all__ = ["betaln", "lgamma_ratio", "lfactorial", "trigamma", "stirling_corr", "lgamma_shift"]
+__all__ = ["betaln", "lgamma_ratio", "lfactorial", "trigamma", "stirling_corr", "lgamma_shift", "stack",
+           "psi_diffs"]
 
 _LOG_SQRT_2PI = 0.5 * float(np.log(2 * np.pi))
 _BIG = 20.0     # from here on the Stirling series below is accurate to 1e-17
@@ -34,6 +40,15 @@ _LFACT = special.gammaln(np.arange(_NFACT, dtype=float) + 1.0)
 
 def _f(x):
     return np.asarray(x, dtype=float)
+
+
+def stack(*arrays):
+    """The arrays broadcast together and stacked along a new first axis (one special-function call on the
+    stack instead of one per array; cheaper than ``np.stack(np.broadcast_arrays(...))``)."""
+    shape = np.shape(arrays[0])
+    if all(np.shape(a) == shape for a in arrays[1:]):
+        return np.array(arrays, dtype=float)
+    return np.array(np.broadcast_arrays(*arrays), dtype=float)
 
 
 def stirling_corr(x):
@@ -56,7 +71,7 @@ def _betaln_large(s, L):
     with the shift in Stirling's series and, when ``s >= 20`` too, ``lgamma(s)`` in it as well (the terms
     of size ``s log s`` then cancel analytically)."""
     t = s + L
-    c = stirling_corr(np.stack((L, t)))
+    c = stirling_corr(np.array((L, t)))
     out = c[0] - c[1] - (L - 0.5) * np.log1p(s / L)
     lt = np.log(t)
     both = s >= _BIG
@@ -147,3 +162,61 @@ def trigamma(x):
     ser *= iz
     ser += acc
     return ser
+
+
+_DIFF_X = 10.0  # psi_diffs: the differenced asymptotic series from here on
+
+
+def _poly(u, coefs):
+    """``sum_k coefs[k] u^(k+1)`` (Horner, in place)."""
+    out = u * coefs[-1]
+    for c in coefs[-2::-1]:
+        out += c
+        out *= u
+    return out
+
+
+def _psi_diffs_large(x, d):
+    """:func:`psi_diffs` for ``x, x + d >= 10``: the asymptotic series of both, differenced analytically
+    (``log1p(d/x)`` and ``d / (x (x + d))``), so each term is proportional to ``d``."""
+    xd = x + d
+    p = x * xd
+    iz = 1.0 / np.array((xd, x))
+    iz2 = iz * iz
+    s = _poly(iz2, _BS)                     # psi(z) = log z - 1/(2z) - s(z)
+    r = iz * _poly(iz2, _B)                 # psi1(z) = 1/z + 1/(2z^2) + r(z)
+    t = d / p
+    d1 = np.log1p(d / x) + 0.5 * t - (s[0] - s[1])
+    d2 = (r[0] - r[1]) - t * (1.0 + 0.5 * (x + xd) / p)
+    return d1, d2
+
+
+_BS = tuple(b / (2 * k) for k, b in enumerate(_B, start=1))
+
+
+def psi_diffs(x, d):
+    """``(psi(x + d) - psi(x), psi1(x + d) - psi1(x))`` (digamma and trigamma differences) for ``x > 0``,
+    ``x + d > 0``, exactly 0 for ``d = 0``.
+
+    For ``x, x + d >= 10`` the differences of the asymptotic series with the leading terms differenced
+    analytically: accurate relative to the difference however large ``x`` is (subtracting two digamma
+    values of size ``log x`` loses ``log10(x / d)`` digits); below, the difference of the values
+    (:func:`scipy.special.digamma`, :func:`trigamma`), whose relative error is at most about
+    ``eps * 10 log(x + d) / d`` there.
+    """
+    x, d = np.broadcast_arrays(_f(x), _f(d))
+    xd = x + d
+    big = np.minimum(x, xd) >= _DIFF_X
+    if big.all():
+        return _psi_diffs_large(x, d)
+    if not big.any():
+        v = np.array((xd, x))
+        dg, tg = special.digamma(v), trigamma(v)
+        return dg[0] - dg[1], tg[0] - tg[1]
+    d1, d2 = np.empty(x.shape), np.empty(x.shape)
+    i, j = np.nonzero(big), np.nonzero(~big)
+    d1[i], d2[i] = _psi_diffs_large(x[i], d[i])
+    v = np.array((xd[j], x[j]))
+    dg, tg = special.digamma(v), trigamma(v)
+    d1[j], d2[j] = dg[0] - dg[1], tg[0] - tg[1]
+    return d1, d2
