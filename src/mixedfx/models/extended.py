@@ -206,9 +206,10 @@ def fit_extended(design: Design, dist, link, hurdle: bool = False, nagq: int = 1
             warnings.warn("boundary (singular) fit: a variance component is (nearly) zero; see is_singular",
                           SingularFitWarning, stacklevel=3)
         if method != "hessian":
+            hint = (", e.g. a zero-inflation probability of 0 (a zi coefficient drifting to -inf)"
+                    if design.part("zi") is not None else "")
             warnings.warn("the Hessian of -2 log L is not positive definite at the optimum: standard errors are "
-                          "not available (a parameter may be at a boundary, e.g. a zero-inflation probability "
-                          "of 0)", ConvergenceWarning, stacklevel=3)
+                          f"not available (a parameter may be at a boundary{hint})", ConvergenceWarning, stacklevel=3)
     fit = ExtendedFit(
         design=design, dist=dist, link=link, hurdle=hurdle, nagq=int(nagq),
         theta=sc.theta_to_user(x_hat[:k], layout), beta=beta, beta_zi=beta_zi, beta_disp=beta_d,
