@@ -141,12 +141,7 @@ class CumulativeLink:
         return np.asarray(w, float) * self._parts(y, mu, psi)[0]
 
     def dlogpdf_dmu(self, y, mu, phi, psi, w):
-        logP, fa, fpa, fb, fpb = self._parts(y, mu, psi)
-        P = np.exp(logP)
-        d1 = -(fb - fa) / P
-        d2 = (fpb - fpa) / P - d1 * d1
-        w = np.asarray(w, float)
-        return w * d1, w * d2
+        return self.logpdf_derivs(y, mu, phi, psi, w)[1:]
 
     def logpdf_derivs(self, y, mu, phi, psi, w):
         """``(logpdf, d/dmu, d2/dmu2)`` in one pass (what the Laplace engine asks for each step)."""

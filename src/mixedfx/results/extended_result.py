@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 from scipy import special, stats
 
+from .glmm_result import FullLikelihood, wald_z_table
 from .lmm_result import MixedModelResultBase, _abbreviate_all
 from .summary import Summary
 
@@ -26,7 +27,7 @@ def _not_available(what: str, instead: str = "") -> NotImplementedError:
 
 
 @dataclass(frozen=True, eq=False)
-class ExtendedMixedModelResult(MixedModelResultBase):
+class ExtendedMixedModelResult(FullLikelihood, MixedModelResultBase):
     """A fitted glmmTMB-style GLMM (see the module docstring).
 
     ``fixef`` holds the conditional-model coefficients (R's names), ``fixef_zi`` and
@@ -120,12 +121,7 @@ class ExtendedMixedModelResult(MixedModelResultBase):
             idx = [i for i, nm in enumerate(names) if nm.startswith("disp~")]
         else:
             raise ValueError(f"part must be 'cond', 'zi' or 'disp', got {part!r}")
-        se = se_all[list(idx)]
-        z = est.to_numpy() / se
-        out = pd.DataFrame({"estimate": est.to_numpy(), "se": se, "df": np.inf, "statistic": z,
-                            "p": 2 * stats.norm.sf(np.abs(z))}, index=est.index)
-        out.attrs["statistic"] = "z"
-        return out
+        return wald_z_table(est, se_all[list(idx)])
 
     def coef_table(self, ddf: str = "none", part: str = "cond") -> pd.DataFrame:
         """Wald z tests (``estimate, se, df, statistic, p``) of one part: ``"cond"``, ``"zi"``, ``"disp"``."""
@@ -133,26 +129,9 @@ class ExtendedMixedModelResult(MixedModelResultBase):
 
     # ------------------------------------------------------ likelihoods
     @property
-    def objective(self) -> float:
-        """-2 log-likelihood (Laplace or adaptive Gauss-Hermite), all constants included."""
-        return self.fit.objective
-
-    @property
-    def loglik(self) -> float:
-        return -0.5 * self.fit.objective
-
-    @property
     def df(self) -> int:
         """Estimated parameters: theta, every coefficient, free family parameters (glmmTMB's df)."""
         return self.fit.n_params
-
-    @property
-    def aic(self) -> float:
-        return float(self.fit.objective + 2 * self.df)
-
-    @property
-    def bic(self) -> float:
-        return float(self.fit.objective + np.log(self.nobs) * self.df)
 
     # ------------------------------------------------------- predictions
     def _parts_for(self, newdata):

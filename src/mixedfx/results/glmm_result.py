@@ -11,11 +11,43 @@ from .lmm_result import MixedModelResultBase, _abbreviate_all
 from .marginal import marginal_mean, marginal_slopes
 from .summary import Summary
 
-__all__ = ["GeneralizedLinearMixedModelResult"]
+__all__ = ["GeneralizedLinearMixedModelResult", "FullLikelihood", "wald_z_table"]
+
+
+class FullLikelihood:
+    """``objective`` (``-2 log L`` with every constant, Laplace or quadrature), ``loglik``, ``aic``
+    and ``bic`` from ``fit.objective`` and the result's ``df`` (GLMMs and glmmTMB-style models)."""
+
+    @property
+    def objective(self) -> float:
+        """-2 log-likelihood (Laplace or adaptive Gauss-Hermite), all constants included."""
+        return self.fit.objective
+
+    @property
+    def loglik(self) -> float:
+        return -0.5 * self.fit.objective
+
+    @property
+    def aic(self) -> float:
+        return float(self.fit.objective + 2 * self.df)
+
+    @property
+    def bic(self) -> float:
+        return float(self.fit.objective + np.log(self.nobs) * self.df)
+
+
+def wald_z_table(est: pd.Series, se) -> pd.DataFrame:
+    """``estimate, se, df (inf), statistic (z), p`` for estimates and standard errors."""
+    se = np.asarray(se, float)
+    z = est.to_numpy() / se
+    out = pd.DataFrame({"estimate": est.to_numpy(), "se": se, "df": np.inf, "statistic": z,
+                        "p": 2 * stats.norm.sf(np.abs(z))}, index=est.index)
+    out.attrs["statistic"] = "z"
+    return out
 
 
 @dataclass(frozen=True, eq=False)
-class GeneralizedLinearMixedModelResult(MixedModelResultBase):
+class GeneralizedLinearMixedModelResult(FullLikelihood, MixedModelResultBase):
     """A fitted GLMM: ``g(E[y | b]) = X beta + Z b + offset``, ``b ~ N(0, phi Lambda Lambda')``.
 
     ``objective`` and ``loglik`` are on the true log-likelihood scale (all constants),
@@ -45,14 +77,6 @@ class GeneralizedLinearMixedModelResult(MixedModelResultBase):
         return self.sigma if self.family.has_dispersion else None
 
     # ----------------------------------------------------------- likelihoods
-    @property
-    def objective(self) -> float:
-        """-2 log-likelihood (Laplace or adaptive Gauss-Hermite)."""
-        return self.fit.objective
-
-    @property
-    def loglik(self) -> float:
-        return -0.5 * self.fit.objective
 
     @property
     def deviance(self) -> float:
@@ -64,13 +88,6 @@ class GeneralizedLinearMixedModelResult(MixedModelResultBase):
         return (len(self.fit.beta) + len(self.fit.theta) + int(self.family.has_dispersion)
                 + int(getattr(self.family, "estimated", False)))
 
-    @property
-    def aic(self) -> float:
-        return float(self.fit.objective + 2 * self.df)
-
-    @property
-    def bic(self) -> float:
-        return float(self.fit.objective + np.log(self.nobs) * self.df)
 
     # ----------------------------------------------------- fitted and residuals
     def fitted(self) -> pd.Series:
@@ -138,11 +155,7 @@ class GeneralizedLinearMixedModelResult(MixedModelResultBase):
     def coef_table(self, ddf: str = "none") -> pd.DataFrame:
         """Wald z tests of the fixed effects: ``estimate, se, df, statistic, p``, the columns of
         the LMM table (GLMMs have no denominator df: ``df`` is infinite; ``statistic`` is z)."""
-        est, se = self.fixef, self.se
-        z = est / se
-        out = pd.DataFrame({"estimate": est, "se": se, "df": np.inf, "statistic": z, "p": 2 * stats.norm.sf(np.abs(z))})
-        out.attrs["statistic"] = "z"
-        return out
+        return wald_z_table(self.fixef, self.se.to_numpy())
 
     def summary(self) -> Summary:
         method = "Laplace Approximation" if self.nagq <= 1 else f"Adaptive Gauss-Hermite Quadrature, nAGQ = {self.nagq}"

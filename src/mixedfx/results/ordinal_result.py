@@ -8,6 +8,7 @@ import pandas as pd
 from scipy import stats
 
 from .extended_result import ExtendedMixedModelResult, _not_available, _r_layout
+from .glmm_result import wald_z_table
 from .summary import Summary
 
 __all__ = ["OrdinalMixedModelResult"]
@@ -47,22 +48,15 @@ class OrdinalMixedModelResult(ExtendedMixedModelResult):
         names = list(self.fit.dist.psi_names) + list(self.fit.design.xnames)
         return pd.DataFrame(V, index=names, columns=names)
 
-    def _table(self, est: pd.Series, se: np.ndarray) -> pd.DataFrame:
-        z = est.to_numpy() / se
-        out = pd.DataFrame({"estimate": est.to_numpy(), "se": se, "df": np.inf, "statistic": z,
-                            "p": 2 * stats.norm.sf(np.abs(z))}, index=est.index)
-        out.attrs["statistic"] = "z"
-        return out
-
     def coef_table(self, ddf: str = "none", part: str = "cond") -> pd.DataFrame:
         """Wald z tests of the coefficients (``part="cond"``) or of the thresholds (``part="thresholds"``)."""
         se = np.sqrt(np.diag(self.vcov_all.to_numpy()))
         K1 = len(self.fit.psi)
         if part == "thresholds":
-            return self._table(self.thresholds, se[:K1])
+            return wald_z_table(self.thresholds, se[:K1])
         if part != "cond":
             raise ValueError(f"part must be 'cond' or 'thresholds', got {part!r}")
-        return self._table(self.fixef, se[K1:])
+        return wald_z_table(self.fixef, se[K1:])
 
     @property
     def se(self) -> pd.Series:
