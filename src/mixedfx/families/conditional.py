@@ -27,7 +27,7 @@ The outer parameter vector of the model is ``(beta_zi, beta_d, psi)`` after ``(t
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import special
@@ -42,6 +42,8 @@ class _State:
     zeta: np.ndarray | None       # zero-inflation / hurdle linear predictor per row (None without zi)
     phi: np.ndarray | float       # dispersion per row (1 without one)
     psi: np.ndarray               # family parameters (internal scale), free and fixed together
+    #: the distribution's mu-free log-density part at these parameters (``logpdf_free``), once computed
+    free: np.ndarray | None = field(default=None, repr=False)
 
 
 class ConditionalLikelihood:
@@ -81,6 +83,7 @@ class ConditionalLikelihood:
         self.n_zi = 0 if self.zi_X is None else self.zi_X.shape[1]
         self.n_disp = 0 if self.disp_X is None else self.disp_X.shape[1]
         self.n_extra = self.n_zi + self.n_disp + self.n_psi
+        self._last_state = None
 
     # ------------------------------------------------------------ parameters
     def split(self, extra):
@@ -93,6 +96,17 @@ class ConditionalLikelihood:
         return self.fixed_psi if self.fixed_psi is not None else np.asarray(psi_free, float)
 
     def state(self, extra) -> _State:
+        """The per-row parameters at ``extra`` (the same object for the same ``extra`` as the last call,
+        so parts computed once per parameter value, such as Tweedie's series, are reused)."""
+        extra = np.asarray(extra, float)
+        last = self._last_state
+        if last is not None and last[0].shape == extra.shape and np.array_equal(last[0], extra):
+            return last[1]
+        st = self._new_state(extra)
+        self._last_state = (extra.copy(), st)
+        return st
+
+    def _new_state(self, extra) -> _State:
         bzi, bd, psi = self.split(extra)
         zeta = None if self.zi_X is None else self.zi_X @ bzi + self.zi_offset
         phi = 1.0 if self.disp_X is None else np.exp(self.disp_X @ bd + self.disp_offset)
@@ -109,6 +123,11 @@ class ConditionalLikelihood:
         d = self.dist
         if hasattr(d, "logpdf_derivs"):          # one pass where the distribution shares the work
             f, f1, f2 = d.logpdf_derivs(self.y, mu, st.phi, st.psi, self.trials)
+        elif hasattr(d, "logpdf_free"):          # an expensive mu-free part (Tweedie's series): once per state
+            if st.free is None:
+                st.free = d.logpdf_free(self.y, st.phi, st.psi, self.trials)
+            f = d.logpdf_mu(self.y, mu, st.phi, st.psi, self.trials) + st.free
+            f1, f2 = d.dlogpdf_dmu(self.y, mu, st.phi, st.psi, self.trials)
         else:
             f = d.logpdf(self.y, mu, st.phi, st.psi, self.trials)
             f1, f2 = d.dlogpdf_dmu(self.y, mu, st.phi, st.psi, self.trials)

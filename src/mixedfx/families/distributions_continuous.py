@@ -458,14 +458,26 @@ class Tweedie(Distribution):
         return float(1.0 + special.expit(psi[0]))
 
     def logpdf(self, y, mu, phi, psi, w):
+        return self.logpdf_mu(y, mu, phi, psi, w) + self.logpdf_free(y, phi, psi, w)
+
+    def logpdf_mu(self, y, mu, phi, psi, w):
+        """The part of :meth:`logpdf` that depends on ``mu``: ``(y mu^(1-p)/(1-p) - mu^(2-p)/(2-p)) / phi``."""
         p = self._p(psi)
         y, mu, phi = np.broadcast_arrays(_f(y), _f(mu), _f(phi))
         m1p = mu ** (1.0 - p)
-        lf = np.array((y * m1p / (1.0 - p) - mu * m1p / (2.0 - p)) / phi, ndmin=1)
-        pos = np.array(y > 0, ndmin=1)
+        return _weighted(w, (y * m1p / (1.0 - p) - mu * m1p / (2.0 - p)) / phi)
+
+    def logpdf_free(self, y, phi, psi, w):
+        """The part of :meth:`logpdf` free of ``mu``: ``log a(y, phi, p)`` (the series, 0 at ``y = 0``,
+        ``-inf`` for negative ``y``).  A Laplace fit evaluates it once per ``(phi, p)``, not per
+        Newton step."""
+        p = self._p(psi)
+        y, phi = np.broadcast_arrays(_f(y), _f(phi))
+        lf = np.zeros(y.shape)
+        pos = y > 0
         if pos.any():
-            lf[pos] += tweedie_log_series(np.array(y, ndmin=1)[pos], np.array(phi, ndmin=1)[pos], p)
-        return _weighted(w, np.where(y < 0, -np.inf, lf.reshape(y.shape)))
+            lf[pos] = tweedie_log_series(y[pos], phi[pos], p)
+        return _weighted(w, np.where(y < 0, -np.inf, lf))
 
     def dlogpdf_dmu(self, y, mu, phi, psi, w):
         p = self._p(psi)
