@@ -333,8 +333,13 @@ def _hessian(lw, x_hat, nagq: int):
     """Hessian of ``-2 log L``: the central difference of the analytic gradient (Laplace), or
     second differences of the quadrature deviance."""
     if nagq > 1 or not lw.gradient_available():
-        def f(x):
-            m = lw.modes(x, utol=1e-12)
+        m0 = lw.modes(x_hat, utol=1e-12)
+        if m0 is None:
+            return None, "failed"
+        u_hat = m0.u.copy()
+
+        def f(x):              # every point's modes from the optimum's (no dependence on the order)
+            m = lw.modes(x, u0=u_hat, utol=1e-12)
             if m is None:
                 return np.nan
             return lw.agq(x, m, nagq) if nagq > 1 else m.deviance
