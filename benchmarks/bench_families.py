@@ -424,7 +424,8 @@ def main(argv=None) -> int:
         dref = o["m2ll"] - c["reference_m2ll"] if "m2ll" in o and c["reference_m2ll"] is not None else None
         n = c.get("rows") or len(datasets[c["data"]])
         row = {"id": c["id"], "section": c["section"], "kind": c["kind"],
-               "rows_desc": f"{c['data']} ({n})" if c["section"] == "reference" else f"sim ({n} / {c['groups']} groups)",
+               "rows_desc": (f"{c['data']} ({n})" if c["section"] == "reference"
+                             else f"sim ({n} / {c['groups']} groups)"),
                "rows": n, "mixedfx_call": call_text(c), "r_call": c["r_call"], "mixedfx": o, "r": r,
                "ratio": r["median"] / o["median"] if r and "median" in r and "median" in o else None,
                "d_m2ll": d, "d_ref": dref, "reference_m2ll": c["reference_m2ll"]}
