@@ -92,3 +92,16 @@ def test_prior_weights_multiply_the_log_density():
     extra = np.array([-0.5, 0.2, 0.3])
     for a, b in zip(lik1.derivs(ETA, lik1.state(extra)), lik2.derivs(ETA, lik2.state(extra))):
         np.testing.assert_allclose(b, w * a, rtol=1e-13)
+
+
+def test_states_do_not_alias_the_parameter_vector():
+    """A state is cached for its parameter vector; changing that vector in place (as a finite-difference
+    Hessian does) must neither change the cached state nor be missed by the next call."""
+    from mixedfx.families.distributions import StudentT
+    lik = ConditionalLikelihood(StudentT(), get_link("identity"), rng.standard_normal(N))
+    extra = np.array([0.1, np.log(4.0)])
+    first = lik.state(extra)
+    extra[1] = np.log(9.0)
+    assert first.psi[0] == pytest.approx(np.log(4.0))
+    assert lik.state(extra).psi[0] == pytest.approx(np.log(9.0))
+    assert lik.state(np.array([0.1, np.log(4.0)])).psi[0] == pytest.approx(np.log(4.0))

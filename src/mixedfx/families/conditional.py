@@ -93,7 +93,8 @@ class ConditionalLikelihood:
         return extra[:a], extra[a:b], extra[b:]
 
     def _psi(self, psi_free):
-        return self.fixed_psi if self.fixed_psi is not None else np.asarray(psi_free, float)
+        # a copy: a state outlives the caller's parameter vector, which may be changed in place
+        return np.array(self.fixed_psi if self.fixed_psi is not None else psi_free, float)
 
     def state(self, extra) -> _State:
         """The per-row parameters at ``extra`` (the same object for the same ``extra`` as the last call,
