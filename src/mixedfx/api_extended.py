@@ -73,11 +73,10 @@ def glmer_extended(formula, data, family, link=None, nagq: int = 1, weights=None
     if disp is not None and not dist.has_dispersion:
         raise ValueError(f"disp= models the dispersion, but the {dist.name} family has none (its variance is fixed "
                          "by the mean); use a family with a dispersion such as nbinom2 or remove disp=")
-    if zi is not None and not (getattr(dist, "count", False) or getattr(dist, "binomial_type", False)
-                               or dist.name == "binomial"):
+    if zi is not None and not getattr(dist, "zero_mass", False):
         raise ValueError(f"zi= (zero inflation) needs a response with a probability mass at zero (counts or binomial "
                          f"proportions); the {dist.name} family is continuous")
-    proxy = SimpleNamespace(name="binomial" if (dist.binomial_type or dist.name == "binomial") else dist.name,
+    proxy = SimpleNamespace(name="binomial" if dist.binomial_type else dist.name,
                             link=link_obj)
     parts = {"zi": zi, "disp": disp}
     design = build_design(parse_formula(formula), data, weights=weights, offset=offset, family=proxy, parts=parts)

@@ -116,6 +116,17 @@ class Family:
         """
         return -0.5 * float(np.sum(w * self.unit_deviance(y, mu)))
 
+    def sample(self, mu, w, phi, rng) -> np.ndarray:
+        """One response per row at means ``mu`` (prior weights ``w`` or None, dispersion ``phi``)."""
+        raise NotImplementedError(f"simulation for the {self.name} family is not available")
+
+    def latent_variance(self, null_mean, phi):
+        """``(sigma2_e, description)``: the residual variance on the latent scale for the ICC and R2
+        (``null_mean()`` gives ``exp(b0)`` of the null model where the family needs it)."""
+        raise NotImplementedError(
+            f"ICC and R2 for the {self.name} family with a {self.link.name} link are not available; "
+            "they cover LMMs, binomial (logit, probit, cloglog), and log-link Poisson, negative binomial and Gamma")
+
     # shared ----------------------------------------------------------------
     def deviance(self, y, mu, w) -> float:
         return float(np.sum(w * self.unit_deviance(y, mu)))
@@ -205,6 +216,18 @@ class Binomial(Family):
                                 "give the number of trials as weights= or use cbind(successes, failures)")
 
 
+    def sample(self, mu, w, phi, rng):
+        """Proportions of ``round(w)`` trials (one trial without weights)."""
+        trials = np.round(w).astype(int) if w is not None else np.ones(len(mu), int)
+        return rng.binomial(trials, mu) / np.maximum(trials, 1)
+
+    def latent_variance(self, null_mean, phi):
+        """The link's distribution variance: ``pi^2/3`` (logit), 1 (probit), ``pi^2/6`` (cloglog)."""
+        value = {"logit": np.pi ** 2 / 3, "probit": 1.0, "cloglog": np.pi ** 2 / 6}.get(self.link.name)
+        if value is None:
+            return super().latent_variance(null_mean, phi)
+        return value, f"latent scale ({self.link.name}: distribution variance)"
+
 class Poisson(Family):
     """Counts.  ``V = mu``; ``d = 2 [y log(y/mu) - (y - mu)]``; ``log f = y log mu - mu - log y!``."""
     name = "poisson"
@@ -239,6 +262,16 @@ class Poisson(Family):
         if np.any(np.abs(y - np.round(y)) > 1e-8):
             raise ResponseError("poisson responses must be whole-number counts")
 
+
+    def sample(self, mu, w, phi, rng):
+        return rng.poisson(mu).astype(float)
+
+    def latent_variance(self, null_mean, phi):
+        """``log(1 + 1/lambda)`` (log link; Nakagawa et al.'s log-normal approximation)."""
+        if self.link.name != "log":
+            return super().latent_variance(null_mean, phi)
+        return (float(np.log1p(1.0 / null_mean())),
+                "latent scale (log-normal approximation, Nakagawa et al. 2017; null-model intercept)")
 
 class Gamma(Family):
     """Positive reals, shape ``1/phi`` and mean ``mu``.  ``V = mu^2``;
@@ -296,6 +329,16 @@ class Gamma(Family):
             raise ResponseError(f"Gamma responses must be positive ({int((y <= 0).sum())} values <= 0)")
 
 
+    def sample(self, mu, w, phi, rng):
+        shape = 1.0 / phi
+        return rng.gamma(shape, mu / shape)
+
+    def latent_variance(self, null_mean, phi):
+        """``log(1 + phi)`` (log link; log-normal approximation)."""
+        if self.link.name != "log":
+            return super().latent_variance(null_mean, phi)
+        return float(np.log1p(phi)), "latent scale (log-normal approximation: log(1 + phi))"
+
 class InverseGaussian(Family):
     """Positive reals.  ``V = mu^3``; ``d = (y - mu)^2 / (mu^2 y)``;
     ``log f = -1/2 log(2 pi phi y^3) - (y - mu)^2 / (2 phi mu^2 y)``."""
@@ -325,6 +368,9 @@ class InverseGaussian(Family):
             raise ResponseError(f"inverse Gaussian responses must be positive ({int((y <= 0).sum())} values <= 0)")
 
 
+    def sample(self, mu, w, phi, rng):
+        return rng.wald(mu, 1.0 / phi)
+
 class Gaussian(Family):
     """Normal errors with a (possibly non-identity) link.  ``V = 1``; ``d = (y - mu)^2``;
     ``log f = -1/2 log(2 pi phi / w) - w (y - mu)^2 / (2 phi)``."""
@@ -348,6 +394,9 @@ class Gaussian(Family):
         """Closed form: ``phi = (sum w (y - mu)^2 + uu) / n`` (rows with positive weight)."""
         return _closed_form_dispersion(self, y, mu, w, uu)
 
+
+    def sample(self, mu, w, phi, rng):
+        return mu + np.sqrt(phi) * rng.standard_normal(len(mu))
 
 class NegativeBinomial(Family):
     """Counts with ``V = mu + mu^2 / theta`` (``theta`` the shape, estimated by ``glmer(family="negbin")``);
@@ -390,6 +439,17 @@ class NegativeBinomial(Family):
     def check_response(self, y, w) -> None:
         Poisson.check_response(self, y, w)
 
+
+    def sample(self, mu, w, phi, rng):
+        t = self.theta
+        return rng.negative_binomial(t, t / (t + mu)).astype(float)
+
+    def latent_variance(self, null_mean, phi):
+        """``log(1 + 1/lambda + 1/theta)`` (log link; log-normal approximation)."""
+        if self.link.name != "log":
+            return super().latent_variance(null_mean, phi)
+        return (float(np.log1p(1.0 / null_mean() + 1.0 / self.theta)),
+                "latent scale (log-normal approximation, Nakagawa et al. 2017; null-model intercept)")
 
 _FAMILIES = {"binomial": Binomial, "poisson": Poisson, "gamma": Gamma, "Gamma": Gamma,
              "inverse_gaussian": InverseGaussian, "inverse.gaussian": InverseGaussian,

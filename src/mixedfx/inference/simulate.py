@@ -116,24 +116,7 @@ def _draw_response(result, eta, rng, newdata):
     if family is None:
         sd = result.sigma / (np.sqrt(w) if w is not None else 1.0)
         return eta + sd * rng.standard_normal(len(eta))
-    mu = family.link.inverse(eta)
-    name = family.name
-    if name == "binomial":
-        trials = np.round(w).astype(int) if w is not None else np.ones(len(mu), int)
-        return rng.binomial(trials, mu) / np.maximum(trials, 1)
-    if name == "poisson":
-        return rng.poisson(mu).astype(float)
-    if name == "negative.binomial":
-        t = family.theta
-        return rng.negative_binomial(t, t / (t + mu)).astype(float)
-    if name == "Gamma":
-        shape = 1.0 / fit.phi
-        return rng.gamma(shape, mu / shape)
-    if name == "inverse.gaussian":
-        return rng.wald(mu, 1.0 / fit.phi)
-    if name == "gaussian":
-        return mu + np.sqrt(fit.phi) * rng.standard_normal(len(mu))
-    raise NotImplementedError(f"simulation for the {name} family is not available")
+    return family.sample(family.link.inverse(eta), w, fit.phi, rng)
 
 
 def simulate(result, nsim: int = 1, seed=None, newdata: pd.DataFrame | None = None,

@@ -34,9 +34,6 @@ import pandas as pd
 
 __all__ = ["variance_components", "icc", "r2"]
 
-_LATENT = {"logit": np.pi ** 2 / 3, "probit": 1.0, "cloglog": np.pi ** 2 / 6}
-
-
 def variance_components(result, include_uncorrelated_slopes: bool = True, null_intercept: float | None = None) -> dict:
     """``sigma2_f``, ``sigma2_r`` (total and per term), ``sigma2_e`` and how ``sigma2_e`` was obtained.
 
@@ -70,19 +67,10 @@ def variance_components(result, include_uncorrelated_slopes: bool = True, null_i
         sigma2_e, method = latent()
     elif family is None:
         sigma2_e, method = result.sigma ** 2, "residual variance"
-    elif family.name == "binomial" and family.link.name in _LATENT:
-        sigma2_e, method = _LATENT[family.link.name], f"latent scale ({family.link.name}: distribution variance)"
-    elif family.name in ("poisson", "negative.binomial") and family.link.name == "log":
-        lam0 = float(np.exp(_null_intercept(result) if null_intercept is None else null_intercept))
-        extra = 1.0 / family.theta if family.name == "negative.binomial" else 0.0
-        sigma2_e = float(np.log1p(1.0 / lam0 + extra))
-        method = "latent scale (log-normal approximation, Nakagawa et al. 2017; null-model intercept)"
-    elif family.name == "Gamma" and family.link.name == "log":
-        sigma2_e, method = float(np.log1p(fit.phi)), "latent scale (log-normal approximation: log(1 + phi))"
     else:
-        raise NotImplementedError(
-            f"ICC and R2 for the {family.name} family with a {family.link.name} link are not available; "
-            "they cover LMMs, binomial (logit, probit, cloglog), and log-link Poisson, negative binomial and Gamma")
+        def null_mean():
+            return float(np.exp(_null_intercept(result) if null_intercept is None else null_intercept))
+        sigma2_e, method = family.latent_variance(null_mean, fit.phi)
     if olre:
         method += "; observation-level random effects counted as dispersion"
     return {"sigma2_f": sigma2_f, "sigma2_r": float(sum(per_term)), "sigma2_r_terms": per_term,
