@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from .api_extended import EXTENDED_FAMILIES, glmer_extended, is_extended
 from .design import build_design
 from .design.columns import finite_vector
 from .formula import parse_formula
@@ -213,7 +214,6 @@ def glmer(formula: str, data: pd.DataFrame, family="binomial", link=None, nagq: 
     ...               mfx.datasets.load("cbpp"), family="binomial")
     """
     nagq = _check_nagq(nagq)
-    from .api_extended import glmer_extended, is_extended
     if is_extended(family, zi, disp):
         call = dict(family=family, link=link, nagq=nagq, weights=weights, offset=offset, data_name=data_name, zi=zi,
                     disp=disp, df=df, **control)
@@ -236,7 +236,6 @@ def glmer(formula: str, data: pd.DataFrame, family="binomial", link=None, nagq: 
         fam = get_family(family, link)
     except ValueError as exc:
         if isinstance(family, str) and str(exc).startswith("unknown family"):
-            from .api_extended import EXTENDED_FAMILIES
             raise ValueError(f"unknown family {family!r}; choose one of binomial, poisson, gamma, inverse_gaussian, "
                              f"gaussian, negbin (lme4's) or {', '.join(EXTENDED_FAMILIES)} (glmmTMB's)") from None
         raise

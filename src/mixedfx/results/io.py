@@ -258,10 +258,8 @@ def to_document(result) -> dict:
            "opt": _opt(fit.opt), "blocks": blocks, "state": _state(spec.state), "fixed": _matrix_spec(spec.fixed),
            "summary": json.loads(result.to_json())}
     if extended:
-        import sys
-
         from .io_extended import extended_document
-        doc.update(extended_document(result, sys.modules[__name__]))
+        doc.update(extended_document(result))
     elif family is None:
         doc["deviance_ml"] = _num(fit.deviance_ml)
         r = getattr(fit, "residual", None)
@@ -322,12 +320,10 @@ def from_document(doc: dict):
                   objective=float(doc["objective"]), opt=_unopt(doc["opt"]), is_singular=doc["is_singular"],
                   seconds=float(doc["seconds"]))
     if doc["kind"] in ("extended", "ordinal"):
-        import sys
-
         from .extended_result import ExtendedMixedModelResult
         from .io_extended import extended_fit
         from .ordinal_result import OrdinalMixedModelResult
-        fit = extended_fit(doc, common, design, sys.modules[__name__])
+        fit = extended_fit(doc, common, design)
         cls = OrdinalMixedModelResult if doc["kind"] == "ordinal" else ExtendedMixedModelResult
         return cls(fit, doc["formula"], doc["data_name"])
     if doc["kind"] == "lmm":

@@ -7,6 +7,7 @@ import numpy as np
 
 from ..design.parts import ModelPart
 from ..formula.terms import parse_formula
+from . import io      # imported by io only inside its functions, so no import cycle
 
 __all__ = ["extended_document", "extended_fit"]
 
@@ -19,7 +20,7 @@ def _dist_document(fit) -> dict:
     return out
 
 
-def extended_document(result, io) -> dict:
+def extended_document(result) -> dict:
     """The JSON entries of an :class:`~mixedfx.results.extended_result.ExtendedMixedModelResult`."""
     fit = result.fit
     parts = [{"name": p.name, "text": p.text, "state": io._state(p.state), "spec": io._matrix_spec(p.spec),
@@ -43,7 +44,7 @@ def _distribution(d: dict, psi):
     return get_distribution(d["name"])
 
 
-def extended_fit(doc: dict, common: dict, design, io):
+def extended_fit(doc: dict, common: dict, design):
     """``(fit, design)`` of a saved glmmTMB-style or ordinal result."""
     from dataclasses import replace
 
