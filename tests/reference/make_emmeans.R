@@ -29,21 +29,8 @@ if (is.na(out)) stop("usage: Rscript tests/reference/make_emmeans.R OUT.json")
 script <- sub("^--file=", "", grep("^--file=", commandArgs(FALSE), value = TRUE)[1])
 here <- dirname(normalizePath(script))
 source(file.path(here, "fingerprint.R"))      # fingerprint()
-datadir <- file.path(here, "..", "..", "src", "mixedfx", "datasets", "data")
-manifest <- fromJSON(file.path(datadir, "datasets.json"), simplifyVector = TRUE)
-load_bundled <- function(name) {
-  facs <- manifest[[name]]$factors
-  cc <- setNames(rep("character", length(facs)), names(facs))
-  d <- read.csv(gzfile(file.path(datadir, paste0(name, ".csv.gz"))), colClasses = cc, na.strings = "NA")
-  for (col in names(facs)) d[[col]] <- factor(d[[col]], levels = facs[[col]])
-  d
-}
+source(file.path(here, "bundled.R"))          # datadir, manifest, datasets, load_bundled(), fp_data()
 datasets <- list()
-fp_data <- function(name, d) {
-  datasets[[name]] <<- list(nrow = nrow(d), columns = I(names(d)),
-                            fingerprint = lapply(d, fingerprint))
-  d
-}
 cake <- fp_data("cake", load_bundled("cake"))
 cbpp <- fp_data("cbpp", load_bundled("cbpp"))
 stopifnot(is.numeric(cake$temp))

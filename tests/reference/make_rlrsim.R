@@ -29,15 +29,7 @@ if (is.na(out)) stop("usage: Rscript tests/reference/make_rlrsim.R OUT.json")
 script <- sub("^--file=", "", grep("^--file=", commandArgs(FALSE), value = TRUE)[1])
 here <- dirname(normalizePath(script))
 source(file.path(here, "fingerprint.R"))      # fingerprint()
-datadir <- file.path(here, "..", "..", "src", "mixedfx", "datasets", "data")
-manifest <- fromJSON(file.path(datadir, "datasets.json"), simplifyVector = TRUE)
-load_bundled <- function(name) {
-  facs <- manifest[[name]]$factors
-  cc <- setNames(rep("character", length(facs)), names(facs))
-  d <- read.csv(gzfile(file.path(datadir, paste0(name, ".csv.gz"))), colClasses = cc, na.strings = "NA")
-  for (col in names(facs)) d[[col]] <- factor(d[[col]], levels = facs[[col]])
-  d
-}
+source(file.path(here, "bundled.R"))          # datadir, manifest, datasets, load_bundled(), fp_data()
 sleepstudy <- load_bundled("sleepstudy")
 dyestuff <- load_bundled("dyestuff")
 dyestuff2 <- load_bundled("dyestuff2")

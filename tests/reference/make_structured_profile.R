@@ -58,20 +58,8 @@ if (!nzchar(Sys.getenv("MIXEDFX_REF_ASLR_OFF")) && nzchar(Sys.which("setarch")))
   }
 }
 source(file.path(here, "fingerprint.R"))      # fingerprint()
-datadir <- file.path(here, "..", "..", "src", "mixedfx", "datasets", "data")
-manifest <- fromJSON(file.path(datadir, "datasets.json"), simplifyVector = TRUE)
-load_bundled <- function(name) {
-  facs <- manifest[[name]]$factors
-  cc <- setNames(rep("character", length(facs)), names(facs))
-  d <- read.csv(gzfile(file.path(datadir, paste0(name, ".csv.gz"))), colClasses = cc, na.strings = "NA")
-  for (col in names(facs)) d[[col]] <- factor(d[[col]], levels = facs[[col]])
-  d
-}
+source(file.path(here, "bundled.R"))          # datadir, manifest, datasets, load_bundled(), fp_data()
 datasets <- list()
-fp_data <- function(name, d) {
-  datasets[[name]] <<- list(nrow = nrow(d), columns = I(names(d)), fingerprint = lapply(d, fingerprint))
-  d
-}
 sleepstudy <- fp_data("sleepstudy", load_bundled("sleepstudy"))
 pastes <- fp_data("pastes", load_bundled("pastes"))
 machines <- fp_data("machines", load_bundled("machines"))
