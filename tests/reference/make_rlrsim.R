@@ -21,8 +21,11 @@
 #   slope_given_int_centred: RLRsim's ?exactRLRT example verbatim, Days centred: I(Days - 4.5).
 #   dyestuff / dyestuff2: lmer(Yield ~ 1 + (1 | Batch)); exactRLRT(m) (bundled dyestuff, dyestuff2):
 #                    a p-value away from 0, and a boundary fit (RLRT = 0).
+#   longsim_x_slope: mA = lmer(y ~ t + (1 | id) + (0 + x | id)) on the bundled longsim, H0: var(x slope)
+#                    = 0: an unbalanced design (unequal eigenvalues) with p about 0.33.
 # Recorded: statistic, p-value, nsim, seed, the REML criteria, and a summary of the simulated null
-# sample (fraction exactly 0, mean, quantiles 0.5/0.9/0.95/0.99/0.999, max) for distributional checks.
+# sample (fraction exactly 0, mean, quantiles 0.5/0.9/0.95/0.99/0.999, max) for distributional checks,
+# and "mu", the normalized eigenvalues of Z' P0 Z that RLRTSim simulates with (Z of the model m).
 suppressPackageStartupMessages({library(lme4); library(RLRsim); library(jsonlite)})
 out <- commandArgs(trailingOnly = TRUE)[1]
 if (is.na(out)) stop("usage: Rscript tests/reference/make_rlrsim.R OUT.json")
@@ -54,11 +57,17 @@ run <- function(id, fits, test_call, notes = NULL, lm_null = "lm(Reaction ~ Days
     l <- eval(parse(text = lm_null)); -2 * as.numeric(logLik(l, REML = TRUE))
   }
   check <- max(0, null_crit - REMLcrit(alt))
+  # the eigenvalues RLRTSim simulates with (its own computation, normalized; the tested term is
+  # scalar, so chol(cov2cor(Vr)) is the identity): mu = svd(t(resid of Z on X))$d^2 / max
+  mm <- get("m", envir = env)
+  Xm <- getME(mm, "X"); Zm <- as.matrix(getME(mm, "Z"))
+  mu <- (svd(t(qr.resid(qr(Xm), Zm)), nu = 0, nv = 0)$d)^2
+  mu <- mu / max(mu)
   tests[[id]] <<- list(id = id, fits = fits, call = test_call, seed = SEED, nsim = NSIM,
                        statistic = unname(r$statistic), p_value = unname(r$p.value),
                        method = r$method, reml_crit_alt = REMLcrit(alt), reml_crit_null = null_crit,
                        rlrt_check = check, rlrt_check_absdiff = abs(check - unname(r$statistic)),
-                       null_sample = summ(r$sample), notes = notes)
+                       null_sample = summ(r$sample), mu = I(mu), notes = notes)
   cat(sprintf("%-26s RLRT = %.6f  p = %g  (check %.6f)\n", id, r$statistic, r$p.value, check))
 }
 
@@ -83,6 +92,14 @@ run("dyestuff", list(m = "lmer(Yield ~ 1 + (1 | Batch), data = dyestuff, REML = 
 run("dyestuff2", list(m = "lmer(Yield ~ 1 + (1 | Batch), data = dyestuff2, REML = TRUE)"),
     "exactRLRT(m, nsim = 1e5)", lm_null = "lm(Yield ~ 1, data = dyestuff2)",
     notes = "boundary fit (batch variance estimated as 0): RLRT = 0; p = fraction of the null sample > 0, not 1")
+
+longsim <- load_bundled("longsim")
+datasets$longsim <- fpd(longsim)
+run("longsim_x_slope", list(mA = "lmer(y ~ t + (1 | id) + (0 + x | id), data = longsim, REML = TRUE)",
+                            m0 = "update(mA, . ~ . - (0 + x | id))", m = "update(mA, . ~ . - (1 | id))"),
+    "exactRLRT(m, mA, m0, nsim = 1e5)",
+    notes = paste("unbalanced: 150 unequal eigenvalues mu (0.03 to 1) and a p-value away from 0 in the",
+                  "several-components path; m alone is a singular fit (lme4 says so), which does not matter"))
 
 writeLines(toJSON(list(
   description = "RLRsim::exactRLRT on sleepstudy (mixedfx issue 12); see make_rlrsim.R",

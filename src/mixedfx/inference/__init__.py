@@ -6,7 +6,10 @@ result classes in :mod:`mixedfx.results` import them explicitly to expose them a
 from .bootstrap import bootstrap
 from .compare import anova
 from .fixed import anova_type3, coef_table, confint
+from .hausman import hausman
 from .profile import profile, profile_confint
+from .rlrt import exact_rlrt
 from .simulate import simulate
 
-__all__ = ["anova", "anova_type3", "bootstrap", "coef_table", "confint", "profile", "profile_confint", "simulate"]
+__all__ = ["anova", "anova_type3", "bootstrap", "coef_table", "confint", "exact_rlrt", "hausman", "profile",
+           "profile_confint", "simulate"]
