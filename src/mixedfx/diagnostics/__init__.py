@@ -1,4 +1,4 @@
-"""Diagnostics for fitted models: leverages and shrinkage (more to come).
+"""Diagnostics for fitted models: checks, leverages, influence, shrinkage and simulation-based residuals.
 
 The result classes in :mod:`mixedfx.results` import these functions to expose them as methods.
 """
@@ -7,5 +7,7 @@ from .influence import influence
 from .leverage import hatvalues
 from .pooling import PoolingComparison, compare_pooling
 from .shrinkage import shrinkage
+from .simulated_residuals import SimulatedResiduals, SimulationTest, simulated_residuals
 
-__all__ = ["CheckReport", "check", "PoolingComparison", "compare_pooling", "hatvalues", "influence", "shrinkage"]
+__all__ = ["CheckReport", "check", "PoolingComparison", "compare_pooling", "hatvalues", "influence", "shrinkage",
+           "SimulatedResiduals", "SimulationTest", "simulated_residuals"]

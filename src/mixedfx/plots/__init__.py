@@ -9,7 +9,10 @@ from .diagnostic import binned_residuals, diagnostic_panel, qq, residuals_vs_fit
 from .effects import caterpillar, ranef_ellipse, shrinkage_plot
 from .pooling import conditional_vs_marginal, design_effect_curve, pooling_spectrum
 from .profile import profile_plot
+from .power import power_plot
 from .report import report
+from .simulated_residuals import simulated_residuals_plot
 
 __all__ = ["binned_residuals", "caterpillar", "conditional_vs_marginal", "design_effect_curve", "diagnostic_panel",
-           "pooling_spectrum", "profile_plot", "qq", "ranef_ellipse", "report", "residuals_vs_fitted", "shrinkage_plot"]
+           "pooling_spectrum", "power_plot", "profile_plot", "qq", "ranef_ellipse", "report", "residuals_vs_fitted", "shrinkage_plot",
+           "simulated_residuals_plot"]

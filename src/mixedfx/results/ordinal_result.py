@@ -97,8 +97,11 @@ class OrdinalMixedModelResult(ExtendedMixedModelResult):
     def draw_response(self, eta, rng, newdata=None) -> np.ndarray:
         return self.fit.dist.sample(eta, 1.0, self.fit.psi_internal, 1.0, rng)
 
-    def simulate(self, nsim: int = 1, seed=None, newdata=None, use_u: bool = False) -> pd.DataFrame:
+    def simulate(self, nsim: int = 1, seed=None, newdata=None, use_u: bool = False, params=None) -> pd.DataFrame:
         """Simulated responses as category labels (one column per replicate)."""
+        if params is not None:
+            raise NotImplementedError("simulate(params=...) is available for lmer and glmer fits, not for clmm; "
+                                      "refit the model to data with the thresholds and effects you want instead")
         out = super().simulate(nsim=nsim, seed=seed, newdata=newdata, use_u=use_u)
         labels = np.array(self.levels, dtype=object)
         return out.apply(lambda c: pd.Categorical(labels[c.to_numpy().astype(int) - 1],

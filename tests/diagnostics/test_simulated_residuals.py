@@ -1,0 +1,296 @@
+"""Simulation-based (DHARMa) scaled residuals: definitions, tests, calibration, power."""
+from __future__ import annotations
+
+import json
+import pathlib
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+import mixedfx as mfx
+from mixedfx.diagnostics.simulated_residuals import SimulatedResiduals, SimulationTest, _bh, scaled_residuals
+
+REF = json.loads((pathlib.Path(__file__).parents[1] / "reference" / "dharma_htest.json").read_text())
+
+
+def _counts_data(seed, n_groups=40, per=25, sd_b=0.4, kind="poisson"):
+    rng = np.random.default_rng(seed)
+    g = np.repeat(np.arange(n_groups), per)
+    x = rng.normal(size=g.size)
+    mu = np.exp(0.6 + 0.4 * x + rng.normal(0, sd_b, n_groups)[g])
+    if kind == "poisson":
+        y = rng.poisson(mu)
+    elif kind == "negbin":                      # size 1: Var = mu + mu^2
+        y = rng.negative_binomial(1.0, 1.0 / (1.0 + mu))
+    elif kind == "zip":                         # 30% structural zeros
+        y = np.where(rng.random(g.size) < 0.3, 0, rng.poisson(mu))
+    return pd.DataFrame({"y": y, "x": x, "g": g})
+
+
+@pytest.fixture(scope="module")
+def poisson_fit():
+    return mfx.glmer("y ~ x + (1 | g)", _counts_data(1), family="poisson")
+
+
+# ------------------------------------------------------------------ definitions
+def test_continuous_residual_is_fraction_of_simulations_below():
+    rng = np.random.default_rng(3)
+    sims = rng.normal(size=(40, 57))
+    y = rng.normal(size=40)
+    r = SimulatedResiduals.from_simulations(sims, y, seed=1)
+    brute = [sum(1 for s in sims[i] if s < y[i]) / 57 for i in range(40)]
+    assert r.residuals.tolist() == brute            # exactly, no randomization without ties
+    assert not r.integer_response
+    assert np.allclose(r.fitted, sims.mean(axis=1))
+
+
+def test_integer_residuals_randomized_between_strict_and_weak_ecdf():
+    rng = np.random.default_rng(4)
+    sims = rng.poisson(2.0, size=(300, 50)).astype(float)
+    y = rng.poisson(2.0, size=300).astype(float)
+    r = SimulatedResiduals.from_simulations(sims, y, seed=5)
+    lo = np.array([np.sum(sims[i] < y[i]) for i in range(300)]) / 50
+    hi = np.array([np.sum(sims[i] <= y[i]) for i in range(300)]) / 50
+    assert r.integer_response
+    assert np.all((r.residuals >= lo) & (r.residuals <= hi))
+    tied = hi > lo
+    assert tied.sum() > 250 and np.all(r.residuals[~tied] == lo[~tied])
+    # within its interval the draw is uniform: position (r - lo) / (hi - lo) ~ U(0, 1)
+    pos = (r.residuals[tied] - lo[tied]) / (hi[tied] - lo[tied])
+    assert stats.kstest(pos, "uniform").pvalue > 0.001
+    assert len(np.unique(pos)) == tied.sum()
+
+
+def test_randomization_follows_seed():
+    sims = np.tile(np.arange(10.0), (20, 1))
+    y = np.full(20, 4.0)
+    a = scaled_residuals(sims, y, 7)
+    assert np.array_equal(a, scaled_residuals(sims, y, 7))
+    assert not np.array_equal(a, scaled_residuals(sims, y, 8))
+    assert np.all((a >= 0.4) & (a <= 0.5))
+
+
+def test_model_residuals_reproducible_and_options(poisson_fit):
+    a = poisson_fit.simulated_residuals(n=60, seed=11)
+    b = poisson_fit.simulated_residuals(n=60, seed=11)
+    c = poisson_fit.simulated_residuals(n=60, seed=12)
+    assert np.array_equal(a.residuals, b.residuals) and np.array_equal(a.simulated, b.simulated)
+    assert not np.array_equal(a.residuals, c.residuals)
+    assert a.simulated.shape == (1000, 60) and a.n_sim == 60 and a.simulation == "unconditional"
+    assert np.all((a.residuals >= 0) & (a.residuals <= 1))
+    # default fitted: the population-level response (random effects at zero), as DHARMa
+    assert np.allclose(a.fitted, poisson_fit.predict(type="response", re_form="~0"))
+    s = poisson_fit.simulated_residuals(n=60, seed=11, fitted="simulations")
+    assert np.allclose(s.fitted, s.simulated.mean(axis=1))
+    u = poisson_fit.simulated_residuals(n=60, seed=11, use_u=True)
+    assert u.simulation == "conditional"
+    # conditional simulations vary less across replicates for the same row than unconditional ones
+    assert u.simulated.var(axis=1).mean() < a.simulated.var(axis=1).mean()
+    assert list(a.to_frame().columns) == ["observed", "fitted", "residual"]
+    assert "n_sim=60" in repr(a) and "unconditional" in repr(a)
+
+
+def test_binomial_compared_as_counts():
+    rng = np.random.default_rng(5)
+    g = np.repeat(np.arange(20), 10)
+    n = rng.integers(1, 9, g.size)
+    k = rng.binomial(n, 1 / (1 + np.exp(-rng.normal(-0.4, 0.8, 20)[g])))
+    fit = mfx.glmer("cbind(k, n - k) ~ 1 + (1 | g)", pd.DataFrame({"k": k, "n": n, "g": g}), family="binomial")
+    r = fit.simulated_residuals(n=40, seed=1)
+    assert np.array_equal(r.observed, k) and r.integer_response
+    assert np.all(r.simulated <= n[:, None]) and np.all(r.simulated == np.round(r.simulated))
+    assert np.allclose(r.fitted, fit.predict(type="response", re_form="~0") * n)
+
+
+# ------------------------------------------------------------------ the tests' definitions
+@pytest.mark.parametrize("case", REF["ks"], ids=lambda c: f"{c['vector']}-{c['alternative']}")
+def test_uniformity_matches_r_ks_test(case):
+    x = np.asarray(REF["vectors"][case["vector"]], float)
+    r = SimulatedResiduals(x, np.zeros((x.size, 2)), np.zeros(x.size), np.zeros(x.size), False)
+    t = r.test_uniformity(case["alternative"])
+    assert t.statistic == pytest.approx(case["statistic"], rel=1e-12)
+    assert t.pvalue == pytest.approx(case["pvalue"], rel=1e-6, abs=1e-12)
+
+
+@pytest.mark.parametrize("case", REF["binom"], ids=lambda c: f"{c['k']}-{c['n']}-{c['alternative']}")
+def test_binomial_outlier_test_matches_r_binom_test(case):
+    n_sim = round(2 / case["p"]) - 1 if case["p"] > 1 / 200 else round(1 / case["p"]) - 1
+    margin = "both" if case["p"] > 1 / 200 else "upper"
+    k, n = int(case["k"]), int(case["n"])
+    res = np.full(n, 0.5)
+    res[:k] = 1.0                                # k observations above every simulation
+    r = SimulatedResiduals(res, np.zeros((n, n_sim)), np.zeros(n), np.zeros(n), False)
+    t = r.test_outliers(case["alternative"], margin=margin, type="binomial")
+    assert t.statistic == k and t.details["expected_frequency"] == pytest.approx(case["p"])
+    assert t.pvalue == pytest.approx(case["pvalue"], rel=1e-7, abs=1e-14)
+
+
+def test_benjamini_hochberg_matches_r():
+    assert np.allclose(_bh(np.asarray(REF["bh"]["p"])), REF["bh"]["adjusted"], rtol=1e-14)
+
+
+def test_dispersion_and_zero_tests_by_hand():
+    y = np.array([0.0, 0.0, 0.0, 4.0, 8.0])
+    sims = np.array([[1, 0, 2], [2, 1, 1], [1, 2, 0], [3, 4, 2], [2, 3, 4]], float)
+    f = np.array([1.0, 1.0, 1.0, 3.0, 3.0])
+    r = SimulatedResiduals.from_simulations(sims, y, fitted=f, seed=1)
+    d = r.test_dispersion()
+    v_obs = np.var([-1, -1, -1, 1, 5], ddof=1)
+    v_sim = [np.var([0, 1, 0, 0, -1], ddof=1), np.var([-1, 0, 1, 1, 0], ddof=1), np.var([1, 0, -1, -1, 1], ddof=1)]
+    assert d.statistic == pytest.approx(v_obs / np.mean(v_sim))
+    assert d.pvalue == 0.0 and d.statistic_name == "dispersion"         # observed above all three
+    assert r.test_dispersion("less").pvalue == 1.0
+    z = r.test_zero_inflation()
+    assert z.statistic == pytest.approx(3 / np.mean([0, 1, 1]))      # zeros per simulation: 0, 1, 1
+    assert z.pvalue == 0.0 and r.test_zero_inflation("less").pvalue == 1.0
+    assert r.test_generic(lambda v: np.max(v, axis=0), alternative="greater").pvalue == 0.0   # max 8 > 4, 4, 4
+    assert isinstance(z, SimulationTest) and "pvalue=0" in repr(z) and "two-sided" in repr(z)
+
+
+def test_outlier_bootstrap_and_quantile_test():
+    rng = np.random.default_rng(8)
+    mu = np.exp(rng.normal(1, 0.5, 300))
+    null = SimulatedResiduals.from_simulations(rng.poisson(mu[:, None], (300, 200)), rng.poisson(mu), seed=1)
+    t = null.test_outliers()                    # integer, n <= 500: bootstrap by default
+    assert "bootstrap" in t.method and t.pvalue > 0.01
+    assert null.test_outliers().pvalue == t.pvalue            # the seed of the residuals is reused
+    assert t.details["simulated"].shape == (100,)
+    wide = SimulatedResiduals.from_simulations(rng.poisson(mu[:, None], (300, 200)),
+                                               rng.negative_binomial(0.7, 0.7 / (0.7 + mu)), seed=1)
+    t = wide.test_outliers()
+    assert t.pvalue < 0.01 and t.details["frequency"] > 3 * t.details["expected_frequency"]
+    assert wide.test_outliers(type="binomial").pvalue < 0.01
+    assert null.test_quantiles().pvalue > 0.01
+    # residual quantiles that drift with the predictor: scale too small on the right, too large on the left
+    x = np.linspace(0, 1, 1000)
+    sims = rng.normal(size=(1000, 100))
+    y = rng.normal(size=1000) * (0.3 + 1.7 * x)
+    t = SimulatedResiduals.from_simulations(sims, y, fitted=x, seed=1).test_quantiles()
+    assert t.pvalue < 1e-4 and t.details["bins"] == 10 and len(t.details["pvalues"]) == 3
+
+
+def test_exact_null_pvalues_are_uniform():
+    """Observed and simulated data from one known model: p-values of the tests ~ U(0, 1)."""
+    rng = np.random.default_rng(9)
+    p_unif, p_disp, p_zero = [], [], []
+    for _ in range(300):
+        mu = np.exp(rng.normal(0.5, 0.6, 100))
+        r = SimulatedResiduals.from_simulations(rng.poisson(mu[:, None], (100, 100)), rng.poisson(mu), seed=rng)
+        p_unif.append(r.test_uniformity().pvalue)
+        p_disp.append(r.test_dispersion().pvalue)
+        p_zero.append(r.test_zero_inflation().pvalue)
+    p_unif, p_disp, p_zero = map(np.asarray, (p_unif, p_disp, p_zero))
+    assert stats.kstest(p_unif, "uniform").pvalue > 0.001
+    for p in (p_unif, p_disp, p_zero):          # rejection rate at 5%: binomial(300, 0.05) sd 1.3%
+        assert 0.01 <= np.mean(p < 0.05) <= 0.10
+
+
+# ------------------------------------------------------------------ models
+def test_overdispersion_detected_in_poisson_fit_to_negative_binomial_data():
+    fit = mfx.glmer("y ~ x + (1 | g)", _counts_data(2, kind="negbin"), family="poisson")
+    r = fit.simulated_residuals(n=250, seed=1)
+    assert r.test_dispersion().pvalue < 0.01 and r.test_dispersion().statistic > 1.5
+    assert r.test_uniformity().pvalue < 0.01
+    rc = fit.simulated_residuals(n=250, seed=1, use_u=True)
+    assert rc.test_dispersion().pvalue < 0.01 and rc.test_dispersion().statistic > 1.5
+
+
+def test_zero_inflation_detected_in_poisson_fit_to_zero_inflated_data():
+    fit = mfx.glmer("y ~ x + (1 | g)", _counts_data(3, kind="zip"), family="poisson")
+    r = fit.simulated_residuals(n=250, seed=1)
+    z = r.test_zero_inflation()
+    assert z.pvalue < 0.01 and z.statistic > 1.2
+    assert z.details["observed_zeros"] == np.sum(fit.fit.design.y == 0)
+
+
+def test_correct_poisson_fit_passes(poisson_fit):
+    r = poisson_fit.simulated_residuals(n=250, seed=1)
+    assert r.test_uniformity().pvalue > 0.05
+    assert r.test_dispersion().pvalue > 0.05 and 0.8 < r.test_dispersion().statistic < 1.25
+    assert r.test_zero_inflation().pvalue > 0.05
+
+
+def test_lmm_gaussian_and_heavy_tails():
+    rng = np.random.default_rng(6)
+    g = np.repeat(np.arange(30), 20)
+    x = rng.normal(size=g.size)
+    base = 2 + x + rng.normal(0, 1, 30)[g]
+    good = mfx.lmer("y ~ x + (1 | g)", pd.DataFrame({"y": base + rng.normal(0, 1, g.size), "x": x, "g": g}))
+    r = good.simulated_residuals(n=250, seed=1)
+    assert not r.integer_response and np.allclose(r.fitted, good.predict(re_form="~0"))
+    assert r.test_uniformity().pvalue > 0.05 and r.test_outliers().pvalue > 0.05
+    assert 0.8 < r.test_dispersion().statistic < 1.25
+    rc = good.simulated_residuals(n=250, seed=1, use_u=True)
+    assert rc.test_uniformity().pvalue > 0.05 and rc.test_dispersion().pvalue > 0.05
+    heavy = mfx.lmer("y ~ x + (1 | g)", pd.DataFrame({"y": base + rng.standard_t(2, g.size), "x": x, "g": g}))
+    rh = heavy.simulated_residuals(n=250, seed=1, use_u=True)
+    # sigma is inflated by the tails, so most residuals crowd the middle: a hump, not a flat line
+    assert rh.test_uniformity().pvalue < 0.01 and np.mean(np.abs(rh.residuals - 0.5) < 0.1) > 0.3
+
+
+# ------------------------------------------------------------------ errors and plot
+def test_bad_input_errors(poisson_fit):
+    with pytest.raises(ValueError, match="n \\(simulations per observation\\)"):
+        poisson_fit.simulated_residuals(n=1)
+    with pytest.raises(ValueError, match="fitted must be"):
+        poisson_fit.simulated_residuals(n=5, fitted="mean")
+    with pytest.raises(ValueError, match="rows but observed"):
+        SimulatedResiduals.from_simulations(np.zeros((4, 5)), np.zeros(3))
+    with pytest.raises(ValueError, match="at least 2 simulations"):
+        SimulatedResiduals.from_simulations(np.zeros((4, 1)), np.zeros(4))
+    with pytest.raises(ValueError, match="finite"):
+        SimulatedResiduals.from_simulations(np.full((4, 3), np.nan), np.zeros(4))
+    r = SimulatedResiduals.from_simulations(np.arange(12.0).reshape(4, 3), np.zeros(4))
+    with pytest.raises(ValueError, match="alternative must be"):
+        r.test_dispersion("bigger")
+    with pytest.raises(ValueError, match="margin must be"):
+        r.test_outliers(margin="left")
+    with pytest.raises(ValueError, match="predictor has 2 values"):
+        r.test_quantiles(predictor=[1, 2])
+    with pytest.raises(RuntimeError, match="simulated_residuals_plot"):
+        r.plot()
+
+
+def test_plot_two_panels(poisson_fit):
+    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    r = poisson_fit.simulated_residuals(n=50, seed=1)
+    axes = r.plot()
+    assert len(axes) == 2
+    assert axes[0].get_xlabel().startswith("expected") and "rank" in axes[1].get_xlabel()
+    assert any("KS test" in t.get_text() for t in axes[0].texts)
+    # reference lines at the three quantiles plus one binned-quantile line each
+    assert sorted(line.get_ydata()[0] for line in axes[1].lines if len(set(line.get_ydata())) == 1
+                  and line.get_ydata()[0] in (0.25, 0.5, 0.75)) == [0.25, 0.5, 0.75]
+    fig, ax = plt.subplots(1, 2)
+    assert list(r.plot(ax=ax)) == list(ax)
+    plt.close("all")
+
+
+# ------------------------------------------------------------------ calibration with fitted models (slow)
+@pytest.mark.slow
+@pytest.mark.parametrize("use_u", [False, True])
+def test_pvalues_calibrated_for_fitted_poisson_glmm(use_u):
+    """100 data sets from a known Poisson GLMM, each fitted and checked.
+
+    With estimated parameters the KS test is conservative (as Lilliefors' problem: the fit adapts
+    to the data), so the check is that no test rejects too often, that unconditional residuals
+    pooled over the data sets are uniform, and that the conditional dispersion test holds its level
+    (benchmarks/calibration_dharma.py records the full picture)."""
+    p_unif, p_disp, p_zero, pooled = [], [], [], []
+    for seed in range(100):
+        fit = mfx.glmer("y ~ x + (1 | g)", _counts_data(1000 + seed, n_groups=30, per=10), family="poisson")
+        r = fit.simulated_residuals(n=250, seed=seed, use_u=use_u)
+        p_unif.append(r.test_uniformity().pvalue)
+        p_disp.append(r.test_dispersion().pvalue)
+        p_zero.append(r.test_zero_inflation().pvalue)
+        pooled.append(r.residuals)
+    for p in (p_unif, p_disp, p_zero):
+        assert np.mean(np.asarray(p) < 0.05) <= 0.10
+    if use_u:
+        assert 0.01 <= np.mean(np.asarray(p_disp) < 0.05) and np.mean(np.asarray(p_disp) < 0.5) > 0.3
+    else:
+        assert stats.kstest(np.concatenate(pooled), "uniform").pvalue > 0.01
