@@ -86,3 +86,17 @@ def test_mu_kernel_is_minus_half_the_deviance_up_to_a_constant(family, y):
         mus = [np.array([0.5, 1.5, 2.5, 1.2]), np.array([0.8, 2.2, 4.0, 0.7])]
     const = [family.deviance(y, mu, w) + 2 * family.mu_kernel(y, mu, w) for mu in mus]
     assert const[0] == pytest.approx(const[1], rel=1e-12, abs=1e-12)
+
+
+@pytest.mark.parametrize("name, var", [("Gamma", lambda mu, phi, w: mu ** 2 * phi / w),
+                                       ("inverse.gaussian", lambda mu, phi, w: mu ** 3 * phi / w),
+                                       ("gaussian", lambda mu, phi, w: phi / w)])
+def test_sample_uses_prior_weights(name, var):
+    """lme4's simulate: prior weights divide the dispersion (multiply the Gamma/IG shape)."""
+    fam = get_family(name)
+    rng = np.random.default_rng(3)
+    n, mu, phi = 200_000, 2.0, 0.5
+    for w in (1.0, 4.0):
+        y = fam.sample(np.full(n, mu), np.full(n, w), phi, rng)
+        assert abs(y.mean() - mu) < 5 * np.sqrt(var(mu, phi, w) / n)
+        assert abs(y.var() / var(mu, phi, w) - 1) < 0.03

@@ -104,6 +104,13 @@ def test_refit_glmm():
     fresh = mfx.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)", cbpp.assign(incidence=inc2))
     r2 = g.refit((inc2 / cbpp["size"]).to_numpy())
     np.testing.assert_allclose(r2.fixef, fresh.fixef, rtol=1e-4)
+    # nAGQ = 0 has only the theta search: refit must not keep the old estimates (regression)
+    g0 = mfx.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)", cbpp, nagq=0)
+    fresh0 = mfx.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)", cbpp.assign(incidence=inc2),
+                       nagq=0)
+    r0 = g0.refit((inc2 / cbpp["size"]).to_numpy())
+    np.testing.assert_allclose(r0.fixef, fresh0.fixef, rtol=1e-5)
+    np.testing.assert_allclose(r0.theta, fresh0.theta, rtol=1e-4)
 
 
 def test_update(sleep, m_sleep):

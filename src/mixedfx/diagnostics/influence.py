@@ -42,9 +42,9 @@ def influence(result, level: str = "obs", method: str = "exact", progress=None) 
     """Influence of each observation (``level="obs"``) or each level of a grouping factor.
 
     ``progress``: ``None`` (a bar after ~2 s in a terminal or notebook), ``True`` or ``False``;
-    see :mod:`mixedfx.inference.progress`.  The bar counts deleted cases."""
-    if getattr(result, "family", None) is not None:
-        raise NotImplementedError("influence() is available for linear mixed models")
+    see :mod:`mixedfx.inference.progress`.  The bar counts deleted cases.  For GLMMs (``glmer``
+    fits) see :mod:`mixedfx.diagnostics.influence_glmm`: refits of the GLMM without each case,
+    with lme4's ``dfbetas`` and the changes in theta as further columns."""
     if method not in ("exact", "approx"):
         raise ValueError("method must be 'exact' or 'approx'")
     fit = result.fit
@@ -62,6 +62,9 @@ def influence(result, level: str = "obs", method: str = "exact", progress=None) 
         units = [np.flatnonzero(codes == j) for j in range(blocks[0].nlevels)]
         labels = list(blocks[0].levels)
     h = hatvalues(result)
+    if getattr(result, "family", None) is not None:     # glmer fits: refits without each case
+        from .influence_glmm import glmm_influence
+        return glmm_influence(result, units, labels, h, method=method, progress=progress)
     ws = make_workspace(d, fit.reml, scaling=fit.scaling)
     w = np.ones(n) if d.weights is None else d.weights.copy()
     y = d.y - (0.0 if d.offset is None else d.offset)

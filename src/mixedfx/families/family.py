@@ -330,7 +330,8 @@ class Gamma(Family):
 
 
     def sample(self, mu, w, phi, rng):
-        shape = 1.0 / phi
+        """Shape ``w / phi`` (prior weights multiply the shape, as lme4's simulate), mean ``mu``."""
+        shape = (1.0 if w is None else np.asarray(w, float)) / phi
         return rng.gamma(shape, mu / shape)
 
     def latent_variance(self, null_mean, phi):
@@ -369,7 +370,8 @@ class InverseGaussian(Family):
 
 
     def sample(self, mu, w, phi, rng):
-        return rng.wald(mu, 1.0 / phi)
+        """Inverse Gaussian with mean ``mu`` and shape ``w / phi`` (prior weights as in lme4)."""
+        return rng.wald(mu, (1.0 if w is None else np.asarray(w, float)) / phi)
 
 class Gaussian(Family):
     """Normal errors with a (possibly non-identity) link.  ``V = 1``; ``d = (y - mu)^2``;
@@ -396,7 +398,8 @@ class Gaussian(Family):
 
 
     def sample(self, mu, w, phi, rng):
-        return mu + np.sqrt(phi) * rng.standard_normal(len(mu))
+        """Normal with mean ``mu`` and variance ``phi / w``."""
+        return mu + np.sqrt(phi / (1.0 if w is None else np.asarray(w, float))) * rng.standard_normal(len(mu))
 
 class NegativeBinomial(Family):
     """Counts with ``V = mu + mu^2 / theta`` (``theta`` the shape, estimated by ``glmer(family="negbin")``);

@@ -48,8 +48,10 @@ def _refit_columns(cols, bar=None) -> list[pd.Series]:
 
 def bootstrap(result, nsim: int = 500, seed=None, use_u: bool = False, progress=None,
               n_jobs: int = 1) -> pd.DataFrame:
-    """Parametric bootstrap replicates (one row each) of an LMM's parameters.
+    """Parametric bootstrap replicates (one row each) of an LMM's or GLMM's parameters.
 
+    GLMMs (``glmer`` fits): see :mod:`mixedfx.inference.bootstrap_glmm` (responses drawn from the
+    family, refits that fail or do not converge dropped with a warning, ``attrs["failed"]``).
     All ``nsim`` responses are simulated first (so the replicates do not depend on ``n_jobs``),
     then refitted from the estimate on a re-weighted copy of the workspace.  ``n_jobs > 1`` splits
     the refits over forked worker processes (``-1``: one per CPU; platforms without ``fork``
@@ -58,8 +60,12 @@ def bootstrap(result, nsim: int = 500, seed=None, use_u: bool = False, progress=
     with ``n_jobs > 1``.  The DataFrame has an attribute ``refits_per_second``.
     """
     fit = result.fit
+    if hasattr(fit, "dist"):
+        raise NotImplementedError("the parametric bootstrap is available for lmer() and glmer() fits with lme4's "
+                                  "families, not glmmTMB-style or ordinal models")
     if getattr(result, "family", None) is not None:
-        raise NotImplementedError("the parametric bootstrap is available for linear mixed models only")
+        from .bootstrap_glmm import glmm_bootstrap
+        return glmm_bootstrap(result, nsim=nsim, seed=seed, use_u=use_u, progress=progress, n_jobs=n_jobs)
     if getattr(fit, "residual", None) is not None:
         return _bootstrap_residual(result, nsim, seed, use_u, progress)
     import multiprocessing as mp
@@ -132,7 +138,8 @@ def _residual_natural(residual) -> dict:
 
 
 def boot_confint(result, level=0.95, nsim=500, seed=None, n_jobs: int = 1, progress=None) -> pd.DataFrame:
-    """Percentile intervals from :func:`bootstrap` replicates."""
+    """Percentile intervals from :func:`bootstrap` replicates (LMMs and GLMMs; failed GLMM refits
+    are left out, with a warning)."""
     reps = bootstrap(result, nsim=nsim, seed=seed, n_jobs=n_jobs, progress=progress)
     a = (1 - level) / 2
     return pd.DataFrame({"lower": reps.quantile(a), "upper": reps.quantile(1 - a)})

@@ -37,22 +37,64 @@ def _ml(m):
     return m
 
 
-def _bootstrap_p(small, large, observed: float, nsim: int, seed, bar=None) -> float:
-    """Parametric-bootstrap p-value of the LRT (pbkrtest's PBmodcomp): simulate from the smaller
-    (ML) model, refit both by ML, ``p = (1 + #{LRT* >= LRT}) / (nsim + 1)``."""
+def _lrt_worker(s: int):
+    """Bootstrap replicate ``s`` of the LRT: both models refitted by ML to the response simulated
+    from the smaller one; ``(statistic or None, failure reason or None)``."""
     from dataclasses import replace
 
+    from .bootstrap_glmm import _STATE, failure_reason, refit_glmm
+    small, large, ys = _STATE["small"], _STATE["large"], _STATE["Y"][:, s]
+    if _STATE["glmm"]:
+        try:
+            f0 = refit_glmm(small, replace(small.design, y=ys))
+            f1 = refit_glmm(large, replace(large.design, y=ys))
+        except (ArithmeticError, ValueError, np.linalg.LinAlgError, RuntimeError) as exc:
+            return None, f"{type(exc).__name__}: {exc}"[:160]
+        reason = failure_reason(f0) or failure_reason(f1)
+        if reason:
+            return None, reason
+    else:
+        f0 = fit_lmm(replace(small.design, y=ys), reml=False, start=small.theta, warn=False)
+        f1 = fit_lmm(replace(large.design, y=ys), reml=False, start=large.theta, warn=False)
+    return f0.objective - f1.objective, None
+
+
+def _bootstrap_p(small, large, observed: float, nsim: int, seed, bar=None, n_jobs: int = 1) -> float:
+    """Parametric-bootstrap p-value of the LRT (pbkrtest's PBmodcomp): simulate from the smaller
+    (ML) model, refit both by ML, ``p = (1 + #{LRT* >= LRT}) / (nsim + 1)``.  For GLMMs refits
+    that fail or do not converge are left out (``nsim`` is then the number kept; a warning
+    gives the count)."""
+    from .bootstrap_glmm import replicate_map, warn_failures
+    from .progress import _NoBar
     from .simulate import simulate_array
     Y = simulate_array(small, nsim, seed)
-    exceed = 0
-    for s in range(nsim):
-        ys = Y[:, s]
-        f0 = fit_lmm(replace(small.fit.design, y=ys), reml=False, start=small.fit.theta, warn=False)
-        f1 = fit_lmm(replace(large.fit.design, y=ys), reml=False, start=large.fit.theta, warn=False)
-        exceed += (f0.objective - f1.objective) >= observed - 1e-10
-        if bar is not None:
-            bar.update(1)
-    return (1 + exceed) / (nsim + 1)
+    state = {"small": small.fit, "large": large.fit, "Y": Y, "glmm": not _is_lmm(small)}
+    out = replicate_map(_lrt_worker, state, nsim, n_jobs, bar if bar is not None else _NoBar())
+    failed = {s: reason for s, (_, reason) in enumerate(out) if reason is not None}
+    stats_ = np.array([lrt for lrt, _ in out if lrt is not None])
+    warn_failures(failed, nsim, "bootstrap LRT refits", fate="were left out of the p-value")
+    if not len(stats_):
+        return np.nan
+    exceed = int(np.sum(stats_ >= observed - 1e-10))
+    return (1 + exceed) / (len(stats_) + 1)
+
+
+def _check_bootstrap_models(models) -> None:
+    """The bootstrap LRT refits lmer fits, or glmer fits of one family and link with the same weights."""
+    if any(hasattr(m.fit, "dist") for m in models):
+        raise NotImplementedError("the bootstrap LRT is available for lmer() and glmer() fits (lme4's families), "
+                                  "not glmmTMB-style or ordinal models")
+    kinds = {_is_lmm(m) for m in models}
+    if len(kinds) > 1:
+        raise ValueError("method='bootstrap' compares models of one kind: all lmer() or all glmer() fits")
+    if kinds == {False}:
+        fams = {(m.family.name, m.family.link.name) for m in models}
+        if len(fams) > 1:
+            raise ValueError(f"method='bootstrap' needs GLMMs of one family and link, got {sorted(fams)}")
+        w = [m.fit.design.weights for m in models]
+        if any((a is None) != (w[0] is None) or (a is not None and not np.allclose(a, w[0])) for a in w[1:]):
+            raise ValueError("the GLMMs have different prior weights (binomial trials); method='bootstrap' needs "
+                             "the same weights in every model")
 
 
 def _labels(models, names, named: dict) -> tuple[list, list[str]]:
@@ -79,7 +121,7 @@ def _labels(models, names, named: dict) -> tuple[list, list[str]]:
 
 
 def anova(*models, names=None, refit: bool = True, boundary: bool = False, method: str = "lrt",
-          nsim: int = 1000, seed=None, progress=None, **named) -> pd.DataFrame:
+          nsim: int = 1000, seed=None, progress=None, n_jobs: int = 1, **named) -> pd.DataFrame:
     """Likelihood-ratio tests between nested models.
 
     Returns a DataFrame indexed by model label with columns
@@ -87,8 +129,10 @@ def anova(*models, names=None, refit: bool = True, boundary: bool = False, metho
     by their keyword (``anova(small=m0, big=m1)``), positional ones by their formula (or by
     ``names=``).  ``method="bootstrap"`` replaces the chi-square p-values by
     parametric-bootstrap ones (``nsim`` simulations from the smaller model of each pair, both
-    models refitted by ML; LMMs); ``progress`` shows a bar over those refits (``None``: after
-    ~2 s in a terminal or notebook; see :mod:`mixedfx.inference.progress`).
+    models refitted by ML; LMMs and GLMMs, ``n_jobs`` worker processes, the same p-values for any
+    ``n_jobs``); ``progress`` shows a bar over those refits (``None``: after ~2 s in a terminal
+    or notebook; see :mod:`mixedfx.inference.progress`).  GLMM refits that fail or do not
+    converge are left out of the p-value with a ``RefitFailureWarning``.
     """
     if method not in ("lrt", "bootstrap"):
         raise ValueError(f"method must be 'lrt' or 'bootstrap', got {method!r}")
@@ -125,11 +169,10 @@ def anova(*models, names=None, refit: bool = True, boundary: bool = False, metho
     table = pd.DataFrame(rows, index=[names[i] for i in order],
                          columns=["npar", "AIC", "BIC", "logLik", "deviance", "Chisq", "Df", "p"])
     if method == "bootstrap":
-        if not all(_is_lmm(m) for m in models):
-            raise NotImplementedError("the bootstrap LRT is available for linear mixed models")
+        _check_bootstrap_models(models)
         with progress_bar(nsim * (len(order) - 1), "bootstrap LRT", progress) as bar:
             for r in range(1, len(order)):
                 small, large = _ml(models[order[r - 1]]), _ml(models[order[r]])
                 table.iloc[r, table.columns.get_loc("p")] = _bootstrap_p(small, large, table["Chisq"].iloc[r],
-                                                                         nsim, seed, bar)
+                                                                         nsim, seed, bar, n_jobs)
     return table

@@ -110,9 +110,9 @@ def confint(result, method: str = "wald", level: float = 0.95, parm=None, nsim: 
 
     ``method="wald"``: ``estimate +- z se`` for the fixed effects (as lme4's ``confint(method =
     "Wald")``, which gives no Wald interval for variance parameters).  ``method="profile"``:
-    likelihood-profile intervals for every parameter (:mod:`mixedfx.inference.profile`, LMMs).
-    ``method="boot"``: parametric-bootstrap percentile intervals (``nsim`` replicates, LMMs;
-    ``n_jobs`` worker processes).
+    likelihood-profile intervals for every parameter (:mod:`mixedfx.inference.profile`).
+    ``method="boot"``: parametric-bootstrap percentile intervals (``nsim`` replicates, LMMs and
+    GLMMs, as lme4's ``bootMer``; ``n_jobs`` worker processes).
     """
     method = str(method).lower()
     if not 0 < level < 1:

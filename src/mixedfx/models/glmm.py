@@ -206,7 +206,7 @@ def _fit_glmm(design: Design, family, nagq: int, start, maxeval: int, warn: bool
         return _finite(gw.laplace(r))
 
     grad1, grad2 = _use_gradient(optimizer, nagq, gw)
-    if beta0 is None:
+    if beta0 is None or nagq == 0:          # nAGQ = 0 has only stage 1: a beta start only seeds PIRLS
         role = 0 if nagq == 0 else (1 if grad2 else 2)
         opt1 = _stage1_lbfgs(gw, theta0, lower_t, maxeval, role) if grad1 else None
         if opt1 is None:

@@ -168,7 +168,8 @@ class ExtendedMixedModelResult(FullLikelihood, MixedModelResultBase):
         return mean, (1.0 - p) * (v + m * m) - mean * mean, m
 
     def predict(self, newdata: pd.DataFrame | None = None, type: str = "link", re_form=None,
-                allow_new_levels: bool = False) -> np.ndarray:
+                allow_new_levels: bool = False, interval: str | None = None, level: float = 0.95,
+                se_fit: bool = False):
         """Predictions as glmmTMB's ``predict``.
 
         ``type``: ``"link"`` (conditional linear predictor), ``"response"`` (``E y``: for zero
@@ -176,9 +177,20 @@ class ExtendedMixedModelResult(FullLikelihood, MixedModelResultBase):
         mean of the non-inflated distribution; hurdle: of the zero-truncated one), ``"zprob"``
         (``p``), ``"zlink"`` (``logit p``) or ``"disp"`` (the dispersion ``phi``).  ``re_form``
         and ``allow_new_levels`` as for :meth:`predict_link` (new levels get ``b = 0``).
+
+        ``interval`` / ``se_fit=True`` (a DataFrame ``fit, se_fit, lower, upper``) are available
+        for ``type="link"`` at the population level (``re_form="~0"``: ``x'V x`` with ``V`` the
+        conditional block of ``vcov_all``) and at new levels (adding ``z'Gz``); groups seen in
+        fitting raise NotImplementedError (the joint covariance of fixed and random effects is
+        not computed for these models).
         """
         if type not in PREDICT_TYPES:
             raise ValueError(f"type must be one of {', '.join(map(repr, PREDICT_TYPES))}, got {type!r}")
+        from .predict_interval import check_interval_args, interval_frame
+        check_interval_args(interval, level)
+        if interval is not None or se_fit:
+            return interval_frame(self, newdata, re_form, allow_new_levels, interval, level, kind="extended",
+                                  type=type)
         if newdata is not None:
             from ..design.frames import as_pandas
             newdata = as_pandas(newdata, "newdata")

@@ -124,16 +124,32 @@ class GeneralizedLinearMixedModelResult(FullLikelihood, MixedModelResultBase):
         raise ValueError(f"type must be 'deviance', 'pearson', 'response' or 'working', got {type!r}")
 
     def predict(self, newdata: pd.DataFrame | None = None, type: str = "link", re_form=None,
-                allow_new_levels: bool = False, marginal: bool = False) -> np.ndarray:
+                allow_new_levels: bool = False, marginal: bool = False, interval: str | None = None,
+                level: float = 0.95, se_fit: bool = False):
         """Predictions on the ``"link"`` or ``"response"`` scale.
 
         ``marginal=True`` gives population-averaged means: the random effects are integrated
         out, ``E[g^{-1}(x'beta + z'b)]`` with ``b ~ N(0, G)``, by Gauss-Hermite quadrature (on
         the link scale the result is ``g`` of that mean).  The conditional prediction for a
         typical group (``b = 0``) is ``re_form="~0"``.
+
+        ``interval`` (``"confidence"`` or ``"prediction"``), ``level`` and ``se_fit=True`` give a
+        DataFrame ``fit, se_fit`` (and ``lower, upper``) on newdata's index, computed on the link
+        scale (working weights of the converged PIRLS fit, conditional on theta) and mapped by the
+        inverse link for ``type="response"`` (``se_fit`` by the delta method).  ``"prediction"``
+        is the interval for the linear predictor of a new observation's group (it adds ``z'Gz``
+        for the terms ``re_form`` leaves out); with ``type="response"`` it is refused except for
+        the gaussian family with the identity link.  See :mod:`mixedfx.results.predict_interval`.
         """
         if type not in ("link", "response"):
             raise ValueError(f"type must be 'link' or 'response', got {type!r}")
+        from .predict_interval import check_interval_args, interval_frame
+        check_interval_args(interval, level)
+        if interval is not None or se_fit:
+            if marginal:
+                raise NotImplementedError("se_fit and intervals are not available with marginal=True (population-"
+                                          "averaged means); they are for the conditional predictions (re_form)")
+            return interval_frame(self, newdata, re_form, allow_new_levels, interval, level, kind="glmm", type=type)
         if marginal:
             mu = marginal_mean(self, newdata)
             return mu if type == "response" else self.family.link.link(mu)

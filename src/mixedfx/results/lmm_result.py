@@ -213,9 +213,23 @@ class MixedModelResultBase:
         """Likelihood-profile zeta curves (``param, value, zeta``); see :func:`mixedfx.inference.profile`."""
         return _profile(self, parm=parm, width=width, points=points, progress=progress)
 
-    def simulate(self, nsim: int = 1, seed=None, newdata=None, use_u: bool = False) -> pd.DataFrame:
-        """Responses simulated from the fit (``sim_1``, ... columns); see :func:`mixedfx.inference.simulate`."""
-        return _simulate(self, nsim=nsim, seed=seed, newdata=newdata, use_u=use_u)
+    def simulate(self, nsim: int = 1, seed=None, newdata=None, use_u: bool = False, params=None) -> pd.DataFrame:
+        """Responses simulated from the fit (``sim_1``, ... columns); see :func:`mixedfx.inference.simulate`.
+        ``params``: replace fixed effects, variance components or sigma, e.g. ``{"beta": {"Days": 5},
+        "sd": {"Subject": {"(Intercept)": 24}}, "sigma": 20}`` (see
+        :mod:`mixedfx.inference.simulate_params`; lmer and glmer models)."""
+        return _simulate(self, nsim=nsim, seed=seed, newdata=newdata, use_u=use_u, params=params)
+
+    def simulated_residuals(self, n: int = 250, seed=None, use_u: bool = False, fitted: str = "population"):
+        """DHARMa's simulation-based scaled residuals (randomized PIT from ``n`` simulations; by
+        default new random effects in each, ``use_u=True`` conditions on the fitted modes), with
+        ``test_uniformity``, ``test_dispersion``, ``test_zero_inflation``, ``test_outliers``,
+        ``test_quantiles`` and ``plot``; see :mod:`mixedfx.diagnostics.simulated_residuals`."""
+        from dataclasses import replace
+        from ..diagnostics.simulated_residuals import simulated_residuals
+        from ..plots.simulated_residuals import simulated_residuals_plot
+        out = simulated_residuals(self, n=n, seed=seed, use_u=use_u, fitted=fitted)
+        return replace(out, plotter=simulated_residuals_plot)
 
     def bootstrap(self, nsim: int = 500, seed=None, use_u: bool = False, progress=None,
                   n_jobs: int = 1) -> pd.DataFrame:
@@ -344,9 +358,9 @@ class LinearMixedModelResult(MixedModelResultBase):
             return r if w is None else r * np.sqrt(w)
         raise ValueError(f"type must be 'response', 'pearson' or 'deviance', got {type!r}")
 
-    def predict(self, newdata: pd.DataFrame | None = None, re_form=None,
-                allow_new_levels: bool = False) -> np.ndarray:
-        """Predictions for the fitted rows or ``newdata``.
+    def predict(self, newdata: pd.DataFrame | None = None, re_form=None, allow_new_levels: bool = False,
+                interval: str | None = None, level: float = 0.95, se_fit: bool = False):
+        """Predictions for the fitted rows or ``newdata``, optionally with standard errors and intervals.
 
         Parameters
         ----------
@@ -354,7 +368,24 @@ class LinearMixedModelResult(MixedModelResultBase):
         re_form : None (all random effects), ``"~0"`` (none: population level), or a
             formula naming random terms, e.g. ``"~ (1 | Subject)"``.
         allow_new_levels : predict unseen groups with random effects of zero instead of raising.
+        interval : None, ``"confidence"`` (for the mean ``x'beta + z'b`` of the terms ``re_form``
+            keeps) or ``"prediction"`` (for a new observation: adds the residual variance and the
+            variance of the random effects ``re_form`` leaves out).
+        level : coverage of the interval.
+        se_fit : return standard errors (implied by ``interval``).
+
+        Returns
+        -------
+        An array of predictions; with ``interval`` or ``se_fit=True`` a DataFrame with columns
+        ``fit, se_fit`` (and ``lower, upper``) on newdata's index.  The standard errors include the
+        uncertainty of the fixed effects and of the random effects (Henderson's ``C^{-1}``, as
+        lme4's condVar), conditional on the variance parameters; unseen levels add ``z'Gz``.  See
+        :mod:`mixedfx.results.predict_interval`.
         """
+        from .predict_interval import check_interval_args, interval_frame
+        check_interval_args(interval, level)
+        if interval is not None or se_fit:
+            return interval_frame(self, newdata, re_form, allow_new_levels, interval, level, kind="lmm")
         return predict_eta(self.fit, newdata, re_form, allow_new_levels)
 
     # ------------------------------------------------------------- reporting
