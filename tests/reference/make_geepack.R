@@ -40,6 +40,8 @@
 # respiratory (exchangeable = independence) and seizure (all corstr except ar1) give identical beta:
 # all respiratory covariates are constant within a cluster with equal cluster sizes, and the seizure
 # model is saturated in the 2 x 2 (x, trt) cells.
+# "anova": geepack's anova.geeglm (sequential Wald tests, each term in the refit with the terms before it)
+# for six of the fits.
 suppressPackageStartupMessages({library(geepack); library(jsonlite)})
 out <- commandArgs(trailingOnly = TRUE)[1]
 if (is.na(out)) stop("usage: Rscript tests/reference/make_geepack.R OUT.json")
@@ -177,11 +179,25 @@ for (ds in names(models)) {
                           glm_dispersion = summary(gl)$dispersion)
 }
 
+# anova.geeglm: geepack's sequential Wald tests (term i tested in the refitted model with terms 1..i,
+# same corstr and control, robust covariance of that refit)
+ANOVA <- list(dietox_exch = c("dietox", "exchangeable"), dietox_ar1 = c("dietox", "ar1"),
+              ohio_exch = c("ohio", "exchangeable"), respiratory_ar1 = c("respiratory", "ar1"),
+              seizure_exch = c("seizure", "exchangeable"), seizure_ar1 = c("seizure", "ar1"))
+anova_recs <- list()
+for (id in names(ANOVA)) {
+  ds <- ANOVA[[id]][1]; cs <- ANOVA[[id]][2]
+  fit <- eval(parse(text = sprintf('geeglm(%s, corstr = "%s", control = ctl)', models[[ds]], cs)))
+  a <- anova(fit)
+  anova_recs[[id]] <- list(id = id, dataset = ds, corstr = cs, terms = I(rownames(a)), df = vec(a$Df),
+                           X2 = vec(a$X2), p = vec(a[["P(>|Chi|)"]]))
+}
+
 writeLines(toJSON(list(
   description = "geepack::geeglm fits (mixedfx issue 12: GEE); see make_geepack.R for the models and the moment-estimator check",
   geepack_version = as.character(packageVersion("geepack")), R = R.version.string,
   control = CONTROL_TEXT, datasets = datasets,
   respiratory_id_equivalence_maxdiff = id_equiv, independence_glm_check = glm_check,
-  fits = unname(fits), skipped = unname(skipped)),
+  fits = unname(fits), skipped = unname(skipped), anova = unname(anova_recs)),
   auto_unbox = TRUE, digits = NA, null = "null", na = "null"), out)
 cat("wrote", out, "with", length(fits), "fits\n")

@@ -14,5 +14,5 @@ from .report import report
 from .simulated_residuals import simulated_residuals_plot
 
 __all__ = ["binned_residuals", "caterpillar", "conditional_vs_marginal", "design_effect_curve", "diagnostic_panel",
-           "pooling_spectrum", "power_plot", "profile_plot", "qq", "ranef_ellipse", "report", "residuals_vs_fitted", "shrinkage_plot",
-           "simulated_residuals_plot"]
+           "pooling_spectrum", "power_plot", "profile_plot", "qq", "ranef_ellipse", "report", "residuals_vs_fitted",
+           "shrinkage_plot", "simulated_residuals_plot"]
