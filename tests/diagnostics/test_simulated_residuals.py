@@ -294,3 +294,229 @@ def test_pvalues_calibrated_for_fitted_poisson_glmm(use_u):
         assert 0.01 <= np.mean(np.asarray(p_disp) < 0.05) and np.mean(np.asarray(p_disp) < 0.5) > 0.3
     else:
         assert stats.kstest(np.concatenate(pooled), "uniform").pvalue > 0.01
+
+
+# ------------------------------------------------------------------ calibrated p-values (parametric bootstrap)
+from mixedfx.diagnostics import simulated_residuals_calibrate as _cal  # noqa: E402
+from mixedfx.inference.bootstrap_glmm import RefitFailureWarning  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def tiny_poisson():
+    return mfx.glmer("y ~ x + (1 | g)", _counts_data(7, n_groups=8, per=6), family="poisson")
+
+
+@pytest.fixture(scope="module")
+def tiny_calibrated(tiny_poisson):
+    return tiny_poisson.simulated_residuals(n=30, seed=3, calibrate=9, progress=False)
+
+
+def test_bootstrap_pvalue_formula():
+    # (1 + #{T_b >= T}) / (B + 1), ties counted as extreme
+    assert _cal.bootstrap_pvalue(2.0, [1.0, 2.0, 3.0, 0.0]) == pytest.approx(3 / 5)
+    assert _cal.bootstrap_pvalue(5.0, [1.0, 2.0, 3.0, 0.0]) == pytest.approx(1 / 5)
+    assert _cal.bootstrap_pvalue(-1.0, [1.0, 2.0, 3.0, 0.0]) == 1.0
+    # two-sided for counts: twice the smaller tail, at most 1
+    assert _cal.bootstrap_pvalue(0.0, [1, 2, 3, 4, 5, 6, 7, 8, 9], True) == pytest.approx(2 * 1 / 10)
+    assert _cal.bootstrap_pvalue(2.0, [1.0, 2.0, 3.0, 0.0], True) == 1.0
+    # the vectorized KS statistics are scipy's
+    x = np.random.default_rng(1).random((3, 17))
+    for alt in ("two-sided", "greater", "less"):
+        assert np.allclose(_cal.ks_statistic(x, alt), [stats.kstest(row, "uniform", alternative=alt).statistic
+                                                         for row in x])
+    assert _cal.log_ratio(0.0, 0.0) == 0.0 and _cal.log_ratio(0.0, 2.0) == -np.inf
+
+
+def test_calibrated_shapes_and_labels(tiny_poisson, tiny_calibrated):
+    r, cal = tiny_calibrated, tiny_calibrated.calibration
+    plain = tiny_poisson.simulated_residuals(n=30, seed=3)
+    assert np.array_equal(r.residuals, plain.residuals) and plain.calibration is None   # same residuals
+    assert cal.residuals.shape == cal.fitted.shape == (9, 48) and cal.dispersion.shape == cal.zeros.shape == (9, 2)
+    assert cal.n_refits == 9 and cal.n_failed == 0 and cal.requested == 9 and list(cal.replicates) == list(range(9))
+    assert "calibrated_by=9 refits" in repr(r) and repr(cal) == "Calibration(n_refits=9, n_failed=0)"
+    # the refits are genuine: their fitted responses differ from the data's and between replicates
+    assert not np.allclose(cal.fitted[0], r.fitted) and not np.allclose(cal.fitted[0], cal.fitted[1])
+    tests = {"uniformity": r.test_uniformity(), "dispersion": r.test_dispersion(),
+             "zero_inflation": r.test_zero_inflation(), "outliers": r.test_outliers(), "quantiles": r.test_quantiles()}
+    for name, t in tests.items():
+        k = t.pvalue * 10
+        assert abs(k - round(k)) < 1e-9 and 1 <= round(k) <= 10, name        # on the grid k / (B + 1)
+        assert t.method.endswith("p-value calibrated by parametric bootstrap (9 refits)"), name
+        assert t.details["n_refits"] == 9 and len(t.details["null_statistics"]) == 9
+    plain_tests = {"uniformity": plain.test_uniformity(), "dispersion": plain.test_dispersion(),
+                   "zero_inflation": plain.test_zero_inflation(), "outliers": plain.test_outliers(),
+                   "quantiles": plain.test_quantiles()}
+    for name, t in tests.items():           # statistic and plug-in p kept
+        assert t.statistic == plain_tests[name].statistic and t.details["pvalue_plugin"] == plain_tests[name].pvalue
+    assert set(r.tests()) == {"uniformity", "dispersion", "outliers"}
+    assert "not calibrated" in r.test_generic(lambda v: np.max(v, axis=0)).method
+
+
+def test_calibrated_pvalues_by_brute_force(tiny_calibrated):
+    r, cal = tiny_calibrated, tiny_calibrated.calibration
+
+    def pval(t, null):
+        return (1 + sum(1 for tb in null if tb >= t - 1e-12)) / (len(null) + 1)
+
+    d = stats.kstest(r.residuals, "uniform").statistic
+    assert r.test_uniformity().pvalue == pytest.approx(
+        pval(d, [stats.kstest(row, "uniform").statistic for row in cal.residuals]))
+    dplus = stats.kstest(r.residuals, "uniform", alternative="greater").statistic
+    assert r.test_uniformity("greater").pvalue == pytest.approx(
+        pval(dplus, [stats.kstest(row, "uniform", alternative="greater").statistic for row in cal.residuals]))
+    obs = np.var(r.observed - r.fitted, ddof=1)
+    mean_sim = np.mean(np.var(r.simulated - r.fitted[:, None], axis=0, ddof=1))
+    null = [abs(np.log(o / e)) for o, e in cal.dispersion]
+    assert r.test_dispersion().pvalue == pytest.approx(pval(abs(np.log(obs / mean_sim)), null))
+    assert r.test_dispersion("greater").pvalue == pytest.approx(
+        pval(np.log(obs / mean_sim), [np.log(o / e) for o, e in cal.dispersion]))
+    zeros = np.sum(r.observed == 0), np.mean(np.sum(r.simulated == 0, axis=0))
+    assert r.test_zero_inflation().pvalue == pytest.approx(
+        pval(abs(np.log(zeros[0] / zeros[1])), [abs(np.log(o / e)) for o, e in cal.zeros]))
+    # outliers (bootstrap type for these counts): residuals at exactly 0 or 1, equal-tailed
+    k, kb = np.sum((r.residuals == 0) | (r.residuals == 1)), [np.sum((x == 0) | (x == 1)) for x in cal.residuals]
+    two = min(1.0, 2 * min(pval(k, kb), pval(-k, [-v for v in kb])))
+    assert r.test_outliers().pvalue == pytest.approx(two)
+    assert r.test_outliers(alternative="greater").pvalue == pytest.approx(pval(k, kb))
+    # quantiles: smaller min-adjusted p is more extreme; each refit binned by its own fitted response
+    qb = [SimulatedResiduals(x, r.simulated, r.observed, f, True).test_quantiles().pvalue
+          for x, f in zip(cal.residuals, cal.fitted)]
+    assert r.test_quantiles().pvalue == pytest.approx(pval(-r.test_quantiles().details["pvalue_plugin"],
+                                                           [-q for q in qb]))
+
+
+def test_calibration_reproducible_and_independent_of_n_jobs(tiny_poisson, tiny_calibrated):
+    again = tiny_poisson.simulated_residuals(n=30, seed=3, calibrate=9, progress=False)
+    par = tiny_poisson.simulated_residuals(n=30, seed=3, calibrate=9, n_jobs=2, progress=False)
+    other = tiny_poisson.simulated_residuals(n=30, seed=4, calibrate=9, progress=False)
+    for x in (again, par):
+        assert np.array_equal(x.calibration.residuals, tiny_calibrated.calibration.residuals)
+        assert np.array_equal(x.calibration.dispersion, tiny_calibrated.calibration.dispersion)
+        assert x.test_uniformity().pvalue == tiny_calibrated.test_uniformity().pvalue
+    assert not np.array_equal(other.calibration.residuals, tiny_calibrated.calibration.residuals)
+
+
+def test_failed_refits_dropped_and_counted(tiny_poisson, monkeypatch):
+    real, calls = _cal._refit, []
+
+    def flaky(fit, y):
+        calls.append(1)
+        if len(calls) % 3 == 1:                     # replicates 0, 3, 6 fail
+            raise np.linalg.LinAlgError("simulated failure")
+        return real(fit, y)
+
+    monkeypatch.setattr(_cal, "_refit", flaky)
+    with pytest.warns(RefitFailureWarning, match="3 of 9 calibration refits failed"):
+        r = tiny_poisson.simulated_residuals(n=30, seed=3, calibrate=9, progress=False)
+    cal = r.calibration
+    assert cal.n_failed == 3 and cal.n_refits == 6 and list(cal.replicates) == [1, 2, 4, 5, 7, 8]
+    assert set(cal.failed) == {0, 3, 6} and "simulated failure" in cal.failed[0]
+    t = r.test_dispersion()
+    assert t.details["n_failed"] == 3 and "(6 refits)" in t.method
+    assert abs(t.pvalue * 7 - round(t.pvalue * 7)) < 1e-9          # denominator B' + 1 = 7
+
+    def broken(fit, y):
+        raise ValueError("always")
+    monkeypatch.setattr(_cal, "_refit", broken)
+    with pytest.raises(RuntimeError, match="all 4 calibration refits failed"):
+        tiny_poisson.simulated_residuals(n=30, seed=3, calibrate=4, progress=False)
+
+
+def test_calibrate_lmm_and_bad_arguments(tiny_poisson):
+    rng = np.random.default_rng(2)
+    g = np.repeat(np.arange(8), 6)
+    d = pd.DataFrame({"y": rng.normal(0, 1, 8)[g] + rng.normal(size=48), "g": g})
+    r = mfx.lmer("y ~ 1 + (1 | g)", d).simulated_residuals(n=30, seed=1, calibrate=9, progress=False)
+    assert r.calibration.n_refits == 9 and not r.integer_response
+    assert r.test_dispersion().details["calibration_statistic"] >= 0
+    assert r.test_zero_inflation().pvalue == 1.0          # no zeros anywhere: nothing to detect
+    for bad in (-1, True, 2.5, "9"):
+        with pytest.raises(ValueError, match="calibrate"):
+            tiny_poisson.simulated_residuals(n=5, calibrate=bad)
+
+
+def _discrete_uniform_chi2(p, B: int, bins: int) -> float:
+    """p-value of a chi-square test of bootstrap p-values k/(B+1) against their discrete uniform null
+    (``bins`` equally likely bins of the B+1 values; B+1 a multiple of ``bins``)."""
+    k = np.rint(np.asarray(p) * (B + 1)).astype(int)
+    assert np.allclose(k / (B + 1), p) and k.min() >= 1 and k.max() <= B + 1
+    return float(stats.chisquare(np.bincount((k - 1) * bins // (B + 1), minlength=bins)).pvalue)
+
+
+@pytest.mark.slow
+def test_calibrated_pvalues_uniform_for_correct_poisson_glmm():
+    """80 data sets from a Poisson GLMM (20 groups of 10, random intercept), each checked with
+    B = 39 calibration refits: the p-values take the values k/40 and, unlike the plug-in ones, are
+    uniform (benchmarks/calibration_dharma_refit.py: 200 data sets, B = 49)."""
+    B, m = 39, 80
+    cal = {"uniformity": [], "dispersion": [], "zero_inflation": []}
+    plugin_ks = []
+    for seed in range(m):
+        fit = mfx.glmer("y ~ x + (1 | g)", _counts_data(5000 + seed, n_groups=20, per=10), family="poisson")
+        r = fit.simulated_residuals(n=250, seed=seed, calibrate=B, progress=False)
+        assert r.calibration.n_failed == 0
+        cal["uniformity"].append(r.test_uniformity().pvalue)
+        cal["dispersion"].append(r.test_dispersion().pvalue)
+        cal["zero_inflation"].append(r.test_zero_inflation().pvalue)
+        plugin_ks.append(r.test_uniformity().details["pvalue_plugin"])
+    lo, hi = stats.binom.ppf(0.005, m, 0.1), stats.binom.isf(0.005, m, 0.1)      # 99% band of 8 rejections
+    for name, p in cal.items():
+        p = np.asarray(p)
+        assert lo <= np.sum(p <= 0.1) <= hi, (name, np.sum(p <= 0.1))
+        assert _discrete_uniform_chi2(p, B, 4) > 0.001, name
+        assert 0.35 <= np.median(p) <= 0.65, name
+    assert np.median(plugin_ks) > 0.6          # the plug-in KS p-values are far from uniform
+
+
+@pytest.mark.slow
+def test_calibrated_dispersion_uniform_for_correct_lmm():
+    """The plug-in LMM dispersion p-value is near 1 for every data set; calibrated it is uniform."""
+    B, m = 39, 80
+    cal, plugin = [], []
+    for seed in range(m):
+        rng = np.random.default_rng(6000 + seed)
+        g = np.repeat(np.arange(20), 10)
+        x = rng.normal(size=g.size)
+        d = pd.DataFrame({"y": 2 + x + rng.normal(0, 1, 20)[g] + rng.normal(size=g.size), "x": x, "g": g})
+        r = mfx.lmer("y ~ x + (1 | g)", d).simulated_residuals(n=250, seed=seed, calibrate=B, progress=False)
+        t = r.test_dispersion()
+        cal.append(t.pvalue)
+        plugin.append(t.details["pvalue_plugin"])
+    cal = np.asarray(cal)
+    lo, hi = stats.binom.ppf(0.005, m, 0.1), stats.binom.isf(0.005, m, 0.1)
+    assert lo <= np.sum(cal <= 0.1) <= hi
+    assert _discrete_uniform_chi2(cal, B, 4) > 0.001
+    assert np.median(plugin) > 0.8 and np.mean(np.asarray(plugin) <= 0.1) == 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind, test", [("negbin", "dispersion"), ("zip", "zero_inflation")])
+def test_calibrated_tests_keep_power(kind, test):
+    """A Poisson GLMM fitted to overdispersed (negative-binomial) or zero-inflated counts: the
+    calibrated test that targets the misfit rejects at 5% in (nearly) every data set (B = 19)."""
+    rejected = []
+    for seed in range(15):
+        fit = mfx.glmer("y ~ x + (1 | g)", _counts_data(7000 + seed, n_groups=20, per=10, kind=kind),
+                        family="poisson")
+        r = fit.simulated_residuals(n=250, seed=seed, calibrate=19, progress=False)
+        p = getattr(r, f"test_{test}")().pvalue
+        rejected.append(p <= 0.05)
+    assert np.mean(rejected) >= 0.8
+
+
+@pytest.mark.parametrize("extra", [{}, {"correlation": "ar1(Days | Subject)"}], ids=["lmer", "ar1"])
+def test_calibration_refits_keep_the_offset(extra):
+    """Refits of simulated responses are centred on the fitted response, offset included."""
+    ss = mfx.datasets.load("sleepstudy").assign(off=100.0)
+    m = mfx.lmer("Reaction ~ Days + offset(off) + (1 | Subject)", ss, **extra)
+    r = m.simulated_residuals(n=20, seed=1, calibrate=6, progress=False)
+    assert r.calibration.n_refits == 6
+    assert np.abs(r.calibration.fitted.mean(axis=0) - r.fitted).max() < 15      # the offset is 100
+
+
+def test_calibration_for_glmmtmb_style_model():
+    d = _counts_data(9, n_groups=6, per=8, kind="negbin")
+    m = mfx.glmer("y ~ x + (1 | g)", d, family="nbinom2")
+    r = m.simulated_residuals(n=20, seed=2, calibrate=4, progress=False)
+    assert r.calibration.n_refits + r.calibration.n_failed == 4 and r.calibration.n_refits >= 3
+    assert "parametric bootstrap" in r.test_dispersion().method

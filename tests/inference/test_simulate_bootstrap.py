@@ -79,3 +79,14 @@ def test_bootstrap_n_jobs_gives_the_same_replicates(sleep_fit):
     pd.testing.assert_frame_equal(serial, parallel, check_exact=False, rtol=1e-10)
     ci = sleep_fit.confint(method="boot", nsim=40, seed=11, n_jobs=-1)
     assert ci.loc["Days", "lower"] == pytest.approx(serial["Days"].quantile(0.025))
+
+
+def test_bootstrap_with_a_residual_model_keeps_the_offset_once():
+    """Regression: with correlation= the bootstrap responses carried the offset twice."""
+    ss = mfx.datasets.load("sleepstudy").assign(off=100.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        m = mfx.lmer("Reaction ~ Days + offset(off) + (1 | Subject)", ss, correlation="ar1(Days | Subject)")
+        b = m.bootstrap(nsim=20, seed=1, progress=False)
+    est, se = m.fixef["(Intercept)"], m.se["(Intercept)"]
+    assert abs(b["(Intercept)"].mean() - est) < 4 * se / np.sqrt(20) + se / 2

@@ -111,13 +111,12 @@ def _bootstrap_residual(result, nsim, seed, use_u, progress) -> pd.DataFrame:
     from .simulate import simulate_array
     fit = result.fit
     d = fit.design
-    Y = simulate_array(result, nsim, seed, use_u=use_u)
-    y0 = d.y if d.offset is None else d.y - d.offset
+    Y = simulate_array(result, nsim, seed, use_u=use_u)      # responses on the data's scale, offset included
     t0 = time.perf_counter()
     rows = []
     with progress_bar(nsim, "bootstrap", progress) as bar:
         for s in range(nsim):
-            ds = replace(d, y=Y[:, s] + (d.y - y0))         # the offset stays in y
+            ds = replace(d, y=Y[:, s])
             f = fit_lmm_residual(ds, fit.reml, warn=False)
             pv = parameter_vector(d.blocks, f.layout, f.theta, f.sigma, f.beta, d.xnames)
             extra = pd.Series(_residual_natural(f.residual), dtype=float)

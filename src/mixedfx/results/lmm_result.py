@@ -220,15 +220,20 @@ class MixedModelResultBase:
         :mod:`mixedfx.inference.simulate_params`; lmer and glmer models)."""
         return _simulate(self, nsim=nsim, seed=seed, newdata=newdata, use_u=use_u, params=params)
 
-    def simulated_residuals(self, n: int = 250, seed=None, use_u: bool = False, fitted: str = "population"):
+    def simulated_residuals(self, n: int = 250, seed=None, use_u: bool = False, fitted: str = "population",
+                            calibrate: int = 0, n_jobs: int = 1, progress=None):
         """DHARMa's simulation-based scaled residuals (randomized PIT from ``n`` simulations; by
         default new random effects in each, ``use_u=True`` conditions on the fitted modes), with
         ``test_uniformity``, ``test_dispersion``, ``test_zero_inflation``, ``test_outliers``,
-        ``test_quantiles`` and ``plot``; see :mod:`mixedfx.diagnostics.simulated_residuals`."""
+        ``test_quantiles`` and ``plot``; see :mod:`mixedfx.diagnostics.simulated_residuals`.
+        ``calibrate=B``: p-values calibrated by a parametric bootstrap of ``B`` refits (uniform
+        under the fitted model; the plug-in ones are conservative), over ``n_jobs`` processes
+        with a ``progress`` bar; see :mod:`mixedfx.diagnostics.simulated_residuals_calibrate`."""
         from dataclasses import replace
         from ..diagnostics.simulated_residuals import simulated_residuals
         from ..plots.simulated_residuals import simulated_residuals_plot
-        out = simulated_residuals(self, n=n, seed=seed, use_u=use_u, fitted=fitted)
+        out = simulated_residuals(self, n=n, seed=seed, use_u=use_u, fitted=fitted, calibrate=calibrate,
+                                  n_jobs=n_jobs, progress=progress)
         return replace(out, plotter=simulated_residuals_plot)
 
     def bootstrap(self, nsim: int = 500, seed=None, use_u: bool = False, progress=None,
