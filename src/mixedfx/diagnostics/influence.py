@@ -38,13 +38,14 @@ def _components(ws, theta, sigma2):
     return out
 
 
-def influence(result, level: str = "obs", method: str = "exact", progress=None) -> pd.DataFrame:
+def influence(result, level: str = "obs", method: str = "exact", progress=None, n_jobs: int = 1) -> pd.DataFrame:
     """Influence of each observation (``level="obs"``) or each level of a grouping factor.
 
     ``progress``: ``None`` (a bar after ~2 s in a terminal or notebook), ``True`` or ``False``;
     see :mod:`mixedfx.inference.progress`.  The bar counts deleted cases.  For GLMMs (``glmer``
     fits) see :mod:`mixedfx.diagnostics.influence_glmm`: refits of the GLMM without each case,
-    with lme4's ``dfbetas`` and the changes in theta as further columns."""
+    with lme4's ``dfbetas`` and the changes in theta as further columns; ``n_jobs`` forked
+    processes share those refits (``-1``: one per CPU; the table does not depend on it)."""
     if method not in ("exact", "approx"):
         raise ValueError("method must be 'exact' or 'approx'")
     fit = result.fit
@@ -64,7 +65,7 @@ def influence(result, level: str = "obs", method: str = "exact", progress=None) 
     h = hatvalues(result)
     if getattr(result, "family", None) is not None:     # glmer fits: refits without each case
         from .influence_glmm import glmm_influence
-        return glmm_influence(result, units, labels, h, method=method, progress=progress)
+        return glmm_influence(result, units, labels, h, method=method, progress=progress, n_jobs=n_jobs)
     ws = make_workspace(d, fit.reml, scaling=fit.scaling)
     w = np.ones(n) if d.weights is None else d.weights.copy()
     y = d.y - (0.0 if d.offset is None else d.offset)

@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 
 from ..inference.bootstrap_glmm import failure_reason, refit_glmm, warn_failures
+from ..inference.parallel import STATE, replicate_map
 from ..inference.progress import progress_bar
 from ..models.glmm import make_glmm_workspace
 
@@ -74,8 +75,36 @@ def _pirls_estimate(fit, design, theta, beta0):
     return gw.beta.copy(), gw.ws.vcov_beta(scale=fit.phi)
 
 
-def glmm_influence(result, units, labels, leverage, method: str = "exact", progress=None) -> pd.DataFrame:
-    """The influence table (see module docstring) for the cases ``units`` (arrays of row numbers)."""
+def _deletion_worker(k: int):
+    """Case ``k`` deleted: ``(beta, V, theta, variances, None)`` of the reduced fit, or a failure
+    ``(None, None, None, None, reason)`` (inputs in :data:`mixedfx.inference.parallel.STATE`)."""
+    st = STATE
+    fit, d, p, method = st["fit"], st["design"], st["p"], st["method"]
+    keep = np.ones(d.n, bool)
+    keep[st["units"][k]] = False
+    sub = _subset(d, keep)
+    try:
+        if np.linalg.matrix_rank(sub.X) < p:
+            zero = [x for x, c in zip(d.xnames, sub.X.T) if not np.any(c)]
+            raise ValueError("the fixed-effects matrix is rank deficient without this case"
+                             + (f" (column(s) {', '.join(zero)} all zero)" if zero else ""))
+        if method == "exact":
+            f = refit_glmm(fit, sub, compute_vcov=True)
+            reason = failure_reason(f)
+            out = (f.beta, np.asarray(f.vcov, float), f.theta, _variances(f))
+        else:
+            beta_i, V_i = _pirls_estimate(fit, sub, st["theta0"], st["beta0"])
+            reason = None if np.all(np.isfinite(beta_i)) else "non-finite estimates"
+            out = (beta_i, V_i, st["theta0"], st["base"])
+    except (ArithmeticError, ValueError, np.linalg.LinAlgError, RuntimeError) as exc:
+        return None, None, None, None, f"{type(exc).__name__}: {exc}"[:160]
+    return (*out, reason) if reason is None else (None, None, None, None, reason)
+
+
+def glmm_influence(result, units, labels, leverage, method: str = "exact", progress=None,
+                   n_jobs: int = 1) -> pd.DataFrame:
+    """The influence table (see module docstring) for the cases ``units`` (arrays of row numbers);
+    ``n_jobs`` forked processes share the refits (the table does not depend on it)."""
     fit = result.fit
     d = fit.design
     p = d.X.shape[1]
@@ -88,47 +117,29 @@ def glmm_influence(result, units, labels, leverage, method: str = "exact", progr
     logdetV = np.linalg.slogdet(V)[1]
     base = _variances(fit)
     xnames, tnames = list(d.xnames), list(result.theta.index)
-    rows, failed = [], {}
+    state = {"fit": fit, "design": d, "p": p, "method": method, "units": list(units), "theta0": theta0,
+             "beta0": beta0, "base": base}
     with progress_bar(len(units), "influence", progress) as bar:
-        for label, rows_i in zip(labels, units):
-            keep = np.ones(d.n, bool)
-            keep[rows_i] = False
-            sub = _subset(d, keep)
-            row = {"leverage": float(leverage[rows_i].sum())}
-            try:
-                if np.linalg.matrix_rank(sub.X) < p:
-                    zero = [x for x, c in zip(xnames, sub.X.T) if not np.any(c)]
-                    raise ValueError("the fixed-effects matrix is rank deficient without this case"
-                                     + (f" (column(s) {', '.join(zero)} all zero)" if zero else ""))
-                if method == "exact":
-                    f = refit_glmm(fit, sub, compute_vcov=True)
-                    reason = failure_reason(f)
-                    beta_i, V_i, theta_i, var_i = f.beta, np.asarray(f.vcov, float), f.theta, _variances(f)
-                else:
-                    beta_i, V_i = _pirls_estimate(fit, sub, theta0, beta0)
-                    theta_i, var_i, reason = theta0, base, None
-                    if not np.all(np.isfinite(beta_i)):
-                        reason = "non-finite estimates"
-            except (ArithmeticError, ValueError, np.linalg.LinAlgError, RuntimeError) as exc:
-                reason = f"{type(exc).__name__}: {exc}"[:160]
-            if reason is not None:
-                failed[label] = reason
-                rows.append({**row, "converged": False})
-                bar.update(1)
-                continue
-            diff = beta_i - beta0
-            se_i = np.sqrt(np.diag(V_i))
-            row.update(cooksd=float(diff @ Vinv @ diff / p), mdffits=float(diff @ np.linalg.solve(V_i, diff) / p),
-                       covtrace=float(abs(np.trace(Vinv @ V_i) - p)),
-                       covratio=float(np.exp(np.linalg.slogdet(V_i)[1] - logdetV)))
-            row.update({f"dfbetas.{x}": v for x, v in zip(xnames, diff / se_i)})
-            row.update({f"dtheta.{t}": v for t, v in zip(tnames, np.asarray(theta_i) - theta0)})
-            with np.errstate(divide="ignore", invalid="ignore"):
-                rvc = np.where(base > 0, var_i / base - 1.0, np.nan)
-            row.update(dict(zip(_variance_names(result), rvc)))
-            row["converged"] = True
-            rows.append(row)
-            bar.update(1)
+        reduced = replicate_map(_deletion_worker, state, len(units), n_jobs, bar)
+    rows, failed = [], {}
+    for label, rows_i, (beta_i, V_i, theta_i, var_i, reason) in zip(labels, units, reduced):
+        row = {"leverage": float(leverage[rows_i].sum())}
+        if reason is not None:
+            failed[label] = reason
+            rows.append({**row, "converged": False})
+            continue
+        diff = beta_i - beta0
+        se_i = np.sqrt(np.diag(V_i))
+        row.update(cooksd=float(diff @ Vinv @ diff / p), mdffits=float(diff @ np.linalg.solve(V_i, diff) / p),
+                   covtrace=float(abs(np.trace(Vinv @ V_i) - p)),
+                   covratio=float(np.exp(np.linalg.slogdet(V_i)[1] - logdetV)))
+        row.update({f"dfbetas.{x}": v for x, v in zip(xnames, diff / se_i)})
+        row.update({f"dtheta.{t}": v for t, v in zip(tnames, np.asarray(theta_i) - theta0)})
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rvc = np.where(base > 0, var_i / base - 1.0, np.nan)
+        row.update(dict(zip(_variance_names(result), rvc)))
+        row["converged"] = True
+        rows.append(row)
     warn_failures(failed, len(units), "case-deletion refits", unit="cases", fate="have NaN measures")
     columns = (["leverage", "cooksd", "mdffits", "covtrace", "covratio"] + [f"dfbetas.{x}" for x in xnames]
                + [f"dtheta.{t}" for t in tnames] + _variance_names(result) + ["converged"])

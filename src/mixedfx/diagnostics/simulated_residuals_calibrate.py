@@ -39,7 +39,8 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from ..inference.bootstrap_glmm import _describe, failure_reason, refit_glmm, replicate_map, warn_failures
+from ..inference.bootstrap_glmm import _describe, failure_reason, refit_glmm, warn_failures
+from ..inference.parallel import STATE, replicate_map
 from ..inference.progress import progress_bar
 from ..inference.simulate import simulate_array
 from ..models import fit_lmm
@@ -143,7 +144,7 @@ def _refit(fit, y):
 
 def _calibration_worker(b: int):
     """Replicate ``b``: (record or None, failure reason or None)."""
-    from ..inference.bootstrap_glmm import _STATE as st
+    st = STATE
     result = st["result"]
     try:
         new = _refit(result.fit, st["Y"][:, b])

@@ -17,6 +17,7 @@ import pandas as pd
 
 from ..core.optimize import bobyqa
 from ..models import make_workspace
+from .parallel import STATE, replicate_map
 from .parameters import parameter_vector
 from .progress import progress_bar
 from .simulate import simulate_internal
@@ -24,26 +25,18 @@ from .simulate import simulate_internal
 __all__ = ["bootstrap", "boot_confint"]
 
 
-_JOB: dict = {}      # state shared with forked bootstrap workers
-
-
-def _refit_columns(cols, bar=None) -> list[pd.Series]:
-    """Refit the LMM to the simulated responses ``Y[:, cols]`` (state in ``_JOB``); ``bar``
-    (serial runs) advances by one per replicate."""
-    d, reml, theta, Y = _JOB["design"], _JOB["reml"], _JOB["theta"], _JOB["Y"]
-    ws = _JOB.get("ws")
-    if ws is None:      # one workspace per process, kept for the chunks that follow
-        ws = _JOB["ws"] = make_workspace(d, reml, scaling=_JOB["scaling"])
-    lower = ws.layout.lower_bounds()
-    rows = []
-    for s in cols:     # refits run on the standardized problem; parameters are reported in user units
-        ws.internal.reweight(ws.weights, Y[:, s])
-        opt = bobyqa(ws.internal.objective, theta, lower, step=0.05)
-        ws.update_internal(opt.x)
-        rows.append(parameter_vector(d.blocks, ws.layout, ws.theta, np.sqrt(ws.sigma2), ws.beta(), d.xnames))
-        if bar is not None:
-            bar.update(1)
-    return rows
+def _refit_one(s: int) -> pd.Series:
+    """Replicate ``s``: the LMM refitted to the simulated response ``Y[:, s]`` (the design,
+    simulated responses and start in :data:`mixedfx.inference.parallel.STATE`)."""
+    d, reml, theta, Y = STATE["design"], STATE["reml"], STATE["theta"], STATE["Y"]
+    ws = STATE.get("ws")
+    if ws is None:      # one workspace per process, kept for the replicates that follow
+        ws = STATE["ws"] = make_workspace(d, reml, scaling=STATE["scaling"])
+    # refits run on the standardized problem; parameters are reported in user units
+    ws.internal.reweight(ws.weights, Y[:, s])
+    opt = bobyqa(ws.internal.objective, theta, ws.layout.lower_bounds(), step=0.05)
+    ws.update_internal(opt.x)
+    return parameter_vector(d.blocks, ws.layout, ws.theta, np.sqrt(ws.sigma2), ws.beta(), d.xnames)
 
 
 def bootstrap(result, nsim: int = 500, seed=None, use_u: bool = False, progress=None,
@@ -67,61 +60,42 @@ def bootstrap(result, nsim: int = 500, seed=None, use_u: bool = False, progress=
         from .bootstrap_glmm import glmm_bootstrap
         return glmm_bootstrap(result, nsim=nsim, seed=seed, use_u=use_u, progress=progress, n_jobs=n_jobs)
     if getattr(fit, "residual", None) is not None:
-        return _bootstrap_residual(result, nsim, seed, use_u, progress)
-    import multiprocessing as mp
-    import os
-    if n_jobs is None or n_jobs == 0:
-        n_jobs = 1
-    if n_jobs < 0:
-        n_jobs = os.cpu_count() or 1
-    n_jobs = min(int(n_jobs), max(nsim, 1))
-    if n_jobs > 1 and "fork" not in mp.get_all_start_methods():
-        n_jobs = 1
+        return _bootstrap_residual(result, nsim, seed, use_u, progress, n_jobs)
     Y = simulate_internal(result, nsim, seed, use_u)      # standardized responses
-    _JOB.update(design=fit.design, reml=fit.reml, theta=np.asarray(fit.internal.theta, float), Y=Y,
-                scaling=fit.scaling)
+    state = {"design": fit.design, "reml": fit.reml, "theta": np.asarray(fit.internal.theta, float), "Y": Y,
+             "scaling": fit.scaling}
     t0 = time.perf_counter()
-    try:
-        with progress_bar(nsim, "bootstrap", progress) as bar:
-            if n_jobs == 1:
-                rows = _refit_columns(range(nsim), bar)
-            else:
-                # small chunks, in order: the bar advances as each finishes (~20 updates per worker)
-                size = max(1, nsim // (20 * n_jobs))
-                chunks = [list(range(i, min(i + size, nsim))) for i in range(0, nsim, size)]
-                rows = []
-                with mp.get_context("fork").Pool(n_jobs) as pool:
-                    for part in pool.imap(_refit_columns, chunks):
-                        rows.extend(part)
-                        bar.update(len(part))
-    finally:
-        _JOB.clear()
+    with progress_bar(nsim, "bootstrap", progress) as bar:
+        rows = replicate_map(_refit_one, state, nsim, n_jobs, bar)
     seconds = time.perf_counter() - t0
     out = pd.DataFrame(rows).reset_index(drop=True)
     out.attrs["refits_per_second"] = nsim / seconds if seconds > 0 else np.inf
     return out
 
 
-def _bootstrap_residual(result, nsim, seed, use_u, progress) -> pd.DataFrame:
-    """The bootstrap of a model with ``correlation=`` / ``disp=``: responses with correlated residuals
-    (:func:`mixedfx.inference.simulate.simulate_array`), each refitted in full (serially)."""
+def _refit_residual_one(s: int) -> pd.Series:
+    """Replicate ``s`` of a model with ``correlation=`` / ``disp=``: refitted in full."""
     from dataclasses import replace
 
     from ..models.residual_fit import fit_lmm_residual
+    d = STATE["design"]
+    f = fit_lmm_residual(replace(d, y=STATE["Y"][:, s]), STATE["reml"], warn=False)
+    pv = parameter_vector(d.blocks, f.layout, f.theta, f.sigma, f.beta, d.xnames)
+    extra = pd.Series(_residual_natural(f.residual), dtype=float)
+    return pd.concat([pv.iloc[:f.layout.n_theta + 1], extra, pv.iloc[f.layout.n_theta + 1:]])
+
+
+def _bootstrap_residual(result, nsim, seed, use_u, progress, n_jobs) -> pd.DataFrame:
+    """The bootstrap of a model with ``correlation=`` / ``disp=``: responses with correlated residuals
+    (:func:`mixedfx.inference.simulate.simulate_array`, on the data's scale with the offset), each
+    refitted in full."""
     from .simulate import simulate_array
     fit = result.fit
-    d = fit.design
-    Y = simulate_array(result, nsim, seed, use_u=use_u)      # responses on the data's scale, offset included
+    Y = simulate_array(result, nsim, seed, use_u=use_u)
     t0 = time.perf_counter()
-    rows = []
     with progress_bar(nsim, "bootstrap", progress) as bar:
-        for s in range(nsim):
-            ds = replace(d, y=Y[:, s])
-            f = fit_lmm_residual(ds, fit.reml, warn=False)
-            pv = parameter_vector(d.blocks, f.layout, f.theta, f.sigma, f.beta, d.xnames)
-            extra = pd.Series(_residual_natural(f.residual), dtype=float)
-            rows.append(pd.concat([pv.iloc[:f.layout.n_theta + 1], extra, pv.iloc[f.layout.n_theta + 1:]]))
-            bar.update(1)
+        rows = replicate_map(_refit_residual_one, {"design": fit.design, "reml": fit.reml, "Y": Y}, nsim, n_jobs,
+                             bar)
     seconds = time.perf_counter() - t0
     out = pd.DataFrame(rows).reset_index(drop=True)
     out.attrs["refits_per_second"] = nsim / seconds if seconds > 0 else np.inf

@@ -27,18 +27,16 @@ import numpy as np
 import pandas as pd
 
 from ..models.glmm import fit_glmm
+from .parallel import STATE, replicate_map
 from .parameters import parameter_vector
 from .progress import progress_bar
 from .simulate import simulate_array
 
-__all__ = ["glmm_bootstrap", "refit_glmm", "glmm_parameters", "replicate_map", "RefitFailureWarning"]
+__all__ = ["glmm_bootstrap", "refit_glmm", "glmm_parameters", "RefitFailureWarning"]
 
 
 class RefitFailureWarning(UserWarning):
     """Some bootstrap or case-deletion refits failed or did not converge (they were dropped)."""
-
-
-_STATE: dict = {}        # state shared with forked worker processes
 
 
 def refit_glmm(fit, design, start=None, compute_vcov: bool = False):
@@ -113,54 +111,12 @@ def _describe(exc: Exception) -> str:
     return text if len(text) <= 160 else text[:157] + "..."
 
 
-def replicate_map(worker, state: dict, count: int, n_jobs: int, bar) -> list:
-    """``[worker(i) for i in range(count)]`` in order, over ``n_jobs`` forked processes.
-
-    ``worker`` is a module-level function reading its inputs from ``state`` (published as
-    :data:`_STATE` before the processes fork, so nothing is pickled but the indices and
-    results).  ``bar`` advances as replicates finish.
-    """
-    import multiprocessing as mp
-    import os
-    if n_jobs is None or n_jobs == 0:
-        n_jobs = 1
-    if n_jobs < 0:
-        n_jobs = os.cpu_count() or 1
-    n_jobs = min(int(n_jobs), max(count, 1))
-    if n_jobs > 1 and "fork" not in mp.get_all_start_methods():
-        n_jobs = 1
-    _STATE.clear()
-    _STATE.update(state, worker=worker)
-    try:
-        if n_jobs == 1:
-            out = []
-            for i in range(count):
-                out.append(worker(i))
-                bar.update(1)
-            return out
-        size = max(1, count // (20 * n_jobs))     # ~20 bar updates per worker
-        chunks = [list(range(i, min(i + size, count))) for i in range(0, count, size)]
-        out = []
-        with mp.get_context("fork").Pool(n_jobs) as pool:
-            for part in pool.imap(_run_chunk, chunks):
-                out.extend(part)
-                bar.update(len(part))
-        return out
-    finally:
-        _STATE.clear()
-
-
-def _run_chunk(indices) -> list:
-    worker = _STATE["worker"]
-    return [worker(i) for i in indices]
-
-
 def _boot_worker(s: int):
     """Replicate ``s``: (parameters or None, failure reason or None)."""
     from dataclasses import replace
-    fit = _STATE["fit"]
+    fit = STATE["fit"]
     try:
-        f = refit_glmm(fit, replace(fit.design, y=_STATE["Y"][:, s]))
+        f = refit_glmm(fit, replace(fit.design, y=STATE["Y"][:, s]))
     except (ArithmeticError, ValueError, np.linalg.LinAlgError, RuntimeError) as exc:
         return None, _describe(exc)
     reason = failure_reason(f)

@@ -42,9 +42,10 @@ def _lrt_worker(s: int):
     from the smaller one; ``(statistic or None, failure reason or None)``."""
     from dataclasses import replace
 
-    from .bootstrap_glmm import _STATE, failure_reason, refit_glmm
-    small, large, ys = _STATE["small"], _STATE["large"], _STATE["Y"][:, s]
-    if _STATE["glmm"]:
+    from .bootstrap_glmm import failure_reason, refit_glmm
+    from .parallel import STATE
+    small, large, ys = STATE["small"], STATE["large"], STATE["Y"][:, s]
+    if STATE["glmm"]:
         try:
             f0 = refit_glmm(small, replace(small.design, y=ys))
             f1 = refit_glmm(large, replace(large.design, y=ys))
@@ -64,7 +65,8 @@ def _bootstrap_p(small, large, observed: float, nsim: int, seed, bar=None, n_job
     (ML) model, refit both by ML, ``p = (1 + #{LRT* >= LRT}) / (nsim + 1)``.  For GLMMs refits
     that fail or do not converge are left out (``nsim`` is then the number kept; a warning
     gives the count)."""
-    from .bootstrap_glmm import replicate_map, warn_failures
+    from .bootstrap_glmm import warn_failures
+    from .parallel import replicate_map
     from .progress import _NoBar
     from .simulate import simulate_array
     Y = simulate_array(small, nsim, seed)

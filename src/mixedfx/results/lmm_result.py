@@ -191,11 +191,11 @@ class MixedModelResultBase:
         :func:`mixedfx.diagnostics.check`."""
         return _check(self)
 
-    def influence(self, level: str = "obs", method: str = "exact", progress=None) -> pd.DataFrame:
+    def influence(self, level: str = "obs", method: str = "exact", progress=None, n_jobs: int = 1) -> pd.DataFrame:
         """Case-deletion influence (leverage, Cook's distance, MDFFITS, COVTRACE, COVRATIO, RVC) per
         observation or group; see :func:`mixedfx.diagnostics.influence` (``progress``: a bar,
-        see :mod:`mixedfx.inference.progress`)."""
-        return _influence(self, level=level, method=method, progress=progress)
+        see :mod:`mixedfx.inference.progress`; ``n_jobs``: processes for the refits of a GLMM)."""
+        return _influence(self, level=level, method=method, progress=progress, n_jobs=n_jobs)
 
     def hatvalues(self):
         """Leverages: the diagonal of the hat matrix (lme4's ``hatvalues``), one per observation."""

@@ -19,6 +19,7 @@ from ..design import build_design
 from ..design.columns import vector_argument
 from ..design.frames import as_pandas
 from ..inference.fixed import anova_type3, coef_table
+from ..inference.parallel import STATE, replicate_map
 from ..inference.power import clopper_pearson, design_variables, extend_data, level_order, replicate_seeds
 from ..inference.progress import progress_bar
 from ..inference.simulate import Simulator
@@ -33,7 +34,6 @@ __all__ = ["power", "PowerCurve"]
 _METHODS = {"satterthwaite": "Satterthwaite t-test", "kr": "Kenward-Roger t-test", "z": "Wald z-test",
             "f": "type III F-test (Satterthwaite)", "lrt": "likelihood-ratio test (ML fits)"}
 _CONTROL = ("optimizer", "maxeval")
-_JOB: dict = {}      # state shared with forked workers
 
 
 @dataclass(frozen=True, eq=False)
@@ -200,29 +200,26 @@ def _pvalue(prep, y, job) -> float:
     return float(table["p"].iloc[j])
 
 
-def _run(tasks, bar=None) -> list:
-    """(p, warning messages, error message) per (size index, replicate) task (state in ``_JOB``)."""
-    job, out = _JOB, []
-    for i, r in tasks:
-        prep = job["preps"][i]
-        msgs, err, p = [], None, np.nan
-        if isinstance(prep, str):
-            err = prep
-        else:
-            rng = np.random.default_rng(job["seeds"][i][r])
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
-                try:
-                    p = _pvalue(prep, prep["sim"].draw(rng), job)
-                    if not np.isfinite(p):
-                        err, p = "the test gave no p-value", np.nan
-                except Exception as exc:    # noqa: BLE001 - a failed fit is counted (n_failed) and listed
-                    err = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-            msgs = list(dict.fromkeys(f"{w.category.__name__}: {str(w.message).splitlines()[0]}" for w in caught))
-        out.append((p, msgs, err))
-        if bar is not None:
-            bar.update(1)
-    return out
+def _run_task(k: int) -> tuple:
+    """(p, warning messages, error message) of task ``k`` = (size index, replicate); the tasks and
+    everything they need are in :data:`mixedfx.inference.parallel.STATE`."""
+    job = STATE
+    i, r = job["tasks"][k]
+    prep = job["preps"][i]
+    msgs, err, p = [], None, np.nan
+    if isinstance(prep, str):
+        return p, msgs, prep
+    rng = np.random.default_rng(job["seeds"][i][r])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            p = _pvalue(prep, prep["sim"].draw(rng), job)
+            if not np.isfinite(p):
+                err, p = "the test gave no p-value", np.nan
+        except Exception as exc:    # noqa: BLE001 - a failed fit is counted (n_failed) and listed
+            err = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+    msgs = list(dict.fromkeys(f"{w.category.__name__}: {str(w.message).splitlines()[0]}" for w in caught))
+    return p, msgs, err
 
 
 def power(model, test: str | None = None, effect: float | None = None, along: str | None = None, sizes=None,
@@ -355,27 +352,5 @@ def power(model, test: str | None = None, effect: float | None = None, along: st
 
 
 def _execute(job, tasks, progress, n_jobs) -> list:
-    import multiprocessing as mp
-    import os
-    if n_jobs is None or n_jobs == 0:
-        n_jobs = 1
-    if n_jobs < 0:
-        n_jobs = os.cpu_count() or 1
-    n_jobs = min(int(n_jobs), max(len(tasks), 1))
-    if n_jobs > 1 and "fork" not in mp.get_all_start_methods():
-        n_jobs = 1
-    _JOB.update(job)
-    try:
-        with progress_bar(len(tasks), "power", progress) as bar:
-            if n_jobs == 1:
-                return _run(tasks, bar)
-            size = max(1, len(tasks) // (20 * n_jobs))
-            chunks = [tasks[i:i + size] for i in range(0, len(tasks), size)]
-            out = []
-            with mp.get_context("fork").Pool(n_jobs) as pool:
-                for part in pool.imap(_run, chunks):
-                    out.extend(part)
-                    bar.update(len(part))
-            return out
-    finally:
-        _JOB.clear()
+    with progress_bar(len(tasks), "power", progress) as bar:
+        return replicate_map(_run_task, dict(job, tasks=tasks), len(tasks), n_jobs, bar)
