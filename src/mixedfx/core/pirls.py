@@ -193,8 +193,9 @@ class GlmmWorkspace:
         if u0_alt is not None and not joint:
             u_a = np.asarray(u0_alt, float)
             eta_a = fixed + zb(u_a)
-            mu_a = link.inverse(eta_a)
-            pdev_a = self.penalized_deviance((self.y, mu_a, self.w), u_a)
+            with _trial_point():
+                mu_a = link.inverse(eta_a)
+                pdev_a = self.penalized_deviance((self.y, mu_a, self.w), u_a)
             if pdev_a < pdev:
                 u, eta, mu, pdev = u_a.copy(), eta_a, mu_a, pdev_a
         converged = False
@@ -234,8 +235,9 @@ class GlmmWorkspace:
                 else:
                     b_t = beta
                     eta_t = fixed + zb(u_t)
-                mu_t = link.inverse(eta_t)
-                pdev_t = self.penalized_deviance((self.y, mu_t, self.w), u_t)
+                with _trial_point():
+                    mu_t = link.inverse(eta_t)
+                    pdev_t = self.penalized_deviance((self.y, mu_t, self.w), u_t)
                 if np.isfinite(pdev_t) and pdev_t <= pdev + 1e-12 * abs(pdev):
                     accepted = True
                     break
@@ -412,6 +414,13 @@ class GlmmWorkspace:
         top = logs.max(axis=0)
         log_int = top + np.log(np.exp(logs - top).sum(axis=0)) + np.log(np.sqrt(2.0) * s)
         return float(-2 * log_int.sum())
+
+
+def _trial_point():
+    """A PIRLS step (or a predicted start) may leave the range of the family (e.g. ``mu * mu`` beyond
+    the floating-point range, a negative mean from an identity or inverse link): its deviance is not
+    finite and the step is halved or the start dropped, so numpy's warnings are not reported."""
+    return np.errstate(over="ignore", divide="ignore", invalid="ignore")
 
 
 @lru_cache(maxsize=32)
