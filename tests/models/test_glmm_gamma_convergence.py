@@ -121,3 +121,10 @@ def test_backtracking_from_an_invalid_point_is_not_convergence():
                         1e-13, 1e-8, lambda: None)
     assert opt is not None and opt.status == "success"
     np.testing.assert_allclose(opt.x, [0.5, np.log(20 / 3) / 3], atol=1e-4)
+
+
+def test_fresh_workspace_carries_the_dispersion(fits):
+    """A fit's fresh workspace is at the optimum, dispersion included (it was left at 1)."""
+    m = fits[0]
+    ws = m.fit.fresh_workspace()
+    assert ws.phi == pytest.approx(m.fit.phi, rel=1e-8)

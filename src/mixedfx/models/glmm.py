@@ -104,7 +104,7 @@ class GlmmFit:
         """
         ws = make_glmm_workspace(self.design, self.family)
         ws.tol = 1e-10
-        ws.pirls(self.theta, beta=self.beta)
+        ws.laplace(ws.pirls(self.theta, beta=self.beta))      # also sets the dispersion phi there
         return ws
 
 
