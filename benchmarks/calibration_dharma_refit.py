@@ -35,27 +35,7 @@ from scipy import stats  # noqa: E402
 
 import mixedfx as mfx  # noqa: E402
 
-TESTS = ("uniformity", "dispersion", "zero_inflation", "outliers", "quantiles")
-
-
-def counts(rng, kind, n_groups=20, per=10, sd_b=0.4):
-    g = np.repeat(np.arange(n_groups), per)
-    x = rng.normal(size=g.size)
-    mu = np.exp(0.6 + 0.4 * x + rng.normal(0, sd_b, n_groups)[g])
-    if kind == "poisson":
-        y = rng.poisson(mu)
-    elif kind == "negbin":
-        y = rng.negative_binomial(1.0, 1.0 / (1.0 + mu))
-    else:
-        y = np.where(rng.random(g.size) < 0.3, 0, rng.poisson(mu))
-    return pd.DataFrame({"y": y, "x": x, "g": g})
-
-
-def gaussian(rng, n_groups=20, per=10):
-    g = np.repeat(np.arange(n_groups), per)
-    x = rng.normal(size=g.size)
-    y = 2 + x + rng.normal(0, 1, n_groups)[g] + rng.normal(0, 1, g.size)
-    return pd.DataFrame({"y": y, "x": x, "g": g})
+from calibration_dharma import TESTS, counts, gaussian  # noqa: E402  (the same data generators, 20 groups)
 
 
 def fit_model(kind, seed):
@@ -63,8 +43,8 @@ def fit_model(kind, seed):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         if kind == "lmm":
-            return mfx.lmer("y ~ x + (1 | g)", gaussian(rng))
-        return mfx.glmer("y ~ x + (1 | g)", counts(rng, kind), family="poisson")
+            return mfx.lmer("y ~ x + (1 | g)", gaussian(rng, n_groups=20))
+        return mfx.glmer("y ~ x + (1 | g)", counts(rng, kind, n_groups=20), family="poisson")
 
 
 def pvalues(r) -> dict:
