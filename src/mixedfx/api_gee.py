@@ -57,7 +57,9 @@ def gee(formula: str, data, groups: str, family="gaussian", corstr: str = "indep
         1..T of the correlation matrix (so a missed visit leaves a gap: AR(1) distances are
         differences of these ranks; unstructured correlations are indexed by them).  Without it
         the time of a row is its position in its cluster, in data order (geepack's
-        ``waves = NULL``).  Rows are sorted by cluster and time internally.
+        ``waves = NULL``).  Rows are sorted by cluster and time internally.  Text times are
+        refused (``"week10"`` sorts before ``"week2"``): give numbers, dates, or a categorical
+        whose categories are in time order.
     weights : str or array, optional
         Prior weights (``Var(y) = phi V(mu) / w``); for binomial proportions the trials.
     link : str, optional

@@ -300,3 +300,59 @@ def test_frozen_and_repr():
 
 def test_exported():
     assert mfx.emmeans is emmeans
+
+
+# ---------------------------------------------------------------- review fixes (issue 12)
+with open(os.path.join(os.path.dirname(__file__), "..", "reference", "emmeans_covkeep.json")) as _f:
+    COVKEEP = {r["id"]: r for r in json.load(_f)["results"]}
+
+
+@pytest.fixture(scope="module")
+def seizure_lmm():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return mfx.lmer("y ~ trt * x + age + (1 | id)", mfx.datasets.load("seizure"))
+
+
+@pytest.mark.parametrize("rid", list(COVKEEP))
+def test_two_valued_covariates_are_kept_as_emmeans_cov_keep(seizure_lmm, rid):
+    # emmeans' cov.keep = "2": the 0/1 numeric trt and x are grid factors (averaged over 0 and 1), not
+    # held at their means; trt is a valid specs variable (R: "trt0 - trt1")
+    m = seizure_lmm
+    got = {"trt": lambda: emmeans(m, "trt"), "trt_by_x": lambda: emmeans(m, "trt", by="x"),
+           "trt_pairs": lambda: emmeans(m, "trt").pairs(),
+           "trt_prop": lambda: emmeans(m, "trt", weights="proportional"),
+           "trt_at_x": lambda: emmeans(m, "trt", at={"x": 0.3})}[rid]().summary()
+    ref = COVKEEP[rid]
+    assert list(got.table.columns) == ref["columns"] and list(got.messages) == ref["mesg"]
+    for col in ref["columns"]:
+        want = ref["table"][col]
+        if isinstance(want[0], str):
+            assert [str(v) for v in got.table[col]] == want
+        else:
+            np.testing.assert_allclose(got.table[col].to_numpy(float), want, rtol=1e-5, err_msg=col)
+
+
+def test_results_pickle_and_show_in_notebooks(seizure_lmm):
+    import pickle
+    cbpp = mfx.datasets.load("cbpp")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        g = mfx.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)", cbpp, family="binomial")
+    for e in (emmeans(seizure_lmm, "trt", lmer_df="satterthwaite"), emmeans(seizure_lmm, "trt", lmer_df="asymptotic"),
+              emmeans(g, "period", type="response")):
+        back = pickle.loads(pickle.dumps(e))
+        pd.testing.assert_frame_equal(back.pairs().table, e.pairs().table)
+        for html in (e._repr_html_(), e.pairs()._repr_html_(), e.summary()._repr_html_()):
+            assert html.startswith("<pre>") and html.endswith("</pre>") and "<" not in html[5:-6] and "SE" in html
+
+
+@pytest.mark.parametrize("kwargs, exc, match", [
+    ({"specs": 3}, TypeError, "specs must be a variable name"),
+    ({"specs": "recipe", "by": 2}, TypeError, "by= must be a variable name"),
+    ({"specs": "recipe", "at": [175]}, TypeError, r"at= must be a dict \{variable: values\}"),
+    ({"specs": "recipe", "at": {"temp": [np.nan]}}, ValueError, r"at=\{'temp'.*finite numbers"),
+])
+def test_bad_arguments_name_the_argument(kwargs, exc, match):
+    with pytest.raises(exc, match=match):
+        emmeans(model("cake_num"), **kwargs)

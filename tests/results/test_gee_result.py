@@ -36,6 +36,11 @@ def test_summary_layout(g_exch):
     assert "537 clusters" in repr(g_exch)
 
 
+def test_notebook_display_is_the_summary(g_exch):
+    html = g_exch._repr_html_()
+    assert html.startswith("<pre>") and "Correlation structure = exchangeable" in html
+
+
 def test_coef_table_and_wald_tests(g_exch):
     tab = g_exch.coef_table()
     np.testing.assert_allclose(tab["Wald"], (g_exch.coef / g_exch.se) ** 2)
@@ -149,6 +154,20 @@ def test_time_orders_rows_and_defines_gaps():
                                          "alpha.3:4"]
 
 
+def test_text_time_is_refused_and_an_ordered_categorical_is_used():
+    """Text times sort as text ('week10' before 'week2'): refused; categories in time order work."""
+    d = mfx.datasets.load("respiratory")
+    f = "outcome ~ treat + sex + age + baseline"
+    text = d.assign(week="week" + (d.visit * 5).astype(str))           # week5, week10, week15, week20
+    with pytest.raises(mfx.DesignError, match="time= column 'week' holds text"):
+        gee(f, text, groups="subject", family="binomial", corstr="ar1", time="week")
+    order = [f"week{5 * v}" for v in (1, 2, 3, 4)]
+    cat = text.assign(week=pd.Categorical(text.week, categories=order))
+    a = gee(f, cat, groups="subject", family="binomial", corstr="ar1", time="week")
+    b = gee(f, d, groups="subject", family="binomial", corstr="ar1", time="visit")
+    np.testing.assert_allclose(a.coef, b.coef, rtol=1e-10)
+
+
 def test_rescaled_covariate_and_response_give_equivalent_fits():
     d = mfx.datasets.load("dietox")
     a = gee("Weight ~ Time + Cu", d, groups="Pig", corstr="ar1")
@@ -216,6 +235,29 @@ def test_missing_values_are_dropped_with_a_count():
     with pytest.warns(mfx.MissingDataWarning, match="missing time"):
         g2 = gee("Weight ~ Time", d2, groups="Pig", corstr="ar1", time="T2")
     assert g2.nobs == len(d2) - 1
+
+
+def test_weights_series_with_foreign_index_is_a_clear_error():
+    d = mfx.datasets.load("ohio")
+    w = pd.Series(np.ones(len(d)), index=d.index + 10_000)
+    with pytest.raises(mfx.DesignError, match="weights= is a Series whose index does not match"):
+        gee("resp ~ age", d, groups="id", family="binomial", weights=w)
+
+
+def test_missing_time_and_missing_values_give_one_count():
+    d = mfx.datasets.load("dietox").copy()
+    d["T2"] = d.Time.astype(float)
+    d.loc[3, "T2"] = np.nan
+    d.loc[[0, 5], "Weight"] = np.nan
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        g = gee("Weight ~ Time", d, groups="Pig", corstr="ar1", time="T2")
+    missing = [w for w in caught if issubclass(w.category, mfx.MissingDataWarning)]
+    assert len(missing) == 1
+    assert str(missing[0].message).startswith(f"3 row(s) with missing values dropped (of {len(d)}")
+    assert "'T2' (time=): 1" in str(missing[0].message) and missing[0].filename == __file__
+    assert g.nobs == len(d) - 3 and g.n_dropped == 3
+    assert "3 row(s) with missing values dropped" in str(g.summary())
 
 
 def test_dict_input_gives_the_same_fit(ohio):

@@ -64,6 +64,9 @@ class EMMSummary:
     def __repr__(self) -> str:
         return _format(self)
 
+    def _repr_html_(self) -> str:
+        return "<pre>" + _format(self).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;") + "</pre>"
+
 
 @dataclass(frozen=True, eq=False)
 class EMMeans:
@@ -146,7 +149,7 @@ class EMMeans:
         keep = [c for c in self.labels.columns if c not in by]
         lab = self.labels[keep].copy()
         for c in keep:
-            lab[c] = [f"{c}{v}" if c in self.enhance else _label(v) for v in lab[c]]
+            lab[c] = [f"{c}{_label(v)}" if c in self.enhance else _label(v) for v in lab[c]]
         levs = lab.astype(str).agg(" ".join, axis=1).tolist() if keep else [str(i + 1) for i in range(len(lab))]
         first = [levs[i] for i in groups[0]]
         C, names, meta = contrast_matrix(method, first, ref)
@@ -285,6 +288,9 @@ class EMMeans:
 
     def __repr__(self) -> str:
         return _format(self.summary())
+
+    def _repr_html_(self) -> str:
+        return self.summary()._repr_html_()
 
     def __len__(self) -> int:
         return len(self.linfct)

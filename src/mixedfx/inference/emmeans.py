@@ -2,7 +2,9 @@
 
 The *reference grid* is every combination of the model's predictor variables: each factor at its
 levels (a factor named in ``at=`` at the levels given), each numeric covariate at its mean over
-the rows used in the fit (or at the values given in ``at=``).  Factors made in the formula
+the rows used in the fit (or at the values given in ``at=``), except that a covariate with at most
+two distinct values (a 0/1 indicator) is kept at those values, like a factor (emmeans' default
+``cov.keep = "2"``).  Factors made in the formula
 (``factor(temp)``, ``as.factor(x)``, ``ordered(x)``) are factors of the grid, with the levels of
 the fit.  For grid row ``g`` the model's linear predictor is ``x_g' beta`` (``x_g`` the fixed-effects
 row the formula gives for that row, plus any offset in the formula).  An estimated marginal mean
@@ -25,6 +27,7 @@ fit's full model matrix) give NaN.  The results and contrasts are :class:`EMMean
 from __future__ import annotations
 
 import itertools
+from collections.abc import Mapping
 from dataclasses import replace
 
 import numpy as np
@@ -45,6 +48,27 @@ _LMER_DF = {"satterthwaite": "satterthwaite", "kenward-roger": "kenward-roger", 
 
 
 # ------------------------------------------------------------------ the model
+class _ConstantDF:
+    """The same df for every row ``L`` (a module-level class, so that results pickle)."""
+
+    def __init__(self, value: float):
+        self.value = value
+
+    def __call__(self, L) -> float:
+        return self.value
+
+
+class _SatterthwaiteDF:
+    """Satterthwaite's df of the row ``L`` of an LMM."""
+
+    def __init__(self, result):
+        self.result = result
+
+    def __call__(self, L) -> float:
+        from .fixed import _df
+        return _df(self.result, L, "satterthwaite")
+
+
 def _model_info(result, lmer_df: str) -> ModelInfo:
     fit = getattr(result, "fit", None)
     design = getattr(fit, "design", None)
@@ -59,7 +83,7 @@ def _model_info(result, lmer_df: str) -> ModelInfo:
     key = _LMER_DF[key]
     family = getattr(result, "family", None)
     if family is None:                                   # an LMM
-        from .fixed import _df, _kr
+        from .fixed import _kr
         V = np.asarray(fit.vcov, float)
         if key == "kenward-roger":
             try:
@@ -70,27 +94,20 @@ def _model_info(result, lmer_df: str) -> ModelInfo:
             V = np.asarray(kr.Phi_A, float)
             dff = kr.ddf
         elif key == "satterthwaite":
-            def dff(L, _r=result):
-                return _df(_r, L, "satterthwaite")
+            dff = _SatterthwaiteDF(result)
         else:
-            def dff(L):
-                return np.inf
+            dff = _ConstantDF(np.inf)
         return ModelInfo(beta, V, dff, key, None, "", "emmean")
     if hasattr(result, "fixef_zi"):                      # glmmTMB-style: conditional model
         link = result.link
         fam_name = getattr(family, "name", "")
         n_par = len(getattr(fit, "names_all", beta)) + len(np.atleast_1d(getattr(fit, "theta", [])))
-        rdf = float(result.nobs - n_par)
-
-        def dff(L, _d=rdf):
-            return _d
+        dff = _ConstantDF(float(result.nobs - n_par))
         V = np.asarray(fit.vcov, float)[:len(beta), :len(beta)]
     else:
         link = family.link
         fam_name = family.name
-
-        def dff(L):
-            return np.inf
+        dff = _ConstantDF(np.inf)
         V = np.asarray(fit.vcov, float)
     if link is None or link.name == "identity":
         return ModelInfo(beta, V, dff, None, None, "", "emmean")
@@ -146,11 +163,18 @@ def _known_levels(spec, var: str):
 
 
 class _Var:
-    """One variable of the grid: its values (as the data hold them), display labels and training codes."""
+    """One variable of the grid: its values (as the data hold them), display labels and training codes.
+
+    A numeric covariate with at most two distinct values in the rows used (a 0/1 indicator) is kept
+    at those values, as a factor of the grid (emmeans' default ``cov.keep = "2"``); ``at=`` makes
+    it an ordinary covariate again.
+    """
 
     def __init__(self, name: str, train: pd.Series, is_factor: bool, known):
         self.name = name
         self.is_factor = is_factor
+        self.kept = False
+        self.at = False
         if is_factor:
             vals = column_values(train, name, as_factor=True)
             codes, labels = factor_codes(vals, name)
@@ -165,22 +189,34 @@ class _Var:
             self.codes = codes
         else:
             x = np.asarray(column_values(train, name), dtype=float)
-            self.values = pd.Series([float(np.mean(x))])
-            self.labels = [float(np.mean(x))]
-            self.codes = np.zeros(len(train), int)
-        self.at = False
+            u, codes = np.unique(x, return_inverse=True)
+            if len(u) <= 2:
+                self.is_factor = self.kept = True
+                self.values = pd.Series(u)
+                self.labels = [float(v) for v in u]
+                self.codes = codes.reshape(-1)
+            else:
+                self.values = pd.Series([float(np.mean(x))])
+                self.labels = [float(np.mean(x))]
+                self.codes = np.zeros(len(train), int)
 
     def restrict(self, values) -> None:
         vals = list(np.atleast_1d(np.asarray(values, dtype=object)))
         if not vals:
             raise ValueError(f"at={{{self.name!r}: ...}} is empty")
         self.at = True
+        if self.kept:                                    # a kept covariate at the given values
+            self.is_factor = self.kept = False
+            self.codes = np.zeros(len(self.codes), int)
         if not self.is_factor:
             try:
                 x = np.array([float(v) for v in vals])
             except (TypeError, ValueError):
                 raise ValueError(f"at={{{self.name!r}: {vals!r}}}: {self.name!r} is a numeric covariate; give "
                                  "numbers") from None
+            if not np.all(np.isfinite(x)):
+                raise ValueError(f"at={{{self.name!r}: {vals!r}}}: the values of a covariate must be finite numbers "
+                                 "(no NaN or inf)")
             self.values = pd.Series(x)
             self.labels = list(x)
             return
@@ -199,6 +235,11 @@ class _Var:
 
 def _parse_specs(specs, by):
     """``specs`` as a list of variable names, and ``by`` (a formula's ``| b`` adds to ``by``)."""
+    if not (by is None or isinstance(by, str)
+            or (isinstance(by, (list, tuple)) and all(isinstance(b, str) for b in by))):
+        raise TypeError(f"by= must be a variable name or a list of names, got {by!r}")
+    if not (isinstance(specs, str) or (isinstance(specs, (list, tuple)) and all(isinstance(v, str) for v in specs))):
+        raise TypeError(f"specs must be a variable name, a list of names or a formula such as '~ a * b', got {specs!r}")
     by = [] if by is None else ([by] if isinstance(by, str) else list(by))
     if isinstance(specs, str):
         text = specs.strip()
@@ -273,8 +314,9 @@ def emmeans(model, specs, by=None, at: dict | None = None, weights: str = "equal
     specs : a variable name, a list of names, or a formula ``"~ a * b"`` / ``"~ a | b"``.
     by : variable name(s) whose levels split the means into groups (contrasts and
         adjustments are done within each group).
-    at : ``{variable: values}``: the grid values of a covariate (default: its mean), or the
-        levels of a factor to keep.
+    at : ``{variable: values}``: the grid values of a covariate (default: its mean, or both values
+        of a covariate with only two, as emmeans' ``cov.keep = "2"``), or the levels of a factor
+        to keep.
     weights : ``"equal"`` (default), ``"proportional"``, ``"outer"``, ``"cells"`` or ``"flat"``.
     type : ``"link"`` (default) or ``"response"`` (GLMMs: back-transformed means, delta-method
         SEs, back-transformed intervals; ratios for contrasts on the log / logit scale).
@@ -299,6 +341,9 @@ def emmeans(model, specs, by=None, at: dict | None = None, weights: str = "equal
         raise ValueError(f"weights={weights!r}: use one of {', '.join(_WEIGHTS)}")
     if not 0 < level < 1:
         raise ValueError("level must be between 0 and 1")
+    if at is not None and not isinstance(at, Mapping):
+        raise TypeError(f"at= must be a dict {{variable: values}}, e.g. at={{'temp': [175, 225]}}; got "
+                        f"{at.__class__.__name__}")
     design = model.fit.design
     spec = design.spec
     names, by = _parse_specs(specs, by)

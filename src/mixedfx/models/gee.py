@@ -2,6 +2,7 @@
 :class:`GEEModel` (design layer for X, core solver for the estimating equations)."""
 from __future__ import annotations
 
+import re
 import warnings
 from dataclasses import dataclass
 
@@ -104,6 +105,10 @@ def _waves(values: pd.Series) -> tuple[np.ndarray, tuple]:
     if isinstance(values.dtype, pd.CategoricalDtype):
         cat = values.cat.remove_unused_categories()
         return cat.cat.codes.to_numpy(np.int64), tuple(cat.cat.categories)
+    if values.dtype.kind in "OSU" or pd.api.types.is_string_dtype(values.dtype):
+        raise DesignError(f"the time= column {values.name!r} holds text: sorted as text, 'week10' would come before "
+                          "'week2', so the working correlation would pair the wrong times; give numbers or dates, "
+                          "or a categorical whose categories are in time order")
     try:
         codes, uniques = pd.factorize(values, sort=True)
     except TypeError:
@@ -117,9 +122,10 @@ def _weights_vector(weights, frame_index: pd.Index):
     if isinstance(weights, pd.Series):
         if weights.index.equals(frame_index):
             return weights.to_numpy()
-        if frame_index.has_duplicates or weights.index.has_duplicates:
+        if (frame_index.has_duplicates or weights.index.has_duplicates
+                or not frame_index.isin(weights.index).any()):
             raise DesignError("weights= is a Series whose index does not match the data's; give an array in row "
-                              "order or a column name")
+                              "order (e.g. weights.to_numpy()) or a column name")
         return weights.reindex(frame_index).to_numpy()
     return weights
 
@@ -152,25 +158,27 @@ def fit_gee_model(formula: str, data, groups: str, family="gaussian", corstr: st
     if isinstance(weights, pd.Series):
         weights = weights.to_numpy()
     frame = frame.reset_index(drop=True)              # positions as labels (a new frame; data untouched)
+    n_rows, k_time = len(frame), 0
     if time is not None and frame[time].isna().any():
         keep = frame[time].notna().to_numpy()
-        k = int((~keep).sum())
-        if k == len(frame):
+        k_time = int((~keep).sum())
+        if k_time == len(frame):
             raise DesignError(f"the time column {time!r} has no values: all {len(frame)} rows are missing")
-        warnings.warn(f"{k} row(s) with a missing time ({time!r}) dropped (of {len(frame)})", MissingDataWarning,
-                      stacklevel=3)
         frame = frame[keep]
         if weights is not None and not isinstance(weights, str):
             weights = np.asarray(weights)[keep]
     gq = groups.replace("`", "")
     try:
-        design = build_design(f"{formula} + (1 | `{gq}`)", frame, weights=weights, family=fam)
+        with warnings.catch_warnings(record=True) as caught:     # re-issued below, at the caller's line
+            warnings.simplefilter("always")
+            design = build_design(f"{formula} + (1 | `{gq}`)", frame, weights=weights, family=fam)
     except DesignError as exc:
         msg = str(exc)
         if msg.startswith("grouping factor"):
             raise DesignError(f"groups={groups!r} has fewer than 2 clusters in the rows used; GEE needs several "
                               "clusters (robust standard errors are built from between-cluster variation)") from None
         raise
+    _reissue(caught, k_time, n_rows, time)
     _check_response(fam, design.y, f.response_label)
     pos = design.row_index.to_numpy()
     block = design.blocks[0]
@@ -212,8 +220,28 @@ def fit_gee_model(formula: str, data, groups: str, family="gaussian", corstr: st
                       "use a simpler corstr", ConvergenceWarning, stacklevel=3)
     cluster_labels = np.asarray(block.levels, dtype=object)[codes[order][layout.starts[:-1]]]
     return GEEModel(formula, fam, corstr, y, X, tuple(design.xnames), off_s, w_s, layout, order,
-                    caller_index[pos], cluster_labels, tuple(wave_labels), groups, time, design.n_dropped,
+                    caller_index[pos], cluster_labels, tuple(wave_labels), groups, time, design.n_dropped + k_time,
                     design.spec, design, sol, int(maxiter), float(tol), design.offset is not None)
+
+
+_MISSING = re.compile(r"^(\d+) row\(s\) with missing values dropped \(of (\d+); missing in (.*)\)$", re.S)
+
+
+def _reissue(caught, k_time: int, n_rows: int, time) -> None:
+    """Re-issue the design's warnings at the user's call; one MissingDataWarning counting the rows
+    dropped for a missing time= value too."""
+    merged = False
+    for w in caught:
+        msg = str(w.message)
+        m = _MISSING.match(msg) if issubclass(w.category, MissingDataWarning) else None
+        if m and k_time:
+            msg = (f"{int(m.group(1)) + k_time} row(s) with missing values dropped (of {n_rows}; missing in "
+                   f"{time!r} (time=): {k_time}, {m.group(3)})")
+            merged = True
+        warnings.warn(msg, w.category, stacklevel=4)
+    if k_time and not merged:
+        warnings.warn(f"{k_time} row(s) with a missing time ({time!r}) dropped (of {n_rows})", MissingDataWarning,
+                      stacklevel=4)
 
 
 def _check_pairs(layout: ClusterLayout, labels) -> None:

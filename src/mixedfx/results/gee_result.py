@@ -415,6 +415,9 @@ class GEEResult:
                           self.family.link.name, self.corr_params, self.n_clusters,
                           int(self._m.layout.sizes.max()), self.nobs, self.converged, self.iterations, tuple(notes))
 
+    def _repr_html_(self) -> str:
+        return self.summary()._repr_html_()
+
     def __repr__(self) -> str:
         status = "" if self.converged else ", NOT converged"
         return (f"<GEEResult {self.formula!r}, {self.family.name}, corstr={self.corstr!r}: {self.nobs} obs in "
