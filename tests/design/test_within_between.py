@@ -51,5 +51,22 @@ def test_errors(df):
         within_between(df.assign(x_within=0.0), "x", group="g")
     with pytest.raises(ValueError, match="suffixes"):
         within_between(df, "x", group="g", suffixes=("_a", "_a"))
-    with pytest.raises(TypeError, match="DataFrame"):
-        within_between(df.to_dict(), "x", group="g")
+    # was "the output column(s) ['x_between', 'x_within', 'x_between', 'x_within'] already exist"
+    with pytest.raises(ValueError, match=r"column\(s\) \['x'\] are listed more than once"):
+        within_between(df, ["x", "x"], group="g")
+    with pytest.raises(TypeError, match="within_between\\(\\) data must be a data frame.*numpy.ndarray"):
+        within_between(df.to_numpy(), "x", group="g")
+
+
+def test_polars_and_dict_input(df):
+    """Any frame lmer() accepts: polars (no index, so a RangeIndex) and a dict of columns give the
+    pandas result (was: TypeError 'data must be a pandas DataFrame, got DataFrame' for polars)."""
+    pl = pytest.importorskip("polars")
+    expected = within_between(df.reset_index(drop=True), ["x", "z"], group="g")
+    src = pl.from_pandas(df.reset_index(drop=True))
+    out = within_between(src, ["x", "z"], group="g")
+    assert isinstance(out, pd.DataFrame) and src.columns == ["g", "h", "x", "z", "flag"]
+    np.testing.assert_array_equal(out["x_between"], expected["x_between"])
+    np.testing.assert_array_equal(out["z_within"], expected["z_within"])
+    got = within_between({"g": [1, 1, 2], "x": [1.0, 2.0, 4.0]}, "x", group="g")
+    np.testing.assert_array_equal(got["x_within"], [-0.5, 0.5, 0.0])

@@ -173,3 +173,24 @@ def test_negative_binomial_deletion_re_estimates_the_shape():
     r = quiet(mfx.glmer, "y ~ x + (1 | g)", df[df.g != "4"], family="negbin")
     diff = r.fit.beta - m.fit.beta
     np.testing.assert_allclose(inf.loc["4"].filter(like="dfbetas.").to_numpy(float), diff / r.se, atol=1e-3)
+
+
+def test_crossed_model_deleting_a_level_of_the_outer_factor():
+    """grouseticks: BROOD is nested in LOCATION, so deleting a LOCATION leaves broods without rows.
+    Those levels broke the crossed model's sparse cross-product plan (every one of the 63 refits
+    failed with ZeroDivisionError); they are now dropped, and a deletion equals the fit to the data
+    without the location."""
+    gt = mfx.datasets.load("grouseticks")
+    form = "TICKS ~ YEAR + (1 | BROOD) + (1 | LOCATION)"
+    m = quiet(mfx.glmer, form, gt, family="poisson")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RefitFailureWarning)
+        inf = m.influence(level="LOCATION")
+        approx = m.influence(level="LOCATION", method="approx")
+    assert len(inf) == 63 and inf["converged"].all() and approx["converged"].all()
+    loc = inf["cooksd"].idxmax()
+    r = quiet(mfx.glmer, form, gt[gt["LOCATION"].astype(str) != str(loc)], family="poisson")
+    diff = r.fit.beta - m.fit.beta
+    assert inf.loc[loc, "cooksd"] == pytest.approx(diff @ np.linalg.solve(m.fit.vcov, diff) / 3, rel=1e-4)
+    dtheta = inf.loc[loc, ["dtheta.BROOD.(Intercept)", "dtheta.LOCATION.(Intercept)"]].to_numpy(float)
+    np.testing.assert_allclose(dtheta, r.fit.theta - m.fit.theta, atol=1e-5)

@@ -520,3 +520,24 @@ def test_calibration_for_glmmtmb_style_model():
     r = m.simulated_residuals(n=20, seed=2, calibrate=4, progress=False)
     assert r.calibration.n_refits + r.calibration.n_failed == 4 and r.calibration.n_refits >= 3
     assert "parametric bootstrap" in r.test_dispersion().method
+
+
+# ------------------------------------------------------------ review of issue 12 (regressions)
+def test_bad_predictor_and_seed_get_clear_errors(poisson_fit):
+    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib.use("Agg")
+    from mixedfx.plots.simulated_residuals import residuals_vs_predicted
+
+    """A predictor with missing values used to be binned silently (NaN sorted last); a
+    non-numeric one and a non-integer seed ended in numpy errors."""
+    r = poisson_fit.simulated_residuals(n=20, seed=1)
+    x = np.asarray(poisson_fit.fit.design.X[:, 1], float).copy()
+    x[3] = np.nan
+    with pytest.raises(ValueError, match="predictor has 1 missing"):
+        r.test_quantiles(predictor=x)
+    with pytest.raises(ValueError, match="predictor must hold numbers"):
+        r.test_quantiles(predictor=np.array(["a"] * r.n_obs, dtype=object))
+    with pytest.raises(ValueError, match="predictor must hold numbers"):
+        residuals_vs_predicted(r, predictor=["a"] * r.n_obs)
+    with pytest.raises(ValueError, match="seed must be"):
+        poisson_fit.simulated_residuals(n=20, seed="one")

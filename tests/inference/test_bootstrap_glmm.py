@@ -209,3 +209,37 @@ def test_negative_binomial_bootstrap_re_estimates_the_shape(gamma_data):
     refit = quiet(mfx.glmer, "nb ~ x + (1 | g)", df.assign(nb=y.to_numpy()), family="negbin")
     assert reps.loc[0, "shape"] == pytest.approx(refit.family.theta, rel=1e-3)
     np.testing.assert_allclose(reps.loc[0, ["(Intercept)", "x"]], refit.fixef, atol=1e-4)
+
+
+@pytest.mark.parametrize("bad", [0, -1, 2.5, "a", True, None])
+def test_nsim_must_be_a_positive_whole_number(cbpp, bad):
+    """nsim=2.5 was truncated to 2 and "a" raised int()'s message (GLMM); an LMM's nsim=0 returned an
+    empty table, -1 and 2.5 numpy errors; anova(method="bootstrap", nsim=0) gave p = NaN silently."""
+    g = cbpp[1]
+    m = mfx.lmer("Reaction ~ Days + (1 | Subject)", mfx.datasets.load("sleepstudy"))
+    m0 = mfx.lmer("Reaction ~ 1 + (1 | Subject)", mfx.datasets.load("sleepstudy"))
+    for call in (lambda: g.bootstrap(bad), lambda: m.bootstrap(bad), lambda: m.confint(method="boot", nsim=bad),
+                 lambda: quiet(mfx.anova, m0, m, method="bootstrap", nsim=bad)):
+        with pytest.raises(ValueError, match="nsim must be a positive whole number"):
+            call()
+    assert len(m.bootstrap(np.int64(3), seed=1)) == len(m.bootstrap(3.0, seed=1)) == 3
+
+
+def test_bootstrap_lrt_gives_no_p_value_for_models_with_equal_parameter_counts():
+    """(1 | Subject) vs (0 + Days | Subject): 4 parameters each, not nested.  The chi-square column
+    has no p (Df 0, as lme4's NA); the bootstrap path used to simulate anyway and report p = 0.167."""
+    ss = mfx.datasets.load("sleepstudy")
+    a = mfx.lmer("Reaction ~ Days + (1 | Subject)", ss)
+    b = mfx.lmer("Reaction ~ Days + (0 + Days | Subject)", ss)
+    with pytest.warns(UserWarning, match="same number of parameters"):
+        tab = mfx.anova(a, b, method="bootstrap", nsim=5, seed=1, refit=False)
+    assert tab["Df"].iloc[1] == 0 and np.isnan(tab["p"]).all()
+
+
+@pytest.mark.parametrize("bad", ["a", 1.5, True])
+def test_n_jobs_must_be_a_whole_number(cbpp, bad):
+    """n_jobs="a" raised "'<' not supported between str and int", 1.5 ran as 1."""
+    with pytest.raises(ValueError, match="n_jobs must be a whole number"):
+        cbpp[1].bootstrap(2, seed=1, n_jobs=bad)
+    with pytest.raises(ValueError, match="n_jobs must be a whole number"):
+        cbpp[1].influence(level="herd", n_jobs=bad)

@@ -176,3 +176,17 @@ def test_simulation_size_and_power():
     assert lo <= np.mean(p_null < 0.05) <= hi
     # u correlated with the group mean of x: H rejects
     assert np.mean(np.array(p_alt) < 0.05) > 0.9
+
+
+def test_balanced_design_has_nothing_to_test():
+    """sleepstudy: every subject has Days 0..9, so the within and mixed estimates of Days coincide and
+    the REML V_FE - V_RE is rounding noise (8e-10 against 0.65).  It used to report chisq = 3.6e-20
+    (REML) and 7e-27 (ML) on 1 df, p = 1, from a difference of 5e-15; method='mundlak' already
+    refused (the Days means are all equal)."""
+    ss = mfx.datasets.load("sleepstudy")
+    for reml in (True, False):
+        m = _fit("Reaction ~ Days + (1 | Subject)", ss, reml=reml)
+        with pytest.raises(ValueError, match="estimates of Days coincide"):
+            hausman(m)
+        with pytest.raises(ValueError, match="group means of Days are collinear"):
+            hausman(m, method="mundlak")

@@ -180,3 +180,17 @@ def test_paired_design_matches_noncentral_t_power():
         crit = stats.t.ppf(0.975, df)
         exact = stats.nct.sf(crit, df, ncp) + stats.nct.cdf(-crit, df, ncp)
         assert abs(got - exact) < 3.3 * np.sqrt(exact * (1 - exact) / 200), (size, got, exact)
+
+
+# ------------------------------------------------------------ review of issue 12 (regressions)
+def test_bad_arguments_name_themselves(sleep):
+    """within= naming no column used to raise a bare KeyError; non-numeric sizes, nsim or alpha
+    ended in numpy / Python conversion errors."""
+    with pytest.raises(ValueError, match="within='Grp' is not a column"):
+        power(sleep, along="Subject", within="Grp", sizes=[4], nsim=2)
+    with pytest.raises(ValueError, match="sizes must be whole numbers"):
+        power(sleep, along="Subject", sizes=["a"], nsim=2)
+    with pytest.raises(ValueError, match="nsim must be a whole number"):
+        power(sleep, nsim="a")
+    with pytest.raises(ValueError, match="alpha must be a number"):
+        power(sleep, nsim=2, alpha="0.05")

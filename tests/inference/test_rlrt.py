@@ -49,6 +49,12 @@ CASES = {"intercept_only": ("int",), "slope_given_int": ("slope", "both", "int")
          "dyestuff": ("dyestuff",), "dyestuff2": ("dyestuff2",), "longsim_x_slope": ("ls_x", "ls_both", "ls_int")}
 
 
+def _fit_quiet(formula, data):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return mfx.lmer(formula, data)
+
+
 def _run(fits, case, nsim, seed):
     return exact_rlrt(*[fits[k] for k in CASES[case]], nsim=nsim, seed=seed)
 
@@ -180,8 +186,11 @@ def test_errors(fits):
         exact_rlrt(fits["int"], fits["both"], fits["int"])
     with pytest.raises(ValueError, match="fixed effects of"):
         exact_rlrt(fits["c_slope"], fits["c_both"], fits["int"])
-    with pytest.raises(ValueError, match="differ by exactly one"):
+    with pytest.raises(ValueError, match="look swapped"):
         exact_rlrt(fits["slope"], fits["int"], fits["both"])
+    corr = _fit_quiet("Reaction ~ Days + (Days | Subject)", mfx.datasets.load("sleepstudy"))
+    with pytest.raises(ValueError, match="differ by exactly one"):
+        exact_rlrt(fits["slope"], corr, fits["int"])
     ss = mfx.datasets.load("sleepstudy")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -203,3 +212,16 @@ def test_loaded_fit_has_no_data(fits, tmp_path):
     fits["dyestuff"].save(tmp_path / "m.json")
     with pytest.raises(ValueError, match="carries no data"):
         exact_rlrt(mfx.load(tmp_path / "m.json"))
+
+
+@pytest.mark.parametrize("bad", [0, 2.5, "a", None])
+def test_nsim_is_checked(fits, bad):
+    """nsim="a" raised "'>=' not supported between str and int" and 2.5 was truncated to 2."""
+    with pytest.raises(ValueError, match="nsim must be a positive whole number.*" + repr(bad)[:2]):
+        exact_rlrt(fits["dyestuff"], nsim=bad)
+
+
+def test_swapped_alternative_and_null_are_named(fits):
+    """exact_rlrt(m, m0, mA) said only "m_alt has 4 parameters and m_null 5"."""
+    with pytest.raises(ValueError, match="m_alt and m_null look swapped.*exact_rlrt\\(m, m_alt, m_null\\)"):
+        exact_rlrt(fits["slope"], fits["int"], fits["both"], nsim=10)

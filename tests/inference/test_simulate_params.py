@@ -196,3 +196,22 @@ def test_extended_models_give_a_clear_error():
         m = mfx.glmer("y ~ x + (1 | g)", d, family="nbinom2")
     with pytest.raises(NotImplementedError, match="lme4's families"):
         m.simulate(params={"beta": {"x": 1.0}})
+
+
+# ------------------------------------------------------------ review of issue 12 (regressions)
+def test_binomial_newdata_keeps_its_trials():
+    """simulate(newdata=...) of a binomial model with trials used to draw one trial per row (0/1
+    proportions).  The trials now come from newdata's cbind() columns (or the weights= column): with
+    use_u=True and the same seed, newdata = the fitted rows gives the fitted rows' simulations."""
+    cbpp = mfx.datasets.load("cbpp")
+    g = mfx.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)", cbpp, family="binomial")
+    a = g.simulate(nsim=3, seed=4, use_u=True).to_numpy()
+    b = g.simulate(nsim=3, seed=4, use_u=True, newdata=cbpp).to_numpy()
+    np.testing.assert_array_equal(a, b)
+    cbw = cbpp.assign(p=cbpp["incidence"] / cbpp["size"])
+    gw = mfx.glmer("p ~ period + (1 | herd)", cbw, family="binomial", weights="size")
+    np.testing.assert_array_equal(gw.simulate(nsim=3, seed=4, use_u=True, newdata=cbw).to_numpy(), a)
+    with pytest.raises(ValueError, match="newdata lacks column.*'size'"):
+        g.simulate(newdata=cbpp.drop(columns="size"))
+    with pytest.raises(ValueError, match="numbers of trials"):
+        gw.simulate(newdata=cbw.drop(columns="size"))

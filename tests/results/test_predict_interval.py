@@ -318,3 +318,55 @@ def test_units_do_not_matter(sleep):
         sb = b.predict(nd.assign(Days=nd["Days"] * 1000.0 + 1e6), **kw)
         np.testing.assert_allclose(sb["se_fit"], sa["se_fit"], rtol=1e-5)
         np.testing.assert_allclose(sb["fit"], sa["fit"], rtol=1e-7)
+
+
+# ------------------------------------------------------------ review of issue 12 (regressions)
+def test_offset_argument_is_refused_for_newdata_not_dropped(tmp_path):
+    """An offset given as offset= cannot be rebuilt for newdata: predicting newdata used to leave it
+    out silently (every row the same prediction); now it raises, naming offset=.  The fitted rows
+    keep it, and an offset in the formula is read from newdata."""
+    gt = mf.datasets.load("grouseticks")
+    gt = gt.assign(logexp=np.log1p(np.arange(len(gt)) % 3))
+    arg = mf.glmer("TICKS ~ YEAR + (1 | BROOD)", gt, family="poisson", offset=gt["logexp"].to_numpy())
+    form = mf.glmer("TICKS ~ YEAR + offset(logexp) + (1 | BROOD)", gt, family="poisson")
+    new = gt.head(3)
+    for call in (lambda: arg.predict(new), lambda: arg.predict(new, interval="confidence"),
+                 lambda: arg.predict_link(new), lambda: arg.simulate(newdata=new)):
+        with pytest.raises(ValueError, match=r"offset=.*offset\(log_exposure\)"):
+            call()
+    fitted = arg.predict(interval="confidence")["fit"].to_numpy()
+    np.testing.assert_allclose(fitted[:3] - fitted[0], new["logexp"].to_numpy(), atol=1e-10)
+    np.testing.assert_allclose(form.predict(new, re_form="~0") - form.predict(new, re_form="~0")[0],
+                               new["logexp"].to_numpy(), atol=1e-10)
+    # offset="column": read from newdata's column, as the formula's offset() (also after save/load)
+    col = mf.glmer("TICKS ~ YEAR + (1 | BROOD)", gt, family="poisson", offset="logexp")
+    np.testing.assert_allclose(col.predict(new), form.predict(new), rtol=1e-6)
+    pd.testing.assert_frame_equal(col.predict(new, interval="confidence"), form.predict(new, interval="confidence"),
+                                  rtol=1e-6)
+    with pytest.raises(mf.DesignError, match="no column 'logexp', the model's offset= column"):
+        col.predict(new.drop(columns="logexp"))
+    assert col.simulate(nsim=2, seed=1, newdata=new).shape == (3, 2)
+    path = tmp_path / "col.json"
+    col.save(path)
+    np.testing.assert_allclose(mf.load(path).predict(new, re_form="~0"), col.predict(new, re_form="~0"), rtol=1e-12)
+    arg.save(tmp_path / "arg.json")
+    with pytest.raises(ValueError, match="offset=<array>"):
+        mf.load(tmp_path / "arg.json").predict(new, re_form="~0")
+
+
+def test_prediction_interval_row_missing_a_left_out_slope_variable(sleep):
+    """re_form='~0' with interval='prediction' adds z'Gz of the left-out (Days | Subject) term; a row
+    whose Days is missing used to fail the whole call (a design error), although the point
+    prediction does not need Days.  Now that row keeps its fit with NaN se_fit/lower/upper, and
+    the others are unchanged: se^2 = x'V x + z'G z + sigma^2."""
+    m = mf.lmer("Reaction ~ 1 + (Days | Subject)", sleep)
+    new = pd.DataFrame({"Days": [np.nan, 3.0], "Subject": ["308", "308"]})
+    out = m.predict(new, re_form="~0", interval="prediction")
+    assert np.isfinite(out["fit"]).all()
+    assert out.loc[0, ["se_fit", "lower", "upper"]].isna().all()
+    lam = m.fit.layout.lambdas(m.fit.theta)[0]
+    G = m.sigma ** 2 * lam @ lam.T
+    z = np.array([1.0, 3.0])
+    want = np.sqrt(m.fit.vcov[0, 0] + z @ G @ z + m.sigma ** 2)
+    assert out.loc[1, "se_fit"] == pytest.approx(want, rel=1e-8)
+    pd.testing.assert_frame_equal(new, pd.DataFrame({"Days": [np.nan, 3.0], "Subject": ["308", "308"]}))

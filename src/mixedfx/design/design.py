@@ -34,6 +34,13 @@ class DesignSpec:
     state: AtomState
     fixed: TermMatrixSpec
     random: tuple[tuple[tuple[str, ...], tuple[str, ...], TermMatrixSpec], ...]  # (group, levels, lhs)
+    offset_column: str | None = None     # offset="col": read from new data too
+    offset_array: bool = False           # offset=<array>: new data cannot supply it
+
+    @property
+    def has_offset(self) -> bool:
+        """Whether new data carry an offset (formula ``offset()`` terms or an ``offset=`` column)."""
+        return bool(self.formula.offsets) or self.offset_column is not None
 
     def _atoms(self, data: pd.DataFrame, labels) -> dict:
         return {lab: evaluate_atom(self.formula.atoms[lab], data, self.state, training=False, matrix=True)
@@ -47,10 +54,17 @@ class DesignSpec:
         return self.fixed.matrix(self._atoms(data, labels), len(data))
 
     def offset(self, data: pd.DataFrame) -> np.ndarray:
+        """The offset of new data: its formula ``offset()`` terms plus the ``offset=`` column."""
         data = string_columns(data)
         out = np.zeros(len(data))
         for node in self.formula.offsets:
             out += evaluate_atom(node, data, self.state, training=False)
+        if self.offset_column is not None:
+            if self.offset_column not in data.columns:
+                raise DesignError(f"newdata has no column {self.offset_column!r}, the model's offset= column; add it "
+                                  "(a column of zeros predicts at offset 0)")
+            check_numeric_column(data[self.offset_column], self.offset_column, "offset")
+            out += data[self.offset_column].to_numpy(dtype=float)
         return out
 
     def random_parts(self, data: pd.DataFrame, which=None) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -349,7 +363,8 @@ def build_design(formula: str | ModelFormula, data: pd.DataFrame, weights=None, 
             off = val if off is None else off + val
     if off is not None:
         _check_offset(off, np.asarray(resp, float), family)
-    spec = DesignSpec(f, state, fspec, tuple((b.term.group, b.levels, b.lhs_spec) for b in blocks))
+    spec = DesignSpec(f, state, fspec, tuple((b.term.group, b.levels, b.lhs_spec) for b in blocks),
+                      offset_column=o_col, offset_array=o_arr is not None)
     residual = None
     if correlation is not None or disp is not None:
         residual = build_residual(correlation, disp, data, state, blocks)

@@ -15,6 +15,7 @@ import pandas as pd
 
 from .columns import check_numeric_column
 from .evaluate import DesignError, check_columns
+from .frames import as_pandas
 
 __all__ = ["within_between"]
 
@@ -25,7 +26,8 @@ def within_between(data: pd.DataFrame, columns: str | Sequence[str], group: str 
 
     Parameters
     ----------
-    data : the data frame (never modified).
+    data : the data frame (never modified): pandas, or any frame ``lmer()`` accepts (polars,
+        pyarrow, a dict of columns), which is converted to pandas.
     columns : numeric column name(s) to decompose.
     group : the grouping column (or several, for their interaction).
     suffixes : names of the added columns, ``column + suffixes[0]`` (group mean) and
@@ -33,7 +35,7 @@ def within_between(data: pd.DataFrame, columns: str | Sequence[str], group: str 
 
     Returns
     -------
-    A new DataFrame: ``data``'s columns followed by ``x_between, x_within`` for each ``x``.  Rows
+    A new pandas DataFrame: ``data``'s columns followed by ``x_between, x_within`` for each ``x``.  Rows
     whose group is missing get NaN; missing values of ``x`` are left out of the group means and
     give a NaN ``x_within``.
 
@@ -42,8 +44,7 @@ def within_between(data: pd.DataFrame, columns: str | Sequence[str], group: str 
     >>> wb = within_between(df, "x", group="g")              # doctest: +SKIP
     >>> mfx.lmer("y ~ x_within + x_between + (1 | g)", wb)   # doctest: +SKIP
     """
-    if not isinstance(data, pd.DataFrame):
-        raise TypeError(f"within_between(): data must be a pandas DataFrame, got {type(data).__name__}")
+    data = as_pandas(data, "within_between() data")     # polars, Arrow, dict of columns: a pandas copy
     cols = [columns] if isinstance(columns, str) else list(columns)
     groups = [group] if isinstance(group, str) else list(group)
     if not cols:
@@ -52,6 +53,9 @@ def within_between(data: pd.DataFrame, columns: str | Sequence[str], group: str 
         raise ValueError("within_between(): group= must name the grouping column")
     if len(suffixes) != 2 or not all(isinstance(s, str) and s for s in suffixes) or suffixes[0] == suffixes[1]:
         raise ValueError(f"within_between(): suffixes must be two different non-empty strings, got {suffixes!r}")
+    repeated = sorted({c for c in cols if cols.count(c) > 1})
+    if repeated:
+        raise ValueError(f"within_between(): column(s) {repeated} are listed more than once in columns=")
     check_columns(cols, data, "within_between() column list")
     check_columns(groups, data, "within_between() group=")
     overlap = set(cols) & set(groups)
@@ -68,9 +72,13 @@ def within_between(data: pd.DataFrame, columns: str | Sequence[str], group: str 
                               "its dummy columns)") from None
     new = [c + s for c in cols for s in suffixes]
     clash = [n for n in new if n in data.columns]
-    if clash or len(set(new)) < len(new):
-        raise ValueError(f"within_between(): the output column(s) {clash or new} already exist; "
-                         "choose other suffixes=")
+    if clash:
+        raise ValueError(f"within_between(): the output column(s) {clash} already exist in the data; "
+                         "choose other suffixes= (or drop those columns)")
+    twice = sorted({n for n in new if new.count(n) > 1})
+    if twice:
+        raise ValueError(f"within_between(): the output names {twice} would be made twice from columns {cols} "
+                         f"with suffixes {suffixes!r}; choose other suffixes=")
     out = data.copy()
     # group codes by position (the index may repeat): -1 where a grouping value is missing
     codes = pd.DataFrame({i: data[g].to_numpy() for i, g in enumerate(groups)}).groupby(

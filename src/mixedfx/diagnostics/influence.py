@@ -47,7 +47,7 @@ def influence(result, level: str = "obs", method: str = "exact", progress=None, 
     with lme4's ``dfbetas`` and the changes in theta as further columns; ``n_jobs`` forked
     processes share those refits (``-1``: one per CPU; the table does not depend on it)."""
     if method not in ("exact", "approx"):
-        raise ValueError("method must be 'exact' or 'approx'")
+        raise ValueError(f"influence(): method must be 'exact' or 'approx', got {method!r}")
     fit = result.fit
     d = fit.design
     n, p = d.X.shape
@@ -58,7 +58,8 @@ def influence(result, level: str = "obs", method: str = "exact", progress=None, 
         blocks = [b for b in d.blocks if b.group_label == level]
         if not blocks:
             groups = [b.group_label for b in d.blocks]
-            raise KeyError(f"level must be 'obs' or a grouping factor of the model ({groups})")
+            raise KeyError(f"influence(): level={level!r} is neither 'obs' nor a grouping factor of the model; "
+                           f"use one of {groups}")
         codes = blocks[0].codes
         units = [np.flatnonzero(codes == j) for j in range(blocks[0].nlevels)]
         labels = list(blocks[0].levels)

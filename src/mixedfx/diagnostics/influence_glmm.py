@@ -3,9 +3,8 @@
 For each case (an observation, or all rows of a level of a grouping factor) the model is refitted
 without it, as lme4's ``influence(model, groups = ...)``: the same family, ``nagq`` and
 optimizer, started from the full-data estimates (``method="exact"``).  The deleted rows are
-removed from the design; a level left without rows keeps its random effect, which then has no
-data and sits at zero contributing nothing to the likelihood (as if the level were absent, which
-is what lme4's refit on the subset does).  A negative binomial's estimated shape is re-estimated.
+removed from the design, and so is a level left without rows (lme4's refit on the subset drops
+it too).  A negative binomial's estimated shape is re-estimated.
 
 With ``beta``, ``V`` the full-data fixed effects and their covariance (the GLMM's, from the
 Hessian of the deviance), ``beta_(i)``, ``V_(i)`` those without the case and ``p`` fixed effects:
@@ -44,12 +43,23 @@ __all__ = ["glmm_influence"]
 
 
 def _subset(design, keep: np.ndarray):
-    """The design without the deleted rows (every level kept: a level without rows has no data)."""
+    """The design without the deleted rows and without the levels left with no rows (lme4's refit
+    on the subset; the estimates are those of a fit that keeps them with no data, but a level with
+    no rows, e.g. a nested factor's when its parent level is deleted, breaks the sparse
+    cross-product plan of a crossed model)."""
     def cut(a):
         return None if a is None else a[keep]
+
+    def block(b):
+        codes = b.codes[keep]
+        used = np.unique(codes)
+        if len(used) == b.nlevels:
+            return replace(b, codes=codes, X=b.X[keep])
+        return replace(b, codes=np.searchsorted(used, codes).astype(b.codes.dtype), X=b.X[keep],
+                       levels=tuple(b.levels[i] for i in used))
     return replace(design, y=design.y[keep], X=design.X[keep], weights=cut(design.weights),
                    offset=cut(design.offset), row_index=design.row_index[keep],
-                   blocks=tuple(replace(b, codes=b.codes[keep], X=b.X[keep]) for b in design.blocks))
+                   blocks=tuple(block(b) for b in design.blocks))
 
 
 def _variances(fit) -> np.ndarray:

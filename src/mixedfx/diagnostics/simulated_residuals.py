@@ -358,7 +358,7 @@ class SimulatedResiduals:
         DHARMa does with its qgam fits).  ``details["pvalues"]`` and ``details["adjusted"]`` hold the
         per-quantile p-values before and after the adjustment.
         """
-        x = self.fitted if predictor is None else np.asarray(predictor, dtype=float).ravel()
+        x = self.fitted if predictor is None else _numeric_predictor(predictor)
         if x.shape[0] != self.n_obs:
             raise ValueError(f"predictor has {x.shape[0]} values but there are {self.n_obs} residuals")
         q = np.asarray(quantiles, dtype=float).ravel()
@@ -391,6 +391,19 @@ class SimulatedResiduals:
             raise RuntimeError("this SimulatedResiduals has no plotter attached (made by from_simulations); draw it "
                                "with mfx.plots.simulated_residuals_plot(r)")
         return self.plotter(self, ax=ax, quantiles=quantiles, rank=rank)
+
+
+def _numeric_predictor(predictor) -> np.ndarray:
+    """``predictor`` of :meth:`SimulatedResiduals.test_quantiles` as finite floats, or a clear error."""
+    try:
+        x = np.asarray(predictor, dtype=float).ravel()
+    except (TypeError, ValueError):
+        raise ValueError("predictor must hold numbers (one per observation, e.g. a covariate of the fitted rows); "
+                         "for a factor pass its integer codes, e.g. data[col].cat.codes") from None
+    if not np.all(np.isfinite(x)):
+        raise ValueError(f"predictor has {int(np.sum(~np.isfinite(x)))} missing or infinite value(s); give one "
+                         "finite number per observation used by the fit (e.g. the column at r.to_frame().index)")
+    return x
 
 
 def _quantile_pvalues(residuals, x, q, bins) -> tuple[np.ndarray, int]:
@@ -485,7 +498,10 @@ def simulated_residuals(result, n: int = 250, seed=None, use_u: bool = False, fi
     if isinstance(calibrate, bool) or not isinstance(calibrate, (int, np.integer)) or calibrate < 0:
         raise ValueError(f"calibrate (refits for calibrated p-values) must be a whole number >= 0, got {calibrate!r}; "
                          "0 for plug-in p-values, 39 or 99 for calibrated ones")
-    rng = np.random.default_rng(seed)
+    try:
+        rng = np.random.default_rng(seed)
+    except (TypeError, ValueError):
+        raise ValueError(f"seed must be None, a non-negative whole number or a numpy Generator, got {seed!r}") from None
     sims = simulate_array(result, int(n), seed=rng, use_u=bool(use_u))
     y = np.asarray(result.fit.design.y, dtype=float)
     f = _population_response(result) if fitted == "population" else None

@@ -17,7 +17,7 @@ import pandas as pd
 
 from ..core.optimize import bobyqa
 from ..models import make_workspace
-from .parallel import STATE, replicate_map
+from .parallel import STATE, check_count, replicate_map
 from .parameters import parameter_vector
 from .progress import progress_bar
 from .simulate import simulate_internal
@@ -53,6 +53,7 @@ def bootstrap(result, nsim: int = 500, seed=None, use_u: bool = False, progress=
     with ``n_jobs > 1``.  The DataFrame has an attribute ``refits_per_second``.
     """
     fit = result.fit
+    nsim = check_count(nsim)
     if hasattr(fit, "dist"):
         raise NotImplementedError("the parametric bootstrap is available for lmer() and glmer() fits with lme4's "
                                   "families, not glmmTMB-style or ordinal models")

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from ..models.glmm import fit_glmm
-from .parallel import STATE, replicate_map
+from .parallel import STATE, check_count, replicate_map
 from .parameters import parameter_vector
 from .progress import progress_bar
 from .simulate import simulate_array
@@ -137,9 +137,7 @@ def glmm_bootstrap(result, nsim: int = 500, seed=None, use_u: bool = False, prog
                    n_jobs: int = 1) -> pd.DataFrame:
     """Parametric-bootstrap replicates of a GLMM's parameters (see module docstring)."""
     fit = result.fit
-    nsim = int(nsim)
-    if nsim < 1:
-        raise ValueError("nsim must be a positive whole number")
+    nsim = check_count(nsim)
     Y = simulate_array(result, nsim, seed, use_u=use_u)
     t0 = time.perf_counter()
     with progress_bar(nsim, "bootstrap", progress) as bar:

@@ -134,10 +134,14 @@ def anova(*models, names=None, refit: bool = True, boundary: bool = False, metho
     models refitted by ML; LMMs and GLMMs, ``n_jobs`` worker processes, the same p-values for any
     ``n_jobs``); ``progress`` shows a bar over those refits (``None``: after ~2 s in a terminal
     or notebook; see :mod:`mixedfx.inference.progress`).  GLMM refits that fail or do not
-    converge are left out of the p-value with a ``RefitFailureWarning``.
+    converge are left out of the p-value with a ``RefitFailureWarning``; a pair of models with the
+    same number of parameters (not nested) gets no p-value, with a warning.
     """
     if method not in ("lrt", "bootstrap"):
         raise ValueError(f"method must be 'lrt' or 'bootstrap', got {method!r}")
+    if method == "bootstrap":
+        from .parallel import check_count
+        nsim = check_count(nsim)
     models, names = _labels(models, names, named)
     if len(models) < 2:
         raise ValueError("give at least two fitted models to compare")
@@ -174,6 +178,12 @@ def anova(*models, names=None, refit: bool = True, boundary: bool = False, metho
         _check_bootstrap_models(models)
         with progress_bar(nsim * (len(order) - 1), "bootstrap LRT", progress) as bar:
             for r in range(1, len(order)):
+                if not table["Df"].iloc[r] > 0:     # equal parameter counts: not nested, no test (as lme4's NA)
+                    warnings.warn(f"anova(method='bootstrap'): {table.index[r - 1]!r} and {table.index[r]!r} have the "
+                                  "same number of parameters, so neither is nested in the other; no bootstrap p-value "
+                                  "(compare non-nested models by AIC/BIC)", UserWarning, stacklevel=2)
+                    bar.update(nsim)
+                    continue
                 small, large = _ml(models[order[r - 1]]), _ml(models[order[r]])
                 table.iloc[r, table.columns.get_loc("p")] = _bootstrap_p(small, large, table["Chisq"].iloc[r],
                                                                          nsim, seed, bar, n_jobs)

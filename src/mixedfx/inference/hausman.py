@@ -118,7 +118,9 @@ def _check_model(m):
         raise NotImplementedError("hausman(): m has a residual correlation/variance model (correlation= or disp=); "
                                   "the classic within estimator assumes i.i.d. errors")
     if getattr(d, "weights", None) is not None and not np.allclose(d.weights, 1.0):
-        raise NotImplementedError("hausman(): m has prior weights; the classic within estimator is unweighted")
+        raise NotImplementedError("hausman(): m has prior weights (weights=); the classic within estimator is "
+                                  "unweighted. Refit without weights= for this test, or keep the weights and compare "
+                                  "the x_within and x_between terms of mfx.within_between() in the weighted model")
     return d
 
 
@@ -175,7 +177,10 @@ def hausman(m, group: str | None = None, method: str = "hausman", tol: float = 1
     method : ``"hausman"`` (the contrast of the within estimator and the mixed model's estimates)
         or ``"mundlak"`` (refit with the group means of the within-varying columns added and
         Wald-test their coefficients, the contextual effects, jointly against 0).
-    tol : eigenvalues of ``V_FE - V_RE`` at or below ``tol`` times the largest are treated as 0.
+    tol : eigenvalues of ``V_FE - V_RE`` at or below ``tol`` times the largest are treated as 0
+        (the test is refused when the largest is at or below ``tol`` times the largest variance in
+        ``V_FE``, or when the estimates differ by at most 1e-8 standard errors: the two estimators
+        then coincide, e.g. in a balanced design).
 
     Returns
     -------
@@ -221,6 +226,12 @@ def hausman(m, group: str | None = None, method: str = "hausman", tol: float = 1
     if top <= 0:
         raise ValueError("hausman(): V_FE - V_RE has no positive eigenvalue (the mixed model's estimates are not more "
                          "precise than the within ones); use method='mundlak'")
+    scale = float(np.max(np.diag(V_fe)))
+    if top <= tol * scale or np.all(np.abs(diff) <= 1e-8 * np.sqrt(np.diag(V_fe))):
+        raise ValueError(f"hausman(): the estimates differ by {np.max(np.abs(diff)):.3g} and V_FE - V_RE by at most "
+                         f"{top:.3g} (within variances up to {scale:.3g}): the within and mixed-model estimates of "
+                         f"{', '.join(wnames)} coincide (e.g. every group has the same covariate values, as in a "
+                         "balanced design), so the contrast carries no information and there is nothing to test")
     keep = w > tol * top
     neg = w[w < -tol * top]
     if neg.size:

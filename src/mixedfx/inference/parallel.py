@@ -10,18 +10,36 @@ back in index order, and a replicate depends only on its index, so the output do
 from __future__ import annotations
 
 import multiprocessing as mp
+import numbers
 import os
 
-__all__ = ["STATE", "worker_count", "replicate_map"]
+import numpy as np
+
+__all__ = ["STATE", "worker_count", "replicate_map", "check_count"]
 
 STATE: dict = {}        # state shared with forked worker processes (cleared after each run)
+
+
+def check_count(value, name: str = "nsim") -> int:
+    """``value`` as a positive whole number of replicates, else a ValueError naming ``name``
+    (``2.5``, ``0``, ``"a"`` and ``True`` are refused rather than truncated or passed on to numpy)."""
+    ok = isinstance(value, numbers.Integral) or (isinstance(value, numbers.Real) and float(value).is_integer())
+    ok = ok and not isinstance(value, (bool, np.bool_))     # 100, np.int64(100), 100.0 yes; True no
+    if not ok or int(value) < 1:
+        raise ValueError(f"{name} must be a positive whole number of simulations, got {value!r}")
+    return int(value)
 
 
 def worker_count(n_jobs, count: int) -> int:
     """The number of processes to use: ``None``/0 -> 1, negative -> one per CPU, at most one per
     replicate, and 1 where the platform cannot fork."""
-    if n_jobs is None or n_jobs == 0:
+    if n_jobs is None:
         n_jobs = 1
+    whole = isinstance(n_jobs, numbers.Real) and float(n_jobs).is_integer()
+    if isinstance(n_jobs, (bool, np.bool_)) or not whole:
+        raise ValueError(f"n_jobs must be a whole number of worker processes (1: none, -1: one per CPU), "
+                         f"got {n_jobs!r}")
+    n_jobs = int(n_jobs) or 1
     if n_jobs < 0:
         n_jobs = os.cpu_count() or 1
     n_jobs = min(int(n_jobs), max(int(count), 1))

@@ -22,6 +22,7 @@ import numpy as np
 
 from ..core.rlrt import lambda_grid, rlrt_eigenvalues, simulate_rlrt
 from ..core.workspace import random_effects_matrix
+from .parallel import check_count
 
 __all__ = ["ExactRLRTResult", "exact_rlrt", "lm_reml_loglik"]
 
@@ -157,6 +158,7 @@ def exact_rlrt(m, m_alt=None, m_null=None, nsim: int = 10000, seed=None, log_gri
     ``P(null > 0)`` (RLRsim skips the simulation and reports 1).
     """
     _check_lmm(m, "m")
+    nsim = check_count(nsim)
     d = m.fit.design
     if (m_alt is None) != (m_null is None):
         raise ValueError("exact_rlrt(): give both m_alt (the full model) and m_null (the full model without the "
@@ -189,6 +191,10 @@ def exact_rlrt(m, m_alt=None, m_null=None, nsim: int = 10000, seed=None, log_gri
         _same_fixed(m_alt, m_null, "m_alt and m_null")
         _same_fixed(m, m_alt, "m and m_alt")
         extra = m_alt.df - m_null.df
+        if extra == -1:
+            raise ValueError(f"exact_rlrt(): m_alt has {m_alt.df} parameters and m_null {m_null.df}: m_alt and m_null "
+                             "look swapped; the order is exact_rlrt(m, m_alt, m_null) with m_alt the full model "
+                             "and m_null the full model without the tested term (RLRsim's exactRLRT(m, mA, m0))")
         if extra != 1:
             raise ValueError(f"exact_rlrt(): m_alt has {m_alt.df} parameters and m_null {m_null.df}; they must differ "
                              "by exactly one variance parameter (m_alt = m_null + the tested scalar term; a term with "
@@ -206,8 +212,6 @@ def exact_rlrt(m, m_alt=None, m_null=None, nsim: int = 10000, seed=None, log_gri
     Z = random_effects_matrix(np.asarray(block.codes), np.asarray(block.X, dtype=float), block.nlevels)
     mu = rlrt_eigenvalues(X, Z)
     grid = lambda_grid(log_grid_lo, log_grid_hi, gridlength)
-    if not nsim >= 1:
-        raise ValueError(f"nsim must be at least 1, got {nsim}")
     sample, _ = simulate_rlrt(mu, n, p, int(nsim), rng=seed, grid=grid)
     mu = mu / mu.max()
     return ExactRLRTResult(statistic=float(statistic), pvalue=float(np.mean(sample > statistic)), nsim=int(nsim),

@@ -3,7 +3,8 @@
 By default (``use_u=False``) every replicate draws new random effects ``b = Lambda u``,
 ``u ~ N(0, sigma^2 I)`` (LMM) or ``N(0, phi I)`` (GLMM), then the response given ``b``:
 ``y = X beta + Z b + offset + e`` with ``e ~ N(0, sigma^2 / w)`` for LMMs, or a draw from the
-family at ``mu = g^{-1}(eta)`` for GLMMs (binomial with the prior weights as trials).
+family at ``mu = g^{-1}(eta)`` for GLMMs (binomial with the prior weights as trials; for
+``newdata`` the trials come from its ``cbind(successes, failures)`` or ``weights=`` column).
 ``use_u=True`` conditions on the fitted conditional modes instead.  With ``newdata``, rows at
 levels unseen in fitting get new random effects even when ``use_u=True``.  ``params`` replaces
 fixed effects, variance components or sigma (:mod:`mixedfx.inference.simulate_params`).
@@ -14,6 +15,8 @@ import numpy as np
 import pandas as pd
 
 from ..design.frames import as_pandas
+from ..design.response import glmm_response
+from ..formula.ast import Call, deparse, names_in
 from .simulate_params import SimParams, resolve_params
 
 __all__ = ["simulate", "simulate_array", "simulate_internal", "Simulator"]
@@ -25,7 +28,7 @@ def _random_parts(fit, newdata):
         return [(b.codes, b.X) for b in d.blocks], d.X, (np.zeros(d.n) if d.offset is None else d.offset)
     spec = d.spec
     X = spec.fixed_matrix(newdata)
-    off = spec.offset(newdata) if spec.formula.offsets else np.zeros(len(newdata))
+    off = spec.offset(newdata) if spec.has_offset else np.zeros(len(newdata))
     return spec.random_parts(newdata), X, off
 
 
@@ -63,6 +66,10 @@ class Simulator:
                 e = rm.color(par, z)
                 return e if w is None else e / np.sqrt(w)
             self.color = color
+        if newdata is not None and offset is None and getattr(fit.design.spec, "offset_array", False):
+            raise ValueError("simulate(newdata=...): this model's offset was given as an array (offset=<array>), "
+                             "which newdata cannot supply; refit with offset='column' or the offset in the "
+                             "formula, e.g. 'y ~ x + offset(log_exposure) + (1 | g)', and put that column in newdata")
         parts, X, off = _random_parts(fit, newdata)
         if offset is not None:
             off = np.asarray(offset, float)
@@ -78,7 +85,7 @@ class Simulator:
         if weights is not None:
             self.weights = np.asarray(weights, float)
         else:
-            self.weights = fit.design.weights if newdata is None else None
+            self.weights = fit.design.weights if newdata is None else _new_trials(result, newdata)
         # codes per term with every unseen level of newdata numbered after the fitted ones
         self.coded = []
         for k, (codes, Zk) in enumerate(parts):
@@ -104,6 +111,38 @@ class Simulator:
         if self.color is not None:
             return eta + self.sigma * self.color(rng.standard_normal(self.n))
         return _draw_response(self.result, eta, rng, self.newdata, self.sigma, self.phi, self.weights)
+
+
+def _new_trials(result, newdata: pd.DataFrame):
+    """Binomial numbers of trials of the ``newdata`` rows: from ``cbind(successes, failures)`` or the
+    ``weights=`` column when newdata has them; None (one trial) when the fit had one trial per row;
+    otherwise a clear error (simulating one trial per row would be silently wrong)."""
+    family = getattr(result, "family", None)
+    if getattr(family, "name", None) != "binomial" or getattr(result, "draw_response", None) is not None:
+        return None
+    design = result.fit.design
+    fitted = design.weights
+    response = design.spec.formula.response
+    if isinstance(response, Call) and response.func == "cbind":
+        cols = sorted({n for a in response.args for n in names_in(a.value)})
+        missing = [c for c in cols if c not in newdata.columns]
+        if missing:
+            raise ValueError(f"simulate(newdata=...): the binomial numbers of trials come from the response "
+                             f"{deparse(response)}; newdata lacks column(s) {', '.join(map(repr, missing))}")
+        try:
+            return glmm_response(response, newdata, design.spec.state, True)[1]
+        except ValueError as exc:            # DesignError: missing or impossible counts
+            raise ValueError(f"simulate(newdata=...): the binomial numbers of trials come from the response "
+                             f"{deparse(response)}, evaluated on newdata: {str(exc).splitlines()[0]}") from None
+    origin = getattr(result, "_origin", None)
+    wcol = (origin[2] or {}).get("weights") if origin is not None else None
+    if isinstance(wcol, str) and wcol in newdata.columns:
+        return newdata[wcol].to_numpy(dtype=float)
+    if fitted is None or np.all(np.asarray(fitted) == 1):
+        return None
+    raise ValueError("simulate(newdata=...): this binomial model has numbers of trials (weights=) that newdata does "
+                     "not carry; give them as a column of newdata named as in weights='...', or fit with "
+                     "cbind(successes, failures)")
 
 
 def simulate_array(result, nsim: int = 1, seed=None, newdata: pd.DataFrame | None = None,

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import stats
 
-from ..diagnostics.simulated_residuals import _bin_index
+from ..diagnostics.simulated_residuals import _bin_index, _numeric_predictor
 from ._mpl import plt
 
 __all__ = ["simulated_residuals_plot", "uniform_qq", "residuals_vs_predicted"]
@@ -51,7 +51,7 @@ def residuals_vs_predicted(sim, ax=None, predictor=None, quantiles=(0.25, 0.5, 0
     """Scaled residuals against the (rank-transformed) fitted response or ``predictor``, with
     reference lines at ``quantiles`` and their binned empirical quantiles (DHARMa's ``plotResiduals``)."""
     ax = plt().subplots()[1] if ax is None else ax
-    x = sim.fitted if predictor is None else np.asarray(predictor, dtype=float).ravel()
+    x = sim.fitted if predictor is None else _numeric_predictor(predictor)
     if x.shape[0] != sim.n_obs:
         raise ValueError(f"predictor has {x.shape[0]} values but there are {sim.n_obs} residuals")
     xs = _rank(x) if rank else x

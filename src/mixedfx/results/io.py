@@ -256,6 +256,8 @@ def to_document(result) -> dict:
            "b": [_arr(x) for x in fit.b], "cond_var": [_arr(x) for x in fit.cond_var],
            "objective": _num(fit.objective), "is_singular": bool(fit.is_singular), "seconds": _num(fit.seconds),
            "opt": _opt(fit.opt), "blocks": blocks, "state": _state(spec.state), "fixed": _matrix_spec(spec.fixed),
+           "offset_column": getattr(spec, "offset_column", None),
+           "offset_array": bool(getattr(spec, "offset_array", False)),
            "summary": json.loads(result.to_json())}
     if extended:
         from .io_extended import extended_document
@@ -310,7 +312,8 @@ def from_document(doc: dict):
         times = blk.get("times")
         blocks.append(LoadedBlock(term, tuple(blk["levels"]), tuple(blk["cnames"]),
                                   _unmatrix_spec(blk["lhs"], term.lhs), None if times is None else tuple(times)))
-    spec = DesignSpec(f, state, fixed, tuple((b.term.group, b.levels, b.lhs_spec) for b in blocks))
+    spec = DesignSpec(f, state, fixed, tuple((b.term.group, b.levels, b.lhs_spec) for b in blocks),
+                      offset_column=doc.get("offset_column"), offset_array=bool(doc.get("offset_array", False)))
     design = LoadedDesign(doc["nobs"], doc["n_dropped"], tuple(doc["xnames"]), tuple(blocks), spec)
     p = len(doc["xnames"])
     common = dict(design=design, reml=doc["reml"], theta=_unarr(doc["theta"]), beta=_unarr(doc["beta"]),

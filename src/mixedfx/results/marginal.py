@@ -37,7 +37,7 @@ def _fixed_and_variance(result, newdata):
         newdata = as_pandas(newdata, "newdata")
         spec = d.spec
         eta_f = spec.fixed_matrix(newdata) @ fit.beta
-        if spec.formula.offsets:
+        if spec.has_offset:
             eta_f = eta_f + spec.offset(newdata)
         Zs = [Xk for _, Xk in spec.random_parts(newdata)]
     v = np.zeros(len(eta_f))

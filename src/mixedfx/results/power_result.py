@@ -146,9 +146,9 @@ def _sizes(sizes, along, nlevels: int) -> list[int]:
         lo = min(3, nlevels)
         return sorted({int(round(v)) for v in np.linspace(lo, nlevels, 5)})
     out = []
-    for s in np.atleast_1d(sizes):
-        if isinstance(s, (bool, np.bool_)) or not float(s).is_integer() or s < 1:
-            raise ValueError(f"power(): sizes must be whole numbers >= 1, got {s!r}")
+    for s in np.atleast_1d(sizes).tolist():
+        if isinstance(s, bool) or not isinstance(s, (int, float)) or not float(s).is_integer() or s < 1:
+            raise ValueError(f"power(): sizes must be whole numbers >= 1 (numbers of levels of {along!r}), got {s!r}")
         out.append(int(s))
     return out
 
@@ -269,10 +269,12 @@ def power(model, test: str | None = None, effect: float | None = None, along: st
                                   "glmmTMB-style families")
     if getattr(fit, "residual", None) is not None:
         raise NotImplementedError("power() is not available for models with correlation= or disp=")
-    if int(nsim) != nsim or nsim < 1:
+    if isinstance(nsim, bool) or not isinstance(nsim, (int, float, np.integer, np.floating)) \
+            or not float(nsim).is_integer() or nsim < 1:
         raise ValueError(f"power(): nsim must be a whole number >= 1, got {nsim!r}")
-    if not 0 < alpha < 1 or not 0 < level < 1:
-        raise ValueError("power(): alpha and level must lie strictly between 0 and 1")
+    for name, value in (("alpha", alpha), ("level", level)):
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)) or not 0 < value < 1:
+            raise ValueError(f"power(): {name} must be a number strictly between 0 and 1, got {value!r}")
     nsim = int(nsim)
     lmm = family is None
     test, cols, single = _test_columns(model, test)
@@ -290,6 +292,9 @@ def power(model, test: str | None = None, effect: float | None = None, along: st
     base, extra, control = _base_data(model, data)
     formula = fit.design.spec.formula
     within_cols = None if within is None else ((within,) if isinstance(within, str) else tuple(within))
+    for w in within_cols or ():
+        if w not in base.columns:
+            raise ValueError(f"power(): within={w!r} is not a column of the data")
     if along is not None:
         if along not in base.columns:
             raise ValueError(f"power(): along={along!r} is not a column of the data")

@@ -4,8 +4,10 @@
 random term, ``"~0"`` (or ``"NA"``) none (the population-level, marginal prediction),
 and a formula such as ``"~ (1 | Subject)"`` the terms it names.  Rows of new data at
 levels not seen in fitting get zero random effects when ``allow_new_levels=True`` and
-raise an error otherwise.  Rows with missing predictor values predict NaN.  ``newdata`` may be
-any data frame the fit accepts (pandas, polars, pyarrow Table, dict of columns).
+raise an error otherwise.  Rows with missing predictor values predict NaN.  An ``offset="column"``
+is read from newdata's column, as formula ``offset()`` terms are; an offset given as an array
+cannot be rebuilt for new data: predicting newdata then raises.
+``newdata`` may be any data frame the fit accepts (pandas, polars, pyarrow Table, dict of columns).
 """
 from __future__ import annotations
 
@@ -53,6 +55,8 @@ def _complete_rows(fit: LmmFit, data: pd.DataFrame, terms: list[int]) -> np.ndar
     spec = fit.design.spec
     nodes = [spec.formula.atoms[a] for t in spec.fixed.termlist.terms for a in t] + list(spec.formula.offsets)
     names = {n for node in nodes for n in names_in(node)}
+    if getattr(spec, "offset_column", None) is not None:
+        names.add(spec.offset_column)
     for k in terms:
         group, _, lhs = spec.random[k]
         names.update(group)
@@ -69,6 +73,7 @@ def predict_eta(fit: LmmFit, newdata: pd.DataFrame | None = None, re_form=None,
     if newdata is None:
         parts = [(k, (d.blocks[k].codes, d.blocks[k].X)) for k in terms]
         return _combine(fit, d.X, parts, d.offset)
+    _check_offset_argument(fit)
     newdata = as_pandas(newdata, "newdata")
     out = np.full(len(newdata), np.nan)
     ok = _complete_rows(fit, newdata, terms)
@@ -76,7 +81,7 @@ def predict_eta(fit: LmmFit, newdata: pd.DataFrame | None = None, re_form=None,
     if len(data) == 0:
         return out
     spec = d.spec
-    offset = spec.offset(data) if spec.formula.offsets else None
+    offset = spec.offset(data) if spec.has_offset else None
     parts = list(zip(terms, spec.random_parts(data, which=set(terms))))
     unknown = []
     for k, (codes, _) in parts:
@@ -89,6 +94,17 @@ def predict_eta(fit: LmmFit, newdata: pd.DataFrame | None = None, re_form=None,
                           "allow_new_levels=True to predict them at the population level (random effects of zero)")
     out[ok] = _combine(fit, spec.fixed_matrix(data), parts, offset)
     return out
+
+
+def _check_offset_argument(fit) -> None:
+    """Refuse new data for a fit whose offset was given as an array (``offset=<array>``): newdata
+    cannot supply it, and predicting without it would be silently wrong (lme4 drops it without a
+    word).  An ``offset="column"`` is read from newdata's column of that name."""
+    if getattr(fit.design.spec, "offset_array", False):
+        raise DesignError("this model's offset was given as an array (offset=<array>), which newdata cannot supply, "
+                          "so predictions for newdata would leave it out. Refit with offset='column' or with the "
+                          "offset in the formula, e.g. 'y ~ x + offset(log_exposure) + (1 | g)', and put that column "
+                          "in newdata (a column of zeros predicts at offset 0)")
 
 
 def _combine(fit, X: np.ndarray, parts, offset) -> np.ndarray:

@@ -32,6 +32,7 @@ from scipy import stats
 
 from ..core.condvar import ConditionalCovariance, new_level_variance
 from ..design.frames import as_pandas
+from ..formula.ast import names_in
 from .predict import _complete_rows, predict_eta, select_terms
 
 __all__ = ["INTERVALS", "check_interval_args", "interval_frame"]
@@ -134,13 +135,28 @@ def _rows(fit, newdata, terms, others, need_others: bool):
     parts = [(k, c, Xk) for k, (c, Xk) in zip(terms, spec.random_parts(sub, which=set(terms)))] if terms else []
     excluded = []
     if need_others and others:
-        filled = sub.copy()
-        for k in others:     # a left-out term needs its columns (z), not its levels: any placeholder will do
+        # a left-out term needs its columns (z), not its levels: any placeholder will do; rows missing
+        # a z variable get NaN (no prediction interval) instead of failing the whole call
+        have = _lhs_complete(spec, sub, others)
+        filled = sub.loc[have].copy()
+        for k in others:
             for g in d.blocks[k].term.group:
                 if g not in filled.columns:
                     filled[g] = "<new level>"
-        excluded = [(k, Xk) for k, (_, Xk) in zip(others, spec.random_parts(filled, which=set(others)))]
+        for k, (_, Xk) in zip(others, spec.random_parts(filled, which=set(others))):
+            full = np.full((len(sub), Xk.shape[1]), np.nan)
+            full[have] = Xk
+            excluded.append((k, full))
     return data.index, ok, X, parts, excluded
+
+
+def _lhs_complete(spec, data: pd.DataFrame, terms) -> np.ndarray:
+    """Rows of ``data`` with every variable of the random terms' left-hand sides present (a missing
+    column is left to the design's error)."""
+    names = {n for k in terms for t in spec.random[k][2].termlist.terms for a in t
+             for n in names_in(spec.formula.atoms[a])}
+    cols = [c for c in names if c in data.columns]
+    return data[cols].notna().all(axis=1).to_numpy() if cols else np.ones(len(data), bool)
 
 
 def interval_frame(result, newdata=None, re_form=None, allow_new_levels: bool = False, interval=None,
