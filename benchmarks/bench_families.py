@@ -77,12 +77,13 @@ import argparse  # noqa: E402
 import json  # noqa: E402
 import re  # noqa: E402
 import shutil  # noqa: E402
-import statistics  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 import warnings  # noqa: E402
+
+from _timing import provenance, repeat, timing_stats  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -202,20 +203,6 @@ def simulate(model: str, n: int, G: int, seed: int = SEED):
 
 
 # --------------------------------------------------------------------------- mixedfx
-def _repeat(fn, min_reps: int, max_reps: int, budget: float) -> list[float]:
-    times: list[float] = []
-    while len(times) < max_reps and (len(times) < min_reps or sum(times) < budget):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return times
-
-
-def _stats(times: list[float], warm: float) -> dict:
-    return {"median": statistics.median(times), "min": min(times), "max": max(times), "reps": len(times),
-            "warmup": warm, "times": times}
-
-
 def time_mixedfx(case: dict, data, reps: tuple[int, int, float]) -> dict:
     import mixedfx as mfx
     from mixedfx.families.distributions import Gamma
@@ -233,9 +220,9 @@ def time_mixedfx(case: dict, data, reps: tuple[int, int, float]) -> dict:
             return {"error": f"{type(err).__name__}: {err}"[:500]}
         warm = time.perf_counter() - t0
         msgs = sorted({str(w.message)[:200] for w in caught})
-        times = _repeat(fn, *reps)
+        times = repeat(fn, *reps)
     opt = m.fit.opt
-    out = _stats(times, warm)
+    out = timing_stats(times, warm)
     out.update({"m2ll": float(m.objective), "evaluations": int(opt.nfev), "optimizer": getattr(opt, "optimizer", None),
                 "status": str(getattr(opt, "status", "")), "converged": bool(m.converged), "warnings": msgs})
     return out
@@ -354,17 +341,6 @@ def table(rows: list[dict]) -> str:
     for row in rows:
         lines.append("| " + " | ".join(row_cells(row)) + " |")
     return "\n".join(lines)
-
-
-def provenance(mfx) -> dict:
-    """Which mixedfx was timed: its file, and the repository's HEAD and uncommitted changes under src/."""
-    def git(*a):
-        r = subprocess.run(["git", "-C", ROOT, *a], capture_output=True, text=True)
-        return r.stdout.strip() if r.returncode == 0 else None
-    path = os.path.abspath(mfx.__file__)
-    return {"mixedfx_file": path, "from_this_repo": path.startswith(os.path.join(ROOT, "src") + os.sep),
-            "repo_head": git("rev-parse", "HEAD"),
-            "repo_src_modified": (git("status", "--porcelain", "--", "src") or "").splitlines()}
 
 
 def main(argv=None) -> int:

@@ -73,13 +73,14 @@ for _var in THREAD_VARS:            # before numpy (or anything importing it) lo
 import argparse  # noqa: E402
 import json  # noqa: E402
 import shutil  # noqa: E402
-import statistics  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 import tracemalloc  # noqa: E402
 import warnings  # noqa: E402
+
+from _timing import provenance, repeat, timing_stats  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -201,20 +202,6 @@ def statsmodels_call_text(case: dict) -> str:
 
 
 # --------------------------------------------------------------------------- Python timing
-def _repeat(fn, min_reps: int, max_reps: int, budget: float) -> list[float]:
-    times: list[float] = []
-    while len(times) < max_reps and (len(times) < min_reps or sum(times) < budget):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return times
-
-
-def _stats(times: list[float], warm: float) -> dict:
-    return {"median": statistics.median(times), "min": min(times), "max": max(times), "reps": len(times),
-            "warmup": warm, "times": times}
-
-
 def _timed(fn, reps):
     """Warm-up call (warnings recorded), then the timed repetitions; (result, stats) or (None, error)."""
     with warnings.catch_warnings(record=True) as caught:
@@ -226,8 +213,8 @@ def _timed(fn, reps):
             return None, {"error": f"{type(err).__name__}: {err}"[:500]}
         warm = time.perf_counter() - t0
         msgs = sorted({f"{w.category.__name__}: {str(w.message)[:200]}" for w in caught})
-        times = _repeat(fn, *reps)
-    out = _stats(times, warm)
+        times = repeat(fn, *reps)
+    out = timing_stats(times, warm)
     out["warnings"] = msgs
     return res, out
 
@@ -442,17 +429,6 @@ def table(rows: list[dict]) -> str:
             _ratio(s, o), _e(a["coef_mixedfx_geepack"]),
             _e(a["coef_mixedfx_statsmodels"]) + ("" if same or a["coef_mixedfx_statsmodels"] is None else "*")]) + " |")
     return "\n".join(lines)
-
-
-def provenance(mfx) -> dict:
-    """Which mixedfx was timed: its file, and the repository's HEAD and uncommitted changes under src/."""
-    def git(*a):
-        r = subprocess.run(["git", "-C", ROOT, *a], capture_output=True, text=True)
-        return r.stdout.strip() if r.returncode == 0 else None
-    path = os.path.abspath(mfx.__file__)
-    return {"mixedfx_file": path, "from_this_repo": path.startswith(os.path.join(ROOT, "src") + os.sep),
-            "repo_head": git("rev-parse", "HEAD"),
-            "repo_src_modified": (git("status", "--porcelain", "--", "src") or "").splitlines()}
 
 
 def main(argv=None) -> int:
