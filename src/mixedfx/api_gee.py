@@ -102,4 +102,4 @@ def gee(formula: str, data, groups: str, family="gaussian", corstr: str = "indep
     std_err = check_vcov_type(std_err)
     model = fit_gee_model(formula, data, groups, family=family, corstr=corstr, time=time, weights=weights,
                           link=link, maxiter=maxiter, tol=tol)
-    return GEEResult(model, std_err=std_err, data_name=data_name)
+    return GEEResult(model, std_err=std_err, data_name=data_name, data=data)

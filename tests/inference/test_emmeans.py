@@ -356,3 +356,15 @@ def test_results_pickle_and_show_in_notebooks(seizure_lmm):
 def test_bad_arguments_name_the_argument(kwargs, exc, match):
     with pytest.raises(exc, match=match):
         emmeans(model("cake_num"), **kwargs)
+
+
+def test_dunnett_and_scheffe_with_infinite_df_are_finite():
+    """Regression: scipy's F(r, inf) is NaN; with z tests (GLMMs) Dunnett and Scheffe used it."""
+    g = model("cbpp")
+    ctl = emmeans(g, "period").contrast("trt.vs.ctrl")
+    p = ctl.summary().table["p.value"].to_numpy()
+    assert np.all(np.isfinite(p)) and np.all((p > 0) & (p <= 1))
+    ci = ctl.confint().table
+    assert np.all(np.isfinite(ci["asymp.LCL"])) and np.all(np.isfinite(ci["asymp.UCL"]))
+    sch = emmeans(g, "period").pairs(adjust="scheffe").summary().table["p.value"].to_numpy()
+    assert np.all(np.isfinite(sch))

@@ -217,12 +217,28 @@ def _ptukey_upper(q, k, df) -> np.ndarray:
     return out
 
 
+def _f_sf(x, d1: float, d2) -> np.ndarray:
+    """Upper tail of F(d1, d2); ``d2 = inf`` is chi-square(d1) / d1 (scipy's F gives NaN there)."""
+    x, d2 = np.broadcast_arrays(np.asarray(x, float), np.asarray(d2, float))
+    inf = np.isinf(d2)
+    out = np.empty(x.shape)
+    out[inf] = stats.chi2.sf(x[inf] * d1, d1)
+    out[~inf] = stats.f.sf(x[~inf], d1, d2[~inf])
+    return out
+
+
+def _f_ppf(q: float, d1: float, d2) -> np.ndarray:
+    """Quantile of F(d1, d2), with ``d2 = inf`` as chi-square(d1) / d1."""
+    d2 = np.asarray(d2, float)
+    return np.where(np.isinf(d2), stats.chi2.ppf(q, d1) / d1, stats.f.ppf(q, d1, np.where(np.isinf(d2), 1.0, d2)))
+
+
 def _pdunnx(x, m: int, df) -> np.ndarray:
     """emmeans' ``.pdunnx``: the approximate Dunnett distribution function of ``|t|``."""
     x = np.asarray(x, float)
     w = (m - 1) / m
     tuk = 1.0 - _ptukey_upper(math.sqrt(2) * x, (1 + math.sqrt(1 + 8 * m)) / 2, df)
-    sid = stats.f.cdf(x ** 2, 1, df) ** m
+    sid = (1.0 - _f_sf(x ** 2, 1, df)) ** m
     return w * tuk + (1 - w) * sid
 
 
@@ -263,7 +279,7 @@ def adjust_pvalues(t: np.ndarray, df: np.ndarray, adjust: str, groups: list[np.n
             p[rows] = _ptukey_upper(math.sqrt(2) * np.abs(t[rows]), fam_size, df[rows])
         elif adjust == "scheffe":
             r = ranks[jj]
-            p[rows] = stats.f.sf(t[rows] ** 2 / r, r, df[rows])
+            p[rows] = _f_sf(t[rows] ** 2 / r, r, df[rows])
         elif adjust == "dunnettx":
             p[rows] = 1 - _pdunnx(np.abs(t[rows]), len(rows), df[rows])
     if adjust == "none" or (adjust == "tukey" and fam_size < 3):
@@ -283,7 +299,7 @@ def _qdunnx(level: float, m: int, df: float) -> float:
     if m < 1.005:
         return float(stats.t.ppf(1 - 0.5 * (1 - level), df))
     lo = qtukey(level, (1 + math.sqrt(1 + 8 * m)) / 2, df) / math.sqrt(2)
-    hi = float(np.sqrt(stats.f.ppf(level ** (1 / m), 1, df)))
+    hi = float(np.sqrt(_f_ppf(level ** (1 / m), 1, df)))
     if abs(hi - lo) < 1e-12:
         return lo
     a, b = min(lo, hi), max(lo, hi)
@@ -325,7 +341,7 @@ def critical_values(level: float, df: np.ndarray, adjust: str, groups: list[np.n
             cv[rows] = [qtukey(level, fam_size, x) / math.sqrt(2) for x in d]
         elif adjust == "scheffe":
             r = ranks[jj]
-            cv[rows] = np.sqrt(r * stats.f.ppf(level, r, d))
+            cv[rows] = np.sqrt(r * _f_ppf(level, r, d))
         elif adjust == "dunnettx":
             cv[rows] = [_qdunnx(level, len(rows), x) for x in d]
     if adjust == "none" or (adjust == "tukey" and fam_size < 3):

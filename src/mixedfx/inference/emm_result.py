@@ -10,6 +10,7 @@ interval; a contrast on the log or logit scale is shown as a ratio (``exp``: ``"
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field, replace
 from typing import Callable
 
@@ -19,6 +20,8 @@ import pandas as pd
 from .contrasts import adjust_pvalues, check_adjust, contrast_matrix, critical_values
 
 __all__ = ["EMMeans", "EMMSummary", "ModelInfo"]
+
+_PARENS = re.compile(r"-|\+|/|\*")
 
 
 @dataclass(frozen=True, eq=False)
@@ -31,6 +34,7 @@ class ModelInfo:
     link: object | None            # the GLMM's Link (None: identity)
     tran: str                      # the link's name
     inv_label: str                 # "prob", "rate", "response" or "emmean"
+    init_mesg: tuple = ()          # the means' first messages (GEE: "Covariance estimate used: vbeta")
 
 
 @dataclass(frozen=True, eq=False)
@@ -151,7 +155,11 @@ class EMMeans:
         for c in keep:
             lab[c] = [f"{c}{_label(v)}" if c in self.enhance else _label(v) for v in lab[c]]
         levs = lab.astype(str).agg(" ".join, axis=1).tolist() if keep else [str(i + 1) for i in range(len(lab))]
-        first = [levs[i] for i in groups[0]]
+        raw = [levs[i] for i in groups[0]]
+        # emmeans' option parens: a level with - + / * (e.g. a negative covariate value) in parentheses
+        first = [f"({x})" if _PARENS.search(x) else x for x in raw]
+        if isinstance(ref, str) and ref not in first and ref in raw:
+            ref = first[raw.index(ref)]
         C, names, meta = contrast_matrix(method, first, ref)
         blocks, offs, est_ok, rows_lab = [], [], [], []
         for g in groups:

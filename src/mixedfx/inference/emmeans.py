@@ -19,6 +19,9 @@ with ``w`` equal (``weights="equal"``), the data's frequencies of the combinatio
 (``"flat"``), as emmeans.  ``V`` is ``vcov(beta)`` (Kenward-Roger: its adjusted ``Phi_A``) and the
 df are Satterthwaite's or Kenward-Roger's for the row ``L_c`` (LMMs), ``inf`` (GLMMs: z) or the
 residual df ``n - #parameters`` (glmmTMB-style fits, as glmmTMB's emmeans method).
+For a GEE fit (``mfx.gee``, as emmeans' method for geepack's ``geeglm``) ``V`` is the chosen
+covariance of the population-averaged coefficients (``vcov=``: the robust sandwich by default) and
+the df are ``inf``.
 
 Rows of a rank-deficient model that are not estimable (``L_c`` outside the row space of the
 fit's full model matrix) give NaN.  The results and contrasts are :class:`EMMeans` objects
@@ -69,7 +72,70 @@ class _SatterthwaiteDF:
         return _df(self.result, L, "satterthwaite")
 
 
-def _model_info(result, lmer_df: str) -> ModelInfo:
+#: emmeans' ``vcov.method`` names for geeglm (and our aliases) -> our GEE covariance types
+_GEE_VCOV = {"vbeta": "robust", "robust": "robust", "san.se": "robust", "sandwich": "robust",
+             "vbeta.naiv": "naive", "naive": "naive", "model": "naive", "model-based": "naive",
+             "mancl-derouen": "mancl-derouen", "md": "mancl-derouen",
+             "kauermann-carroll": "kauermann-carroll", "kc": "kauermann-carroll"}
+#: the message "Covariance estimate used: ..." (emmeans' names where it has the covariance)
+_GEE_VCOV_LABEL = {"robust": "vbeta", "naive": "vbeta.naiv"}
+
+
+def _is_gee(result) -> bool:
+    """A :class:`~mixedfx.results.gee_result.GEEResult` (duck-typed: results import inference)."""
+    m = getattr(result, "_m", None)
+    return m is not None and hasattr(m, "solution") and hasattr(m, "spec") and callable(getattr(result, "vcov", None))
+
+
+def _design(result):
+    return result._m.design if _is_gee(result) else result.fit.design
+
+
+def _gee_info(result, lmer_df, vcov) -> ModelInfo:
+    """Coefficients, covariance (``vcov=``) and z df of a GEE fit (emmeans' ``emm_basis.geeglm``)."""
+    if lmer_df is not None and _LMER_DF.get(str(lmer_df).lower().replace("_", "-")) != "asymptotic":
+        raise ValueError(f"lmer_df={lmer_df!r} does not apply to a GEE fit: its means have asymptotic (z) df, as "
+                         "emmeans' geeglm method; choose the covariance with vcov= instead")
+    beta = np.asarray(result._m.solution.beta, float)
+    p = len(beta)
+    if vcov is None or isinstance(vcov, str):
+        key = result.std_err if vcov is None else vcov.strip().lower()
+        if key in ("vbeta.j1s", "vbeta.fij"):
+            raise ValueError(f"vcov={vcov!r}: geepack's jackknife covariances are not available; for few clusters "
+                             "use vcov='mancl-derouen' or 'kauermann-carroll' (bias-corrected sandwiches)")
+        if key not in _GEE_VCOV:
+            raise ValueError(f"vcov={vcov!r}: use 'robust' (the sandwich, emmeans' 'vbeta'; the default), 'naive' "
+                             "('vbeta.naiv'), 'mancl-derouen' ('md'), 'kauermann-carroll' ('kc') or a "
+                             f"{p} x {p} covariance matrix of the coefficients")
+        kind = _GEE_VCOV[key]
+        V = result.vcov(type=kind).to_numpy(float)
+        label = _GEE_VCOV_LABEL.get(kind, kind)
+    else:
+        try:
+            V = np.asarray(vcov.to_numpy() if hasattr(vcov, "to_numpy") else vcov, dtype=float)
+        except (TypeError, ValueError):
+            raise TypeError(f"vcov= must be a covariance type name or a {p} x {p} matrix, got "
+                            f"{type(vcov).__name__}") from None
+        if (V.shape != (p, p) or not np.all(np.isfinite(V))
+                or not np.allclose(V, V.T, rtol=1e-8, atol=1e-14 * np.abs(V).max())):
+            raise ValueError(f"vcov= as a matrix must be a finite symmetric {p} x {p} covariance of the "
+                             f"coefficients ({', '.join(result._m.xnames)}), got shape {V.shape}")
+        label = "user-supplied"
+    family = result.family
+    link = family.link
+    mesg = (f"Covariance estimate used: {label}",)
+    if link is None or link.name == "identity":
+        return ModelInfo(beta, V, _ConstantDF(np.inf), None, None, "", "emmean", mesg)
+    inv = "prob" if "binomial" in family.name else ("rate" if "poisson" in family.name else "response")
+    return ModelInfo(beta, V, _ConstantDF(np.inf), None, link, link.name, inv, mesg)
+
+
+def _model_info(result, lmer_df: str | None, vcov=None) -> ModelInfo:
+    if _is_gee(result):
+        return _gee_info(result, lmer_df, vcov)
+    if vcov is not None:
+        raise ValueError("vcov= chooses the covariance of a GEE fit (mfx.gee); an LMM's or GLMM's means use the "
+                         "fit's own covariance (and, for LMMs, lmer_df=)")
     fit = getattr(result, "fit", None)
     design = getattr(fit, "design", None)
     if design is None or not hasattr(fit, "beta"):
@@ -116,19 +182,30 @@ def _model_info(result, lmer_df: str) -> ModelInfo:
 
 
 def _training_data(result, data) -> pd.DataFrame:
+    gee = _is_gee(result)
     if data is None:
         origin = getattr(result, "_origin", None)
-        data = origin[1] if origin is not None else None
+        data = origin[1] if origin is not None else getattr(result, "_data", None)
     if data is None:
+        if gee:
+            raise ValueError("emmeans() of a GEE fit needs the data it was fitted to (the GEE result keeps no "
+                             "reference to them): pass data=..., e.g. mfx.emmeans(g, 'x', data=df)")
         raise ValueError("emmeans(): this model has no reference to its data (it was loaded, unpickled or made "
                          "directly); pass the data it was fitted to as data=...")
     data = string_columns(as_pandas(data, "data"))
-    rows = result.fit.design.row_index
+    if gee:
+        # the rows used: positions in the data gee() was given (labels row_labels); the same frame is
+        # recognised by its labels at those positions, another one is matched by label below
+        rows, pos = result._m.row_labels, np.asarray(result._m.design.row_index, dtype=np.int64)
+        if len(pos) and pos.max() < len(data) and data.index[pos].equals(rows):
+            return data.iloc[pos]
+    else:
+        rows = result.fit.design.row_index
     if not data.index.is_unique:
         raise ValueError("emmeans(): the data's index has duplicate labels, so the rows used in the fit cannot be "
                          "found; pass data=... with a unique index (e.g. data.reset_index(drop=True))")
     pos = data.index.get_indexer(rows)
-    if (pos < 0).any() or len(pos) != result.fit.design.n:
+    if (pos < 0).any() or len(pos) != len(rows):
         raise ValueError("emmeans(): the data do not contain the rows the model was fitted to; pass the data frame "
                          "the model was fitted to as data=...")
     return data.iloc[pos]
@@ -304,13 +381,13 @@ def _averaging_weights(dims, facs, counts, weights: str) -> np.ndarray:
 
 
 def emmeans(model, specs, by=None, at: dict | None = None, weights: str = "equal", type: str = "link",
-            lmer_df: str | None = None, level: float = 0.95, data=None) -> EMMeans:
+            lmer_df: str | None = None, level: float = 0.95, data=None, vcov=None) -> EMMeans:
     """Estimated marginal means over a reference grid (R's ``emmeans``).
 
     Parameters
     ----------
     model : a fitted LMM or GLMM (``mfx.lmer``, ``mfx.glmer``; glmmTMB-style fits: the
-        conditional model).
+        conditional model), or a GEE fit (``mfx.gee``: population-averaged means, z tests).
     specs : a variable name, a list of names, or a formula ``"~ a * b"`` / ``"~ a | b"``.
     by : variable name(s) whose levels split the means into groups (contrasts and
         adjustments are done within each group).
@@ -318,22 +395,28 @@ def emmeans(model, specs, by=None, at: dict | None = None, weights: str = "equal
         of a covariate with only two, as emmeans' ``cov.keep = "2"``), or the levels of a factor
         to keep.
     weights : ``"equal"`` (default), ``"proportional"``, ``"outer"``, ``"cells"`` or ``"flat"``.
-    type : ``"link"`` (default) or ``"response"`` (GLMMs: back-transformed means, delta-method
+    type : ``"link"`` (default) or ``"response"`` (GLMMs, GEE: back-transformed means, delta-method
         SEs, back-transformed intervals; ratios for contrasts on the log / logit scale).
     lmer_df : LMMs: ``"kenward-roger"``, ``"satterthwaite"`` or ``"asymptotic"``.  None
         (default) chooses as R's emmeans does: Kenward-Roger for REML fits with at most 3,000
         observations, otherwise Satterthwaite (emmeans falls back to asymptotic df above
         its ``lmerTest.limit``; our Satterthwaite df cost little at any size, so we keep them).
+        GEE fits: asymptotic (z) df always (None or ``"asymptotic"``).
     level : confidence level of the intervals.
-    data : the data the model was fitted to, when the model has no reference to it.
+    data : the data the model was fitted to, when the model has no reference to it (GEE
+        fits keep none: give ``data=``).
+    vcov : GEE fits only: the covariance of the coefficients, ``"robust"`` (the sandwich,
+        emmeans' ``"vbeta"``), ``"naive"`` (``"vbeta.naiv"``), ``"mancl-derouen"`` (``"md"``),
+        ``"kauermann-carroll"`` (``"kc"``), or a p x p matrix.  Default: the fit's ``std_err``
+        (robust unless chosen otherwise in ``mfx.gee``), as emmeans' default ``"vbeta"``.
 
     Returns
     -------
     EMMeans
     """
-    if lmer_df is None:
+    if lmer_df is None and not _is_gee(model):
         lmer_df = "kenward-roger" if getattr(model, "reml", False) and model.nobs <= 3000 else "satterthwaite"
-    info = _model_info(model, lmer_df)
+    info = _model_info(model, lmer_df, vcov)
     if str(type).lower() not in ("link", "response"):
         raise ValueError(f"type={type!r}: use 'link' or 'response'")
     wkey = str(weights).lower()
@@ -344,8 +427,7 @@ def emmeans(model, specs, by=None, at: dict | None = None, weights: str = "equal
     if at is not None and not isinstance(at, Mapping):
         raise TypeError(f"at= must be a dict {{variable: values}}, e.g. at={{'temp': [175, 225]}}; got "
                         f"{at.__class__.__name__}")
-    design = model.fit.design
-    spec = design.spec
+    spec = _design(model).spec
     names, by = _parse_specs(specs, by)
     train = _training_data(model, data)
     gvars, forced = _grid_variables(spec)
@@ -410,8 +492,8 @@ def emmeans(model, specs, by=None, at: dict | None = None, weights: str = "equal
     interaction = _in_interaction(spec, facs, byname)
     notes = ["NOTE: Results may be misleading due to involvement in interactions"] if interaction else []
     return EMMeans.from_linear(info, K, koff, pd.DataFrame(labels), names, by, avgd, estimable,
-                               type=str(type).lower(), level=level, notes=notes,
-                               enhance=[f for f in facs if byname[f].is_factor and _numeric_looking(byname[f].labels)])
+                               type=str(type).lower(), level=level, notes=notes, init_mesg=info.init_mesg,
+                               enhance=[f for f in facs if _numeric_looking(byname[f].labels)])
 
 
 def _numeric_looking(labels) -> bool:

@@ -102,11 +102,17 @@ class GEEResult:
     nobs, n_clusters, cluster_sizes, converged, iterations, corstr, family.
     """
 
-    def __init__(self, model, std_err: str = "robust", data_name: str | None = None):
+    def __init__(self, model, std_err: str = "robust", data_name: str | None = None, data=None):
         self._m = model
         self.std_err = check_vcov_type(std_err)
         self.data_name = data_name
         self._vcov_cache: dict = {}
+        self._data = data       # the caller's frame, not a copy (emmeans' grid); pickles drop it
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state["_data"] = None
+        return state
 
     # basic pieces ------------------------------------------------------------
     @property
