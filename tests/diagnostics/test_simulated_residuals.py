@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import pathlib
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -230,6 +231,53 @@ def test_lmm_gaussian_and_heavy_tails():
     assert rh.test_uniformity().pvalue < 0.01 and np.mean(np.abs(rh.residuals - 0.5) < 0.1) > 0.3
 
 
+def test_zero_inflation_refused_for_ordinal_model():
+    """An ordinal response is a category 1..K: no zeros in the data or the simulations, so the
+    test was a meaningless 0/0 (NaN ratio, p = 1); it now says why and what to use."""
+    wine = mfx.datasets.load("wine")
+    r = mfx.clmm("rating ~ temp + contact + (1 | judge)", wine).simulated_residuals(n=50, seed=1)
+    assert r.observed.min() == 1 and r.simulated.min() == 1          # categories coded from 1
+    for alt in ("two-sided", "greater"):
+        with pytest.raises(ValueError, match=r"does not apply: an ordinal \(clmm\) model's response .* never 0"):
+            r.test_zero_inflation(alt)
+    with pytest.raises(ValueError, match="test_generic"):
+        r.test_zero_inflation()
+    # the suggested replacement counts the lowest category against its simulated distribution
+    t = r.test_generic(lambda x: np.sum(x == 1, axis=0))
+    assert t.details["observed_summary"] == np.sum(wine["rating"].astype(int) == 1)
+    assert np.isfinite(t.statistic) and t.details["mean_simulated_summary"] > 0 and 0 < t.pvalue <= 1
+    assert r.test_uniformity().pvalue > 0                            # the other tests still run
+
+
+def test_zero_inflation_of_continuous_response_warns():
+    """An LMM never simulates an exact zero: the test (computed, as DHARMa does) only says whether
+    the data have any; a warning says so.  Counts, or continuous simulations with a point mass at
+    zero, are tested without a warning."""
+    sleep = mfx.datasets.load("sleepstudy")
+    r = mfx.lmer("Reaction ~ Days + (1 | Subject)", sleep).simulated_residuals(n=50, seed=1)
+    with pytest.warns(UserWarning, match=r"continuous response: .*\(0 here"):
+        z = r.test_zero_inflation()
+    assert np.isnan(z.statistic) and z.pvalue == 1.0
+    zeroed = sleep.assign(Reaction=sleep["Reaction"].where(sleep.index % 60 != 0, 0.0))     # 3 exact zeros
+    rz = mfx.lmer("Reaction ~ Days + (1 | Subject)", zeroed).simulated_residuals(n=50, seed=1)
+    with pytest.warns(UserWarning, match=r"\(3 here"):
+        z = rz.test_zero_inflation()
+    assert z.statistic == np.inf and z.pvalue == 0.0 and z.details["observed_zeros"] == 3
+    rng = np.random.default_rng(12)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        mu = np.exp(rng.normal(0.5, 0.5, 200))
+        counts = SimulatedResiduals.from_simulations(rng.poisson(mu[:, None], (200, 100)), rng.poisson(mu), seed=1)
+        assert counts.test_zero_inflation().pvalue > 0.01
+        # semicontinuous: a point mass at zero in the simulations, more zeros in the data
+        sims = np.where(rng.random((200, 100)) < 0.2, 0.0, rng.gamma(2.0, 1.0, (200, 100)))
+        y = np.where(rng.random(200) < 0.5, 0.0, rng.gamma(2.0, 1.0, 200))
+        semi = SimulatedResiduals.from_simulations(sims, y, seed=1)
+        assert not semi.integer_response
+        z = semi.test_zero_inflation()
+    assert z.pvalue == 0.0 and z.statistic > 2
+
+
 # ------------------------------------------------------------------ errors and plot
 def test_bad_input_errors(poisson_fit):
     with pytest.raises(ValueError, match="n \\(simulations per observation\\)"):
@@ -426,10 +474,13 @@ def test_calibrate_lmm_and_bad_arguments(tiny_poisson):
     rng = np.random.default_rng(2)
     g = np.repeat(np.arange(8), 6)
     d = pd.DataFrame({"y": rng.normal(0, 1, 8)[g] + rng.normal(size=48), "g": g})
-    r = mfx.lmer("y ~ 1 + (1 | g)", d).simulated_residuals(n=30, seed=1, calibrate=9, progress=False)
+    with warnings.catch_warnings():         # the refits count zeros without the continuous-response warning
+        warnings.filterwarnings("error", message="test_zero_inflation")
+        r = mfx.lmer("y ~ 1 + (1 | g)", d).simulated_residuals(n=30, seed=1, calibrate=9, progress=False)
     assert r.calibration.n_refits == 9 and not r.integer_response
     assert r.test_dispersion().details["calibration_statistic"] >= 0
-    assert r.test_zero_inflation().pvalue == 1.0          # no zeros anywhere: nothing to detect
+    with pytest.warns(UserWarning, match="continuous response"):
+        assert r.test_zero_inflation().pvalue == 1.0          # no zeros anywhere: nothing to detect
     for bad in (-1, True, 2.5, "9"):
         with pytest.raises(ValueError, match="calibrate"):
             tiny_poisson.simulated_residuals(n=5, calibrate=bad)

@@ -1,7 +1,8 @@
 """Command line (``python -m mixedfx`` or ``mixedfx``):
 
 * ``fit FORMULA --data D [--ml] [--family F] [--weights W] [--offset O] [--ddf DDF] [--json] [--save OUT.json]``
-* ``predict --model SAVED.json --data NEW [--out PRED.csv] [--type link|response] [--re-form "~0"]``
+* ``predict --model SAVED.json --data NEW [--out PRED.csv] [--type link|response] [--re-form "~0"]
+  [--allow-new-levels] [--interval confidence|prediction] [--level 0.95] [--se-fit]``
 * ``anova FORMULA0 FORMULA1 [...] --data D [--family F] [--weights W] [--offset O]``
 * ``datasets``
 
@@ -104,6 +105,12 @@ def _parser() -> argparse.ArgumentParser:
                       help="predict unseen groups with random effects of zero")
     pred.add_argument("--factor", action="append", default=[], metavar="COLUMN",
                       help="treat a numeric column as a factor (repeatable)")
+    pred.add_argument("--interval", metavar="{confidence,prediction}",
+                      help="add a confidence interval (for the mean) or a prediction interval (for a new "
+                           "observation): columns fit, se_fit, lower, upper")
+    pred.add_argument("--level", metavar="LEVEL", help="coverage of --interval, in (0, 1) (default 0.95)")
+    pred.add_argument("--se-fit", dest="se_fit", action="store_true",
+                      help="add standard errors: columns fit, se_fit")
     an = sub.add_parser("anova", help="likelihood-ratio test between nested models on the same data")
     an.add_argument("formulas", nargs="+", metavar="FORMULA", help="two or more lme4 formulas")
     an.add_argument("--data", required=True, help="bundled dataset name or CSV/Parquet path")
@@ -181,27 +188,78 @@ def _fit_one(args, formula: str, df, name: str, reml: bool = True):
     return lmer(formula, df, reml=reml, weights=args.weights, offset=args.offset, data_name=name)
 
 
+# the library's messages name Python arguments; the command line's user knows the flags
+_FLAG_WORDS = (("type='link'", "--type link"), ("type='response'", "--type response"),
+               ("re_form='~0'", "--re-form '~0'"), ("allow_new_levels=True", "--allow-new-levels"),
+               ("interval='prediction'", "--interval prediction"),
+               ("interval='confidence'", "--interval confidence"), ("se_fit=True", "--se-fit"))
+
+
+def _as_flags(message: str) -> str:
+    for python, flag in _FLAG_WORDS:
+        message = message.replace(python, flag)
+    return message
+
+
+def _interval_args(args) -> tuple[str | None, float]:
+    """``(interval, level)`` from ``--interval`` and ``--level``, or SystemExit with a one-line reason."""
+    interval = args.interval
+    if interval is not None:
+        interval = interval.strip().lower()
+        if interval not in ("confidence", "prediction"):
+            raise SystemExit(f"error: --interval must be 'confidence' or 'prediction', got {args.interval!r}")
+    if args.level is None:
+        return interval, 0.95
+    if interval is None:
+        raise SystemExit("error: --level is the coverage of an interval: add --interval confidence "
+                         "or --interval prediction")
+    try:
+        level = float(args.level)
+    except ValueError:
+        level = float("nan")
+    if not 0 < level < 1:                   # NaN and infinities fail too
+        hint = f" (for {level:g}% give {level / 100:g})" if 1 < level < 100 else ""
+        raise SystemExit(f"error: --level must be a number between 0 and 1, e.g. 0.95; got {args.level!r}{hint}")
+    return interval, level
+
+
 def _predict(args) -> int:
+    import inspect
+
     from ..results.io import load
 
+    interval, level = _interval_args(args)
+    wants_se = interval is not None or args.se_fit
     if not os.path.isfile(args.model):
         raise SystemExit(f"error: --model {args.model!r} is not a file (write one with `mixedfx fit ... --save PATH`)")
     try:
         m = load(args.model)
     except (ValueError, KeyError, TypeError) as exc:
         raise SystemExit(f"error: cannot read --model {args.model!r}: {exc}") from None
+    flag = "--interval" if interval is not None else "--se-fit"
+    if wants_se and "interval" not in inspect.signature(m.predict).parameters:
+        raise SystemExit(f"error: {flag} is not available for this model ({type(m).__name__}); "
+                         "predict without it")
     df, _ = _read_data(args.data, args.factor)
+    kwargs = dict(re_form=args.re_form, allow_new_levels=args.allow_new_levels)
+    if getattr(m, "family", None) is not None:
+        kwargs["type"] = args.type
+    if wants_se:
+        kwargs.update(interval=interval, level=level, se_fit=True)
     try:
-        if getattr(m, "family", None) is not None:
-            pred = m.predict(df, type=args.type, re_form=args.re_form, allow_new_levels=args.allow_new_levels)
-        else:
-            pred = m.predict(df, re_form=args.re_form, allow_new_levels=args.allow_new_levels)
-    except (ValueError, KeyError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        pred = m.predict(df, **kwargs)
+    except (ValueError, KeyError, NotImplementedError) as exc:
+        message = str(exc)
+        if wants_se and "a loaded result does not keep" in message:
+            # a saved fit has no data, hence no conditional covariance of the groups it was fitted to
+            message = (f"{flag} for rows of groups seen in fitting needs the fitted data, which a saved model "
+                       f"(--model) does not keep: add --re-form '~0' for population-level intervals, give rows of "
+                       f"new groups only (with --allow-new-levels), or refit the model in Python")
+        print(f"error: {_as_flags(message)}", file=sys.stderr)
         return 2
     import pandas as pd
 
-    out = pd.DataFrame({"prediction": pred}, index=df.index)
+    out = pred if wants_se else pd.DataFrame({"prediction": pred}, index=df.index)
     if args.out:
         try:
             out.to_csv(args.out, index_label="row")

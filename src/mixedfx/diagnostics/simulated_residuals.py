@@ -40,6 +40,7 @@ instead (DHARMa's ``refit = TRUE``), uniform under the fitted model; see
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -139,6 +140,8 @@ class SimulatedResiduals:
     simulation : ``"unconditional"`` (new random effects) or ``"conditional"`` (``use_u=True``).
     calibration : None (plug-in p-values) or the refits that calibrate every test's p-value
         (:class:`~mixedfx.diagnostics.simulated_residuals_calibrate.Calibration`; ``calibrate=B``).
+    no_zeros : None, or why the model's response can never be 0 (ordinal models; set by
+        :func:`simulated_residuals`), which makes :meth:`test_zero_inflation` refuse.
     """
     residuals: np.ndarray
     simulated: np.ndarray
@@ -151,6 +154,7 @@ class SimulatedResiduals:
     #: the drawing function behind :meth:`plot` (set by the result method; the plots layer owns it)
     plotter: object = field(default=None, repr=False)
     calibration: object = field(default=None, repr=False)
+    no_zeros: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_simulations(cls, simulated, observed, fitted=None, seed=None, simulation: str = "user-supplied",
@@ -247,7 +251,33 @@ class SimulatedResiduals:
 
     def test_zero_inflation(self, alternative: str = "two-sided") -> SimulationTest:
         """Observed number of zeros against its simulated distribution (DHARMa's ``testZeroInflation``);
-        the ratio observed / mean simulated is > 1 for zero inflation."""
+        the ratio observed / mean simulated is > 1 for zero inflation.
+
+        Raises ValueError for a response that is never 0 (an ordinal model: categories 1, ..., K),
+        where the ratio would be 0/0; count a category with :meth:`test_generic` instead.  For a
+        continuous response whose simulations have no exact zeros (an LMM) the test is computed, as
+        DHARMa does, with a UserWarning: it then only says whether the data hold any exact zero
+        (p = 0 if they do, else ratio NaN and p = 1), not how many zeros the model expects.
+        """
+        alt = _alternative(alternative)
+        if self.no_zeros is not None:
+            raise ValueError(
+                f"test_zero_inflation does not apply: {self.no_zeros}, so the data and every simulation have no "
+                "zeros (the ratio would be 0/0 and p = 1 whatever the fit). To check whether a category is over- "
+                "or under-represented, count it: r.test_generic(lambda x: np.sum(x == 1, axis=0)) for the lowest; "
+                "test_uniformity(), test_dispersion() and test_quantiles() check the fit as a whole")
+        if not self.integer_response and not np.any(self.simulated == 0):
+            k = int(np.sum(self.observed == 0))
+            warnings.warn(
+                f"test_zero_inflation on a continuous response: the simulations have no exact zeros, so the test "
+                f"only says whether the data have any ({k} here; two-sided p = 0 if any, else 1), not whether there "
+                "are more zeros than the model expects. Exact zeros in a continuous response (a point mass at 0) call "
+                "for a hurdle model; test_uniformity(), test_dispersion() and test_quantiles() check the fit",
+                UserWarning, stacklevel=2)
+        return self._zero_count_test(alt)
+
+    def _zero_count_test(self, alternative: str) -> SimulationTest:
+        """The zero-inflation test without :meth:`test_zero_inflation`'s checks (the calibration refits use it)."""
         out = self._generic(lambda x: np.sum(x == 0, axis=0), alternative, "zero-inflation test: observed vs "
                             "simulated number of zeros", "ratio_obs_sim", "zeros")
         d = out.details
@@ -457,6 +487,13 @@ def _binomial_trials(result):
     return np.ones(result.nobs) if w is None else np.round(np.asarray(w, dtype=float))
 
 
+def _no_zeros_reason(result) -> str | None:
+    """Why ``result``'s response can never be 0, or None (see :meth:`SimulatedResiduals.test_zero_inflation`)."""
+    if hasattr(type(result), "thresholds"):
+        return "an ordinal (clmm) model's response is a category coded 1, ..., K, never 0"
+    return None
+
+
 def _population_response(result):
     """The fitted response without random effects (DHARMa's ``predict(type = "response", re.form = ~0)``),
     or None for ordinal models (whose simulations are category codes)."""
@@ -512,7 +549,7 @@ def simulated_residuals(result, n: int = 250, seed=None, use_u: bool = False, fi
         f = None if f is None else f * trials
     out = SimulatedResiduals.from_simulations(sims, y, fitted=f, seed=rng, index=result.fit.design.row_index,
                                               simulation="conditional" if use_u else "unconditional")
-    out = replace(out, seed=seed)
+    out = replace(out, seed=seed, no_zeros=_no_zeros_reason(result))
     if calibrate:        # the refits' seeds come after the data's draws: the residuals are those of calibrate=0
         cal = _calibrate(result, int(calibrate), int(rng.integers(0, 2 ** 63 - 1)), int(n), bool(use_u), fitted,
                          simulated_residuals, n_jobs=n_jobs, progress=progress)
