@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .blocksum import BlockSums
 from .scaling import Standardization, standardize
 from .workspace import FAILED_OBJECTIVE, PLSWorkspace, deviance_from_parts
 
@@ -42,6 +43,32 @@ class ScaledWorkspace:
         self._npos = 0 if weights is None else int(np.count_nonzero(np.asarray(weights) > 0))
         self.internal = PLSWorkspace(self.X, s.response(y), self.blocks, weights=self.weights, reml=reml,
                                      structures=structures, **kw)
+        self._share(reml)
+
+    @classmethod
+    def from_blocks(cls, sums: BlockSums, scaling: Standardization, sizes, nlevels, reml=True, structures=None,
+                    **kw) -> "ScaledWorkspace":
+        """A workspace from summed cross-products (no rows: ``X``, ``blocks``, ``weights`` are None).
+
+        Parameters
+        ----------
+        sums : the blocks of ``A`` over all rows (:func:`mixedfx.core.blocksum.sum_blocks`), formed in
+            the internal units of ``scaling`` (standardized X, terms, response and weights).
+        scaling : the data's :class:`Standardization` (e.g.
+            :func:`mixedfx.core.moments.standardize_from_moments`).
+        sizes, nlevels : per term, its number of columns ``p_k`` and of levels.
+        reml, structures, kw : as for the constructor (``kw`` goes to :meth:`PLSWorkspace.from_blocks`).
+        """
+        self = cls.__new__(cls)
+        self.scaling = scaling
+        self.X = self.blocks = self.weights = None
+        self._npos = int(sums.npos)
+        self.internal = PLSWorkspace.from_blocks(sums, sums.n, sums.p, sizes, nlevels, sums.log_weights, reml=reml,
+                                                 structures=structures, **kw)
+        self._share(reml)
+        return self
+
+    def _share(self, reml) -> None:
         self.reml = reml
         self.layout = self.internal.layout
         self.sizes = self.internal.sizes

@@ -125,23 +125,52 @@ class PLSWorkspace:
 
     def __init__(self, X, y, blocks, weights=None, reml=True, rest="auto", structures=None):
         X = np.asarray(X, float)
-        self.n, self.p = X.shape
+        self._init_shape(X.shape[0], X.shape[1], [b[1].shape[1] for b in blocks], [b[2] for b in blocks], reml,
+                         structures)
+        self.cross = CrossProducts(X, blocks)
+        self._set_values(weights, y)
+        self._init_rest(rest)
+
+    @classmethod
+    def from_blocks(cls, A, n: int, p: int, sizes, nlevels, log_weights: float = 0.0, reml=True, rest="auto",
+                    structures=None) -> "PLSWorkspace":
+        """A workspace from the blocks of ``A`` alone (no rows; it cannot :meth:`reweight`).
+
+        Parameters
+        ----------
+        A : the blocks :meth:`CrossProducts.compute` returns (``A00`` (l0, p0, p0), ``AF0`` (p+1, q0),
+            ``AFF`` (p+1, p+1); with later terms ``AFr`` (p+1, qr), CSR ``Ar0`` (qr, q0), ``Arr`` (qr, qr)),
+            e.g. :class:`mixedfx.core.blocksum.BlockSums`; their patterns choose the factorization path.
+        n, p : rows (zero weights included), fixed effects.  sizes, nlevels : per term, ``p_k`` and levels.
+        log_weights : ``sum log w`` over the positive weights.  reml, rest, structures : as for the constructor.
+        """
+        self = cls.__new__(cls)
+        self._init_shape(n, p, sizes, nlevels, reml, structures)
+        self.cross = None
+        self._set_blocks(A, log_weights)
+        self._init_rest(rest)
+        return self
+
+    def _init_shape(self, n, p, sizes, nlevels, reml, structures) -> None:
+        self.n, self.p = int(n), int(p)
         self.reml = reml
-        self.sizes = tuple(int(b[1].shape[1]) for b in blocks)
-        self.nlevels = tuple(int(b[2]) for b in blocks)
+        self.sizes = tuple(int(s) for s in sizes)
+        self.nlevels = tuple(int(nl) for nl in nlevels)
         self.layout = ThetaLayout(self.sizes, None if structures is None else tuple(structures))
         p0, l0 = self.sizes[0], self.nlevels[0]
         self.q0 = l0 * p0
         self._diag0 = np.arange(p0)
-        self.has_rest = len(blocks) > 1
-        self.cross = CrossProducts(X, blocks)
+        self.has_rest = len(self.sizes) > 1
         if p0 == 2:   # buffers for the closed-form two-column block
             self._L00_buf = np.zeros((l0, 2, 2))
             self._D0_buf = np.zeros((l0, 2, 2))
             self._LF0_buf = np.zeros((self.p + 1, l0, 2))
-        self._set_values(weights, y)
+
+    def _init_rest(self, rest) -> None:
+        """Choose and set up the later-terms factorization from the patterns of ``Ar0`` and ``Arr``."""
+        p0 = self.sizes[0]
         if self.has_rest:
-            self.qr = self.cross.qr
+            self.qr = self._Arr_sparse.shape[0]
             self._rest_scalar = all(p == 1 for p in self.sizes[1:])
             self._ar0_rows = np.repeat(np.arange(self.qr), np.diff(self.Ar0.indptr))
             self._ar0_cols = self.Ar0.indices.copy()
@@ -163,8 +192,11 @@ class PLSWorkspace:
     def _set_values(self, weights, y) -> None:
         """Blocks of A for these weights and response (structure unchanged)."""
         w = None if weights is None else np.asarray(weights, float)
-        self.log_weights = 0.0 if w is None else float(np.sum(np.log(w[w > 0])))
-        A = self.cross.compute(w, y)
+        self._set_blocks(self.cross.compute(w, y), 0.0 if w is None else float(np.sum(np.log(w[w > 0]))))
+
+    def _set_blocks(self, A, log_weights: float) -> None:
+        """Take the blocks of A (see :meth:`from_blocks`) and ``sum log w``."""
+        self.log_weights = log_weights
         self.A00, self.AF0, self.AFF = A["A00"], A["AF0"], A["AFF"]
         if self.sizes[0] == 2:
             self._a00 = (self.A00[:, 0, 0].copy(), self.A00[:, 1, 0].copy(), self.A00[:, 1, 1].copy())
@@ -176,7 +208,7 @@ class PLSWorkspace:
     def reweight_zz(self, weights) -> "PLSWorkspace":
         """New weights for the random-effects blocks only (u-only PIRLS: :meth:`factor_z`,
         :meth:`solve_u`); the fixed-effects block is left stale."""
-        A = self.cross.compute_zz(weights)
+        A = self._rows().compute_zz(weights)
         self.A00 = A["A00"]
         if self.sizes[0] == 2:
             self._a00 = (self.A00[:, 0, 0].copy(), self.A00[:, 1, 0].copy(), self.A00[:, 1, 1].copy())
@@ -191,6 +223,7 @@ class PLSWorkspace:
     def reweight(self, weights, y) -> "PLSWorkspace":
         """New weights and response on the same design (PIRLS), in ``O(n)`` plus the
         Schur-plan refresh; the sparsity patterns and factor layout are reused."""
+        self._rows()
         self._set_values(weights, y)
         if self.has_rest:
             self.schur.refresh(self.Ar0, self._Arr_sparse)
@@ -198,6 +231,11 @@ class PLSWorkspace:
                 self.Arr = self._Arr_sparse.toarray()
         self.theta = None
         return self
+
+    def _rows(self) -> CrossProducts:
+        if self.cross is None:
+            raise ValueError("a workspace built from_blocks has no rows to reweight; build it from the data")
+        return self.cross
 
     # ------------------------------------------------------------------ update
     def _lambda_rest(self, lams) -> tuple[np.ndarray | None, sp.spmatrix | None]:
