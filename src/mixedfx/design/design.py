@@ -136,6 +136,23 @@ def _missing_report(data: pd.DataFrame, cols: list[str], arrays: dict) -> list[t
     return sorted([c for c in counts if c[1]], key=lambda c: -c[1])
 
 
+def lme4_order(items: list, term, nlevels, width) -> list:
+    """Random terms in lme4's order: decreasing number of levels, stable.
+
+    With a covariance structure in the model (not lme4's), ties go to the wider term: the first
+    block is factored level by level, the rest densely, so a 10-column ar1 term on the same factor
+    as (1 | g) must come first.  ``term``, ``nlevels``, ``width``: an item's term, levels and columns.
+    """
+    structured = any(term(b).structure != "us" for b in items)
+    return sorted(items, key=(lambda b: (-nlevels(b), -width(b))) if structured else (lambda b: -nlevels(b)))
+
+
+def missing_text(n_dropped: int, n: int, report: list[tuple[str, int]]) -> str:
+    """The :class:`MissingDataWarning` text; ``report``: (what, missing rows), most first."""
+    where = ", ".join(f"{what}: {k}" for what, k in report[:5])
+    return f"{n_dropped} row(s) with missing values dropped (of {n}; missing in {where})"
+
+
 def _check_response_not_on_rhs(f: ModelFormula) -> None:
     """The response used again as a predictor or in a random term makes a degenerate model."""
     resp = f.response_label
@@ -287,9 +304,7 @@ def build_design(formula: str | ModelFormula, data: pd.DataFrame, weights=None, 
         if empty:
             raise DesignError(f"{'column ' if empty[0].startswith(chr(39)) else ''}{empty[0]} has no values: all "
                               f"{len(data)} rows are missing (NaN/None); fix or drop it")
-        where = ", ".join(f"{what}: {k}" for what, k in report[:5])
-        warnings.warn(f"{n_dropped} row(s) with missing values dropped (of {len(data)}; missing in {where})",
-                      MissingDataWarning, stacklevel=3)
+        warnings.warn(missing_text(n_dropped, len(data), report), MissingDataWarning, stacklevel=3)
         learn_bases(f.atoms, data, state)   # as R's model frame: poly/bs/ns see every row where x is known
         data = data.rows(ok)
         w_arr = None if w_arr is None else w_arr[ok]
@@ -334,11 +349,7 @@ def build_design(formula: str | ModelFormula, data: pd.DataFrame, weights=None, 
         _check_columns_magnitude(Xk, lspec.names, lambda name: f"the column {name!r} of ({term.text})", data.index)
         times = structure_times(term, atoms, Xk.shape[1])
         blocks.append(ReBlock(term, levels, codes, Xk, lspec.names, lspec, times))
-    # lme4's order: decreasing number of levels, stable.  With a covariance structure in the model
-    # (not lme4's), ties go to the wider term: the first block is factored level by level, the
-    # rest densely, so a 10-column ar1 term on the same factor as (1 | g) must come first.
-    structured = any(b.structure != "us" for b in blocks)
-    blocks.sort(key=(lambda b: (-b.nlevels, -b.p)) if structured else (lambda b: -b.nlevels))
+    blocks = lme4_order(blocks, lambda b: b.term, lambda b: b.nlevels, lambda b: b.p)
     check_levels(blocks, n, lmm)
     check_identifiability(blocks)
     weights_v = w_arr if w_col is None else data[w_col].to_numpy(dtype=float)
