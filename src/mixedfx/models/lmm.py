@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 
@@ -17,14 +17,15 @@ from ..core.covariance import ThetaLayout
 from .layout import block_structures, layout_of
 from ..core.scaled_workspace import ScaledWorkspace
 from ..core.scaling import Standardization
-from ..core.start import moment_start
+from ..core.blocksum import BlockSums
+from ..core.start import StartStats, moment_start_from_stats, ols_rows, start_residuals
 from ..core.workspace import FAILED_OBJECTIVE
 from .optimizers import OPTIMIZERS, POLISH_MAX_THETA, optimize_theta  # noqa: F401 (re-exported)
 from .threads import blas_policy
 from ..design import Design
 
-__all__ = ["LmmFit", "ConvergenceWarning", "SingularFitWarning", "make_workspace", "fit_lmm",
-           "SINGULAR_TOL"]
+__all__ = ["LmmFit", "LmmOptimum", "ConvergenceWarning", "SingularFitWarning", "make_workspace", "fit_lmm",
+           "fit_lmm_from_blocks", "SINGULAR_TOL"]
 
 #: lme4's ``isSingular`` tolerance on the bounded components of theta.
 SINGULAR_TOL = 1e-4
@@ -176,23 +177,69 @@ def fit_lmm(design: Design, reml: bool = True, start="moments", maxeval: int | N
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
     ws = make_workspace(design, reml)
+    y = design.y if design.offset is None else design.y - design.offset
+
+    def moments() -> StartStats:   # the in-memory rows' start statistics (fit_lmm_from_blocks: merged ones)
+        y_int = ws.scaling.response(y)
+        return StartStats.of(start_residuals(ws.X, y_int, ols_rows(ws.X, y_int, ws.weights)), ws.blocks)
+    opt = _optimize_and_freeze(ws, start, moments, maxeval, blas_threads, warn, optimizer, stacklevel=4)
+    return LmmFit(design=design, **opt.fields(), seconds=time.perf_counter() - t0)
+
+
+@dataclass(frozen=True)
+class LmmOptimum:
+    """The numbers at the optimum of an LMM without its data: :class:`LmmFit`'s fields but ``design`` and
+    ``seconds`` (see there).  ``LmmFit(design=..., **optimum.fields(), seconds=...)`` is the fit."""
+    reml: bool
+    theta: np.ndarray
+    beta: np.ndarray
+    sigma: float
+    vcov: np.ndarray
+    b: tuple
+    cond_var: tuple
+    objective: float
+    deviance_ml: float
+    pwrss: float
+    opt: OptResult
+    is_singular: bool
+    scaling: Standardization = field(repr=False, compare=False)
+    internal: InternalEstimates = field(repr=False, compare=False)
+
+    def fields(self) -> dict:
+        """The fields by name (shallow: the arrays are shared)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+def _initial_point(ws: ScaledWorkspace, start, moments):
+    """``(x0, step)``: internal start and BOBYQA's initial trust region for ``start`` (see :func:`fit_lmm`);
+    ``moments()`` gives the :class:`StartStats` of ``start="moments"``."""
+    layout = ws.layout
+    lower = layout.lower_bounds()
+    if isinstance(start, str) and start == "moments":
+        x0 = moment_start_from_stats(moments(), layout)
+        # trust region on the scale of the start (insteval: 40 instead of 81 evaluations)
+        return x0, np.where(lower == 0, np.clip(0.25 * np.abs(x0), 0.1, 0.75), 0.25)
+    if start is None or (isinstance(start, str) and start == "lme4"):
+        return layout.initial(), 0.75
+    x0 = np.asarray(start, float).ravel()
+    if len(x0) != layout.n_theta:
+        raise ValueError(f"start has {len(x0)} values; this model has {layout.n_theta} theta parameters")
+    # a warm start needs a small trust region (31 vs 80 evaluations from the optimum)
+    return ws.theta_to_internal(np.maximum(x0, lower)), 0.05
+
+
+def _optimize_and_freeze(ws: ScaledWorkspace, start, moments, maxeval, blas_threads, warn, optimizer,
+                         stacklevel: int = 3) -> LmmOptimum:
+    """Optimize the criterion of a workspace (from rows or from summed blocks) and freeze the optimum.
+
+    The shared part of :func:`fit_lmm` and :func:`fit_lmm_from_blocks`: start, optimizer, the
+    failure check, the estimates, the singular check and the warnings (``stacklevel`` for the
+    warnings, counted from this function).
+    """
     iws = ws.internal
     layout = ws.layout
     lower = layout.lower_bounds()
-    step = 0.75
-    if isinstance(start, str) and start == "moments":
-        y = design.y if design.offset is None else design.y - design.offset
-        x0 = moment_start(ws.X, ws.scaling.response(y), ws.blocks, layout, ws.weights)
-        # trust region on the scale of the start (insteval: 40 instead of 81 evaluations)
-        step = np.where(lower == 0, np.clip(0.25 * np.abs(x0), 0.1, 0.75), 0.25)
-    elif start is None or (isinstance(start, str) and start == "lme4"):
-        x0 = layout.initial()
-    else:
-        x0 = np.asarray(start, float).ravel()
-        if len(x0) != layout.n_theta:
-            raise ValueError(f"start has {len(x0)} values; this model has {layout.n_theta} theta parameters")
-        x0 = ws.theta_to_internal(np.maximum(x0, lower))
-        step = 0.05     # a warm start needs a small trust region (31 vs 80 evaluations from the optimum)
+    x0, step = _initial_point(ws, start, moments)
     with blas_policy(0 if ws.internal.rest_sparse else ws.qr, blas_threads):   # sparse path: no dense block
         if maxeval is None:     # a cap with a ConvergenceWarning, not minutes on a degenerate model
             maxeval = max(20_000, 1_000 * layout.n_theta)
@@ -214,12 +261,48 @@ def fit_lmm(design: Design, reml: bool = True, start="moments", maxeval: int | N
     singular = _singular(theta_int, lower)     # on the standardized scale: invariant to units
     if warn:
         for msg in opt.messages:
-            warnings.warn(msg, ConvergenceWarning, stacklevel=3)
+            warnings.warn(msg, ConvergenceWarning, stacklevel=stacklevel)
         if singular:
             warnings.warn("boundary (singular) fit: a variance component is (nearly) zero or a correlation is "
                           "+/-1; see result.is_singular and consider simplifying the random effects",
-                          SingularFitWarning, stacklevel=3)
-    return LmmFit(design=design, reml=reml, theta=theta, beta=beta, sigma=float(np.sqrt(ws.sigma2)),
-                  vcov=vcov, b=b, cond_var=cond_var, objective=float(opt.fun + ws.shift),
-                  deviance_ml=float(dev_ml), pwrss=ws.pwrss, opt=opt, is_singular=singular,
-                  seconds=time.perf_counter() - t0, scaling=ws.scaling, internal=internal)
+                          SingularFitWarning, stacklevel=stacklevel)
+    return LmmOptimum(reml=ws.reml, theta=theta, beta=beta, sigma=float(np.sqrt(ws.sigma2)), vcov=vcov, b=b,
+                      cond_var=cond_var, objective=float(opt.fun + ws.shift), deviance_ml=float(dev_ml),
+                      pwrss=ws.pwrss, opt=opt, is_singular=singular, scaling=ws.scaling, internal=internal)
+
+
+def fit_lmm_from_blocks(sums: BlockSums, scaling: Standardization, sizes, nlevels, structures=None,
+                        start_stats: StartStats | None = None, reml: bool = True, start="moments",
+                        maxeval: int | None = None, blas_threads="auto", warn: bool = True,
+                        optimizer: str = "auto") -> LmmOptimum:
+    """Fit an LMM from cross-products summed over row partitions (no rows on the caller's side).
+
+    Parameters
+    ----------
+    sums : the blocks of ``A`` over all rows in the internal units of ``scaling``
+        (:func:`mixedfx.core.blocksum.sum_blocks`); ``n`` and ``p`` come from it.
+    scaling : the data's :class:`Standardization` (:func:`mixedfx.core.moments.standardize_from_moments`).
+    sizes, nlevels : per term (term 0 first, as in the design), its columns ``p_k`` and levels.
+    structures : per term, its covariance structure (:func:`mixedfx.models.layout.block_structures`);
+        None for unstructured.
+    start_stats : for ``start="moments"``, the merged :class:`StartStats` of the partitions'
+        residuals ``start_residuals(X_int, y_int, ols_coefficients(sums.AFF))`` (with, when ``p == 0``,
+        the mean of ``y_int`` over all rows as ``centre``): the statistics the in-memory fit computes
+        on all rows, so both fits start at the same theta.
+    reml, start, maxeval, blas_threads, warn, optimizer : as for :func:`fit_lmm`.
+
+    Returns
+    -------
+    LmmOptimum
+        :class:`LmmFit`'s numbers without ``design`` and ``seconds``.  An ``LmmFit`` also needs the
+        ``Design`` (names, levels, spec, and the per-row y, X, codes, weights, offset that
+        ``fresh_workspace`` and the per-row results read): a data-free design is for the caller
+        (issue 13: ``PartitionedDesign``).
+    """
+    if optimizer not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
+    if isinstance(start, str) and start == "moments" and start_stats is None:
+        raise ValueError('start="moments" needs start_stats (the merged StartStats of the partitions); '
+                         'pass them, or start="lme4" or a theta')
+    ws = ScaledWorkspace.from_blocks(sums, scaling, sizes, nlevels, reml=reml, structures=structures)
+    return _optimize_and_freeze(ws, start, lambda: start_stats, maxeval, blas_threads, warn, optimizer)
