@@ -12,9 +12,11 @@ import mixedfx
 
 PKG = pathlib.Path(mixedfx.__file__).parent
 RANK = {"formula": 0, "design": 1, "core": 2, "families": 2, "models": 3, "inference": 4, "diagnostics": 4,
-        "plots": 5, "results": 6, "cli": 7, "datasets": 0}
-# core is below design in the numerics sense but must not use design or pandas
-FORBIDDEN = {"core": {"design", "pandas", "formula"}, "formula": {"numpy", "pandas", "scipy"}}
+        "plots": 5, "results": 6, "cli": 7, "datasets": 0, "cluster": 6}
+# core is below design in the numerics sense but must not use design or pandas;
+# dask is optional: only the cluster stage imports it
+FORBIDDEN = {"core": {"design", "pandas", "formula", "dask", "distributed"}, "formula": {"numpy", "pandas", "scipy"},
+             "design": {"dask", "distributed"}, "models": {"dask", "distributed"}}
 
 
 def _imports(path: pathlib.Path):

@@ -5,6 +5,8 @@ They live here rather than in ``models/`` because ``results`` is downstream of
 """
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pandas as pd
 
@@ -78,6 +80,22 @@ def _check_nagq(nagq) -> int:
     return int(nagq)
 
 
+def _is_dask_input(data) -> bool:
+    """A dask DataFrame (checked without importing dask) or a .parquet/.csv path or glob (issue 13)."""
+    if type(data).__module__.split(".")[0] in ("dask", "dask_expr"):
+        return True
+    return isinstance(data, (str, os.PathLike)) and os.fspath(data).lower().endswith((".parquet", ".csv"))
+
+
+def _dask_lmer():
+    try:
+        from .cluster import lmer_dask
+    except ImportError as exc:
+        raise ImportError(f"fitting on Dask data or a file path needs dask and distributed ({exc}); install them "
+                          'with pip install "mixedfx[dask]"') from None
+    return lmer_dask
+
+
 def lmer(formula: str, data: pd.DataFrame, reml: bool = True, weights=None, offset=None,
          start="moments", data_name: str | None = None, correlation: str | None = None, disp: str | None = None,
          **control) -> LinearMixedModelResult:
@@ -97,6 +115,9 @@ def lmer(formula: str, data: pd.DataFrame, reml: bool = True, weights=None, offs
         columns; results are identical whichever kind is given.  String, categorical and
         boolean columns are factors (R's treatment contrasts; polars ``Enum`` and Arrow
         dictionary columns keep their level order); grouping variables are always factors.
+        A dask DataFrame, or a path or glob ending in ``.parquet`` / ``.csv``, is fitted from
+        sums over its partitions without bringing it into memory (``pip install
+        "mixedfx[dask]"``; see the Dask page of the docs): the same estimates, lazy per-row outputs.
     reml : bool
         REML (default) or maximum likelihood (``reml=False``).
     weights : str, array or Series, optional
@@ -145,6 +166,9 @@ def lmer(formula: str, data: pd.DataFrame, reml: bool = True, weights=None, offs
     1743.6283
     """
     reml = _check_reml(reml)
+    if _is_dask_input(data):
+        return _dask_lmer()(formula, data, reml=reml, weights=weights, offset=offset, start=start,
+                            data_name=data_name, correlation=correlation, disp=disp, **control)
     f = parse_formula(formula)
     design = build_design(f, data, weights=weights, offset=offset, lmm=True, correlation=correlation, disp=disp)
     start = _lmm_start(start, design)
