@@ -96,6 +96,15 @@ def _dask_lmer():
     return lmer_dask
 
 
+def _dask_glmer():
+    try:
+        from .cluster import glmer_dask
+    except ImportError as exc:
+        raise ImportError(f"fitting on Dask data or a file path needs dask and distributed ({exc}); install them "
+                          'with pip install "mixedfx[dask]"') from None
+    return glmer_dask
+
+
 def lmer(formula: str, data: pd.DataFrame, reml: bool = True, weights=None, offset=None,
          start="moments", data_name: str | None = None, correlation: str | None = None, disp: str | None = None,
          **control) -> LinearMixedModelResult:
@@ -238,6 +247,11 @@ def glmer(formula: str, data: pd.DataFrame, family="binomial", link=None, nagq: 
     ...               mfx.datasets.load("cbpp"), family="binomial")
     """
     nagq = _check_nagq(nagq)
+    if _is_dask_input(data):
+        if zi is not None or disp is not None or df is not None:
+            raise NotImplementedError("zi=, disp= and df= are not supported on Dask data yet; fit in memory")
+        return _dask_glmer()(formula, data, family=family, link=link, nagq=nagq, weights=weights, offset=offset,
+                             start=start, data_name=data_name, **control)
     if is_extended(family, zi, disp):
         call = dict(family=family, link=link, nagq=nagq, weights=weights, offset=offset, data_name=data_name, zi=zi,
                     disp=disp, df=df, **control)

@@ -150,9 +150,11 @@ def test_parquet_glob(client, tmp_path):
 
 
 def test_glmer_on_a_dask_frame_says_what_works():
-    """GLMMs are not on Dask yet: the error names the frame and points to lmer and .compute()."""
+    """A function that needs the data in memory (here an in-memory GLMM's predict) names the dask frame and
+    points to lmer/glmer and .compute() (glmer itself fits dask frames since step 8: test_glmer_dask.py)."""
     import dask.dataframe as dd
     cb = mfx.datasets.load("cbpp")
-    with pytest.raises(TypeError, match=r"dask \(out-of-memory\) frame: mfx.lmer fits it directly.*\.compute\(\)"):
-        mfx.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)", dd.from_pandas(cb, npartitions=2),
-                  family="binomial")
+    m = mfx.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)", cb, family="binomial")
+    with pytest.raises(TypeError, match=r"dask \(out-of-memory\) frame: mfx.lmer fits it directly.*glmer.*"
+                                        r"\.compute\(\)"):
+        m.predict(dd.from_pandas(cb, npartitions=2))

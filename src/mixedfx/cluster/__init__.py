@@ -4,6 +4,8 @@
 (:func:`lmer_dask`).  The workers run the plain pandas/numpy pass functions of
 :mod:`mixedfx.models.partitioned`; only small summaries travel to the client.
 """
+from .glmm import DaskGeneralizedLinearMixedModelResult, glmer_dask
 from .lmm import DaskLinearMixedModelResult, lmer_dask, read_frame
 
-__all__ = ["lmer_dask", "DaskLinearMixedModelResult", "read_frame"]
+__all__ = ["lmer_dask", "DaskLinearMixedModelResult", "read_frame", "glmer_dask",
+           "DaskGeneralizedLinearMixedModelResult"]

@@ -70,8 +70,9 @@ def _hint(obj) -> str:
     if isinstance(obj, (list, tuple)):
         return "; give a dict of columns ({'y': [...], 'g': [...]}) or build pd.DataFrame(rows) first"
     if type(obj).__module__.startswith("dask"):
-        return ("; this is a dask (out-of-memory) frame: mfx.lmer fits it directly (pip install \"mixedfx[dask]\"; "
-                "see the Dask page of the docs); other functions need it in memory first (.compute())")
+        return ("; this is a dask (out-of-memory) frame: mfx.lmer fits it directly, and so does mfx.glmer for the "
+                "binomial and Poisson families (pip install \"mixedfx[dask]\"; see the Dask page of the docs); other "
+                "functions need it in memory first (.compute())")
     if nwd.is_into_lazyframe(obj) or nwd.is_narwhals_lazyframe(obj):
         return ("; this is a lazy (out-of-memory) frame: bring it into memory first "
                 "(e.g. .compute() for dask, .collect() or .to_pandas()/.to_arrow())")
