@@ -172,8 +172,6 @@ class PLSWorkspace:
         if self.has_rest:
             self.qr = self._Arr_sparse.shape[0]
             self._rest_scalar = all(p == 1 for p in self.sizes[1:])
-            self._ar0_rows = np.repeat(np.arange(self.qr), np.diff(self.Ar0.indptr))
-            self._ar0_cols = self.Ar0.indices.copy()
             if rest == "sparse" and not self._rest_scalar:
                 raise ValueError("the sparse path needs scalar later terms, e.g. (1 | g)")
             self.schur, self.rest_sparse = choose_update(self.Ar0, p0, self._Arr_sparse, rest, self._rest_scalar,
@@ -436,10 +434,11 @@ class PLSWorkspace:
         # Lr0 = Lambda_r' Ar0 D0
         if p0 == 1 and lam_r is not None:
             if getattr(self, "_Lr0_buf", None) is None:
-                self._Lr0_buf = sp.csr_matrix((self.Ar0.data.copy(), self.Ar0.indices, self.Ar0.indptr),
-                                              shape=self.Ar0.shape)
-            Lr0 = self._Lr0_buf
-            np.multiply(self.Ar0.data, lam_r[self._ar0_rows] * self.d0[self._ar0_cols], out=Lr0.data)
+                self._Lr0_buf = sp.csr_matrix((np.empty_like(self.Ar0.data), self.Ar0.indices, self.Ar0.indptr),
+                                              shape=self.Ar0.shape)     # Ar0's pattern, shared (no index copies)
+                self._ar0_counts = np.diff(self.Ar0.indptr).astype(np.intp)   # per row: no nnz-long row index
+            Lr0, Ar0 = self._Lr0_buf, self.Ar0
+            np.multiply(Ar0.data, np.repeat(lam_r, self._ar0_counts) * self.d0[Ar0.indices], out=Lr0.data)
         else:
             D0 = sp.diags(self.d0) if p0 == 1 else sp.bsr_matrix(
                 (self.D0, np.arange(self.nlevels[0]), np.arange(self.nlevels[0] + 1)),
