@@ -28,18 +28,6 @@ def rel(a, b) -> float:
     return float(np.max(np.abs(a - b)) / np.max(np.abs(b))) if a.size else 0.0
 
 
-@pytest.fixture(scope="module")
-def client():
-    from distributed import Client, LocalCluster
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        cluster = LocalCluster(n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None)
-        c = Client(cluster)
-    yield c
-    c.close()
-    cluster.close()
-
-
 def _from_frames(frames):
     """A dask frame whose partitions are exactly ``frames`` (empty ones included)."""
     return dd.from_delayed([dask.delayed(f) for f in frames], meta=frames[0].iloc[:0], verify_meta=False)
