@@ -77,3 +77,17 @@ def seed000_teams(seed: int = 18) -> pd.DataFrame:
     wait = rng.uniform(0, 20, size=team.size)
     csat = 75 - 0.5 * wait + rng.normal(0, 6, 18)[team] + rng.normal(0, 8, team.size)
     return pd.DataFrame({"csat": csat, "wait": wait, "team": team})
+
+
+@pytest.fixture(scope="session")
+def dask_client():
+    """One 2-process dask LocalCluster for the Dask tests (tests/cluster), started once per session."""
+    pytest.importorskip("distributed")
+    from distributed import Client, LocalCluster
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cluster = LocalCluster(n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None)
+        c = Client(cluster)
+    yield c
+    c.close()
+    cluster.close()

@@ -59,7 +59,7 @@ def _assert_same_fit(got, ref, vcov_tol=1e-3):
 
 
 @pytest.fixture(scope="module")
-def cbpp(client):
+def cbpp(dask_client):
     formula = "cbind(incidence, size - incidence) ~ period + (1 | herd)"
     df = mfx.datasets.load("cbpp")
     ref = _glmer(formula, df, family="binomial")
@@ -104,7 +104,7 @@ def test_cbpp_per_row_outputs_are_lazy_and_equal(cbpp):
         back.fitted()
 
 
-def test_unsupported_options_raise_clear_errors(client):
+def test_unsupported_options_raise_clear_errors(dask_client):
     df = mfx.datasets.load("cbpp")
     ddf = dd.from_pandas(df, npartitions=2)
     formula = "cbind(incidence, size - incidence) ~ period + (1 | herd)"
@@ -121,7 +121,7 @@ def test_unsupported_options_raise_clear_errors(client):
 
 
 @pytest.mark.slow
-def test_cbpp_proportion_with_weights_equals_cbind(client):
+def test_cbpp_proportion_with_weights_equals_cbind(dask_client):
     df = mfx.datasets.load("cbpp").assign(prop=lambda d: d["incidence"] / d["size"])
     ref = _glmer("prop ~ period + (1 | herd)", df, family="binomial", weights="size")
     got = mfx.glmer("prop ~ period + (1 | herd)", _from_frames(_split(df, 3, seed=1)), family="binomial",
@@ -130,7 +130,7 @@ def test_cbpp_proportion_with_weights_equals_cbind(client):
 
 
 @pytest.mark.slow
-def test_grouseticks_poisson_crossed_with_offset(client):
+def test_grouseticks_poisson_crossed_with_offset(dask_client):
     df = mfx.datasets.load("grouseticks")
     df = df.assign(expo=0.1 * (np.arange(len(df)) % 3) - 0.05)
     formula = "TICKS ~ YEAR + HEIGHT + (1 | BROOD) + (1 | LOCATION)"

@@ -42,7 +42,7 @@ def _assert_same_fit(got, ref):
     assert got.nobs == ref.nobs and list(got.fixef.index) == list(ref.fixef.index)
 
 
-def test_sleepstudy_equals_lmer_and_outputs_are_dask_series(client):
+def test_sleepstudy_equals_lmer_and_outputs_are_dask_series(dask_client):
     formula = "Reaction ~ Days + (Days | Subject)"
     df = mfx.datasets.load("sleepstudy")
     ref = _lmer(formula, df)
@@ -73,7 +73,7 @@ def test_sleepstudy_equals_lmer_and_outputs_are_dask_series(client):
         got.hatvalues()
 
 
-def test_penicillin_level_in_one_partition_and_empty_partition(client):
+def test_penicillin_level_in_one_partition_and_empty_partition(dask_client):
     formula = "diameter ~ 1 + (1 | plate) + (1 | sample)"
     df = mfx.datasets.load("penicillin")
     ref = _lmer(formula, df)
@@ -90,7 +90,7 @@ def test_penicillin_level_in_one_partition_and_empty_partition(client):
         back.fitted()
 
 
-def test_weights_offset_missing_values(client):
+def test_weights_offset_missing_values(dask_client):
     df = mfx.datasets.load("sleepstudy").copy()
     rng = np.random.default_rng(3)
     df["w"] = rng.uniform(0.5, 2.0, len(df))
@@ -111,7 +111,7 @@ def test_weights_offset_missing_values(client):
     assert list(res.index) == list(ref.residuals().index)
 
 
-def test_clear_errors(client):
+def test_clear_errors(dask_client):
     df = mfx.datasets.load("sleepstudy")
     frames = [df.iloc[:60], df.iloc[60:120].drop(columns="Days"), df.iloc[120:]]
     with pytest.raises(DesignError, match="column 'Days' is not in partition 1 of 3"):
@@ -123,7 +123,7 @@ def test_clear_errors(client):
                  correlation="ar1(Days | Subject)")
 
 
-def test_parquet_glob(client, tmp_path):
+def test_parquet_glob(dask_client, tmp_path):
     pytest.importorskip("pyarrow")
     formula = "Reaction ~ Days + (1 | Subject)"
     df = mfx.datasets.load("sleepstudy")
