@@ -40,12 +40,11 @@ class SingularFitWarning(UserWarning):
 
 
 @dataclass(frozen=True)
-class LmmFit:
-    """Numbers at the optimum of an LMM (arrays only; presentation lives in ``results``).
+class LmmOptimum:
+    """Numbers at the optimum of an LMM, without its data (arrays only; presentation lives in ``results``).
 
     Attributes
     ----------
-    design : the Design the model was fitted to.
     reml : whether the REML criterion was optimized.
     theta : (n_theta,) relative covariance parameters.  beta : (p,) fixed effects.
     sigma : residual standard deviation.  vcov : (p, p) covariance of beta.
@@ -54,12 +53,11 @@ class LmmFit:
     objective : the optimized criterion (REML criterion or ML deviance).
     deviance_ml : ML deviance at the optimum (lme4's ``deviance()`` of a REML fit).
     opt : optimizer report (on the internal, standardized problem: ``opt.fun`` is the internal
-    criterion).  seconds : wall time of the fit.
+    criterion).
     scaling : the change of units between the data and the standardized problem.
     internal : theta, beta, sigma, vcov and b of the standardized problem
     (:mod:`mixedfx.core.scaling`); ``scaling`` maps them to the user's units.
     """
-    design: Design
     reml: bool
     theta: np.ndarray
     beta: np.ndarray
@@ -72,9 +70,25 @@ class LmmFit:
     pwrss: float
     opt: OptResult
     is_singular: bool
-    seconds: float
     scaling: Standardization = field(repr=False, compare=False)
     internal: "InternalEstimates" = field(repr=False, compare=False)
+
+    def fields(self) -> dict:
+        """The optimum's fields by name (shallow: the arrays are shared)."""
+        return {f.name: getattr(self, f.name) for f in fields(LmmOptimum)}
+
+
+@dataclass(frozen=True)
+class LmmFit(LmmOptimum):
+    """An :class:`LmmOptimum` with the Design it was fitted to.
+
+    Attributes (besides the optimum's)
+    ----------------------------------
+    design : the Design the model was fitted to.  seconds : wall time of the fit.
+    residual : the residual correlation / variance model's estimates, or None.
+    """
+    design: Design = field(kw_only=True)
+    seconds: float = field(kw_only=True)
     residual: "ResidualFit | None" = None
 
     @property
@@ -184,30 +198,6 @@ def fit_lmm(design: Design, reml: bool = True, start="moments", maxeval: int | N
         return StartStats.of(start_residuals(ws.X, y_int, ols_rows(ws.X, y_int, ws.weights)), ws.blocks)
     opt = _optimize_and_freeze(ws, start, moments, maxeval, blas_threads, warn, optimizer, stacklevel=4)
     return LmmFit(design=design, **opt.fields(), seconds=time.perf_counter() - t0)
-
-
-@dataclass(frozen=True)
-class LmmOptimum:
-    """The numbers at the optimum of an LMM without its data: :class:`LmmFit`'s fields but ``design`` and
-    ``seconds`` (see there).  ``LmmFit(design=..., **optimum.fields(), seconds=...)`` is the fit."""
-    reml: bool
-    theta: np.ndarray
-    beta: np.ndarray
-    sigma: float
-    vcov: np.ndarray
-    b: tuple
-    cond_var: tuple
-    objective: float
-    deviance_ml: float
-    pwrss: float
-    opt: OptResult
-    is_singular: bool
-    scaling: Standardization = field(repr=False, compare=False)
-    internal: InternalEstimates = field(repr=False, compare=False)
-
-    def fields(self) -> dict:
-        """The fields by name (shallow: the arrays are shared)."""
-        return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
 def _initial_point(ws: ScaledWorkspace, start, moments):
