@@ -169,6 +169,8 @@ def _trace_blocks(ws, l00_inv: np.ndarray) -> list[np.ndarray]:
             raise np.linalg.LinAlgError("the later-terms factor could not be inverted")
         minv = np.tril(minv) + np.tril(minv, -1).T           # M^{-1} = (Omega^{-1})_rr
     Lr0 = ws.Lr0
+    if hasattr(Lr0, "tosparse"):        # applied on the fly for a large Ar0 (ScaledColumns)
+        Lr0 = Lr0.tosparse()
     if not sp.issparse(Lr0) or Lr0.nnz > 0.25 * qr * q0:
         Lr0d = Lr0.toarray() if sp.issparse(Lr0) else Lr0
         B = minv @ Lr0d                                     # M^{-1} L_r0, (q_r, q_0)

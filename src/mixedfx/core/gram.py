@@ -105,8 +105,13 @@ def choose_update(Ar0, p0: int, Arr, rest: str, scalar: bool, sparse_min_q: int,
     and a pattern filling at most ``sparse_max_density`` of the lower triangle); ``schur`` is then
     a :class:`SchurPlan`.  Otherwise the block is dense: vector-valued later terms that fill it
     take one SYRK on a dense copy of Ar0 (:class:`DenseGram`, when the plan would cost more than
-    the product and the copy fits in 512 MB), everything else a :class:`HybridGram`.
+    the product and the copy fits in 512 MB); scalar terms whose products are beyond the plan's cap
+    a :class:`~mixedfx.core.scatter_gram.ScatterGram` when numba is installed; everything else a
+    :class:`HybridGram`.  ``Ar0`` is CSR, or CSC (from summed blocks) when ``ScatterGram`` is chosen.
     """
+    from .scatter_gram import ScatterGram, use_scatter     # (it builds on HybridGram)
+    if use_scatter(Ar0, p0, scalar, rest):
+        return ScatterGram(Ar0, p0, Arr), False
     q_r, q0 = Ar0.shape
     dense_gram = pair_count(Ar0, p0) * 80 > q_r ** 2 * q0 and q_r * q0 * 8 <= 512 * 2**20
     sparse = rest == "sparse" or (
@@ -164,7 +169,11 @@ class HybridGram:
                                           and GRAM_CACHE * q_r * q_r * 8 <= GRAM_CACHE_BYTES) else 0
         self._cache = []                  # [(F bytes, Fortran q_r x q_r lower Gram)], most recent last
         self.version = 0                  # counts refreshes (new values of Ar0, Arr)
-        # Arr's lower triangle, at its Fortran positions in the block
+        self._set_arr(Arr)
+
+    def _set_arr(self, Arr) -> None:
+        """Arr's lower triangle, at its Fortran positions in the block."""
+        q_r = self.q_r
         self._arr_src = self._arr_lin = np.zeros(0, np.int64)
         self.arr_vals = np.zeros(0)
         if Arr is not None:
@@ -469,7 +478,7 @@ class HybridGram:
         return Y + np.swapaxes(Y, 1, 2)
 
     def cond_var_parts(self, Lrr: np.ndarray, Lr0, lam: np.ndarray, F: np.ndarray, rest_levels,
-                       chunk: int = DENSE_CHUNK):
+                       chunk: int = DENSE_CHUNK, overwrite: bool = False):
         """For conditional variances with scalar later terms: ``(Lr0' M^{-1} Lr0)_gg`` per level of
         term 0 (l0, p0, p0) and the later terms' diagonal of ``M^{-1}`` (one (l, 1, 1) per term).
 
@@ -482,7 +491,7 @@ class HybridGram:
         """
         qr, p0, l0 = self.q_r, self.p0, self.l0
         self._cache.clear()             # (the optimizer is done: room for L^{-1})
-        Linv, info = dtrtri(Lrr, lower=1)
+        Linv, info = dtrtri(Lrr, lower=1, overwrite_c=int(overwrite))     # overwrite: in Lrr's memory
         if info != 0:
             raise np.linalg.LinAlgError("the later-terms factor could not be inverted")
         G = np.zeros((l0, p0, p0))

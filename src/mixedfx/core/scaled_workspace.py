@@ -168,7 +168,7 @@ class ScaledWorkspace:
     def b_blocks(self) -> list[np.ndarray]:
         return self.scaling.b_to_user(self.internal.b_blocks())
 
-    def cond_var_blocks(self, scale: float | None = None) -> list[np.ndarray]:
+    def cond_var_blocks(self, scale: float | None = None, last_use: bool = False) -> list[np.ndarray]:
         s = self.scaling
         inner = None if scale is None else scale / (s.y_scale ** 2 * s.w_scale)
-        return s.cond_var_to_user(self.internal.cond_var_blocks(scale=inner))
+        return s.cond_var_to_user(self.internal.cond_var_blocks(scale=inner, last_use=last_use))

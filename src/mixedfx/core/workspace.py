@@ -38,7 +38,9 @@ from .blocks import batched_cholesky, batched_lower_inverse
 from .covariance import ThetaLayout
 from .crossprod import CrossProducts
 from .gram import DenseGram, HybridGram, choose_update
+from .scatter_gram import ScaledColumns, ScatterGram, use_scatter
 from .sparse_chol import SparseBlockSolver
+from .zmap import random_effects_matrix
 
 __all__ = ["PLSWorkspace", "FAILED_OBJECTIVE", "random_effects_matrix", "deviance_from_parts"]
 
@@ -72,19 +74,6 @@ def deviance_from_parts(ws, sigma: float | None = None, reml: bool | None = None
         val += ws.logdet_X
     val = float(val)
     return val if math.isfinite(val) else FAILED_OBJECTIVE
-
-
-def random_effects_matrix(codes: np.ndarray, Xk: np.ndarray, nlevels: int) -> sp.csr_matrix:
-    """Sparse ``Z_k`` (n x nlevels*p): row i holds ``Xk[i]`` in the columns of its level.
-
-    Rows with code ``-1`` (levels unseen in fitting) are all zero.
-    """
-    n, p = Xk.shape
-    ok = codes >= 0
-    rows = np.repeat(np.flatnonzero(ok), p)
-    cols = (codes[ok][:, None] * p + np.arange(p)[None, :]).ravel()
-    data = Xk[ok].ravel()
-    return sp.csr_matrix((data, (rows, cols)), shape=(n, nlevels * p))
 
 
 def _chol(M: np.ndarray, clean: bool = True) -> np.ndarray | None:
@@ -174,6 +163,9 @@ class PLSWorkspace:
             self._rest_scalar = all(p == 1 for p in self.sizes[1:])
             if rest == "sparse" and not self._rest_scalar:
                 raise ValueError("the sparse path needs scalar later terms, e.g. (1 | g)")
+            if self.Ar0.format == "csc" and not use_scatter(self.Ar0, p0, self._rest_scalar, rest):
+                self.Ar0 = self.Ar0.tocsr()           # summed blocks may come as CSC
+                self.Ar0.sort_indices()
             self.schur, self.rest_sparse = choose_update(self.Ar0, p0, self._Arr_sparse, rest, self._rest_scalar,
                                                          self.SPARSE_MIN_Q, self.SPARSE_MAX_DENSITY)
             if self.rest_sparse:
@@ -432,7 +424,9 @@ class PLSWorkspace:
         self._lam_r = lam_r
         self._LamrT = None if Lam_r is None else Lam_r.T.tocsr()
         # Lr0 = Lambda_r' Ar0 D0
-        if p0 == 1 and lam_r is not None:
+        if isinstance(self.schur, ScatterGram) and lam_r is not None:      # large: applied on the fly
+            Lr0 = ScaledColumns(self.schur.A, lam_r, self.d0)
+        elif p0 == 1 and lam_r is not None:
             if getattr(self, "_Lr0_buf", None) is None:
                 self._Lr0_buf = sp.csr_matrix((np.empty_like(self.Ar0.data), self.Ar0.indices, self.Ar0.indptr),
                                               shape=self.Ar0.shape)     # Ar0's pattern, shared (no index copies)
@@ -551,14 +545,16 @@ class PLSWorkspace:
         B = B.toarray() if sp.issparse(B) else B
         return solve_triangular(self.Lrr, B, lower=True, check_finite=False)
 
-    def cond_var_blocks(self, chunk: int = 2048, scale: float | None = None) -> list[np.ndarray]:
+    def cond_var_blocks(self, chunk: int = 2048, scale: float | None = None,
+                        last_use: bool = False) -> list[np.ndarray]:
         """Conditional covariance of b per term and level, (n_levels, p_k, p_k).
 
         ``Var(b | y) = sigma^2 Lambda (L_Z L_Z')^{-1} Lambda'`` (as lme4's condVar),
         using the block inverse of ``L_Z = [[L00, 0], [Lr0, Lrr]]``: for a level g of
         term 0 the block of ``(L_Z L_Z')^{-1}`` is ``L00_g^{-T} (I + W_g' W_g) L00_g^{-1}``
         with ``W = Lrr^{-1} Lr0`` (computed in column chunks); for later terms it is
-        the block of ``Lrr^{-T} Lrr^{-1}``.
+        the block of ``Lrr^{-T} Lrr^{-1}``.  ``last_use``: the factor's memory may be reused (a
+        large dense block is inverted in place; the workspace must be updated again before use).
         """
         lams = self.layout.lambdas(self.theta)
         p0, l0 = self.sizes[0], self.nlevels[0]
@@ -567,7 +563,10 @@ class PLSWorkspace:
             G = self._sparse.quad_blocks(self.Lr0, p0)
         elif self.has_rest and isinstance(self.schur, HybridGram) and self._lam_r is not None:
             F = self.d0 if p0 == 1 else self.D0     # scalar later terms: L^{-1} and M^{-1}, no q_r x q_0 array
-            G, rest_blocks = self.schur.cond_var_parts(self.Lrr, self.Lr0, self._lam_r, F, self.nlevels[1:])
+            G, rest_blocks = self.schur.cond_var_parts(self.Lrr, self.Lr0, self._lam_r, F, self.nlevels[1:],
+                                                       overwrite=last_use)
+            if last_use:        # the factor's memory now holds M^{-1}: a later use must refactor
+                self.Lrr, self._rest_key, self.theta = None, (None,), None
         elif self.has_rest:
             for s in range(0, self.q0, chunk):
                 e = min(s + chunk, self.q0)

@@ -10,9 +10,20 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from .workspace import random_effects_matrix
+__all__ = ["RandomEffectsMap", "random_effects_matrix"]
 
-__all__ = ["RandomEffectsMap"]
+
+def random_effects_matrix(codes: np.ndarray, Xk: np.ndarray, nlevels: int) -> sp.csr_matrix:
+    """Sparse ``Z_k`` (n x nlevels*p): row i holds ``Xk[i]`` in the columns of its level.
+
+    Rows with code ``-1`` (levels unseen in fitting) are all zero.
+    """
+    n, p = Xk.shape
+    ok = codes >= 0
+    rows = np.repeat(np.flatnonzero(ok), p)
+    cols = (codes[ok][:, None] * p + np.arange(p)[None, :]).ravel()
+    data = Xk[ok].ravel()
+    return sp.csr_matrix((data, (rows, cols)), shape=(n, nlevels * p))
 
 
 class RandomEffectsMap:

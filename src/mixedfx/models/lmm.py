@@ -242,12 +242,13 @@ def _optimize_and_freeze(ws: ScaledWorkspace, start, moments, maxeval, blas_thre
                 "matrix may be numerically singular or the response degenerate (check for huge or constant columns)")
         beta = ws.beta()
         b = tuple(ws.b_blocks())
-        cond_var = tuple(ws.cond_var_blocks())
         vcov = ws.vcov_beta()
         internal = InternalEstimates(theta=theta_int.copy(), beta=iws.beta(), sigma=float(np.sqrt(iws.sigma2)),
                                      vcov=iws.vcov_beta(), b=tuple(iws.b_blocks()))
+        dev_ml = ws.deviance(reml=False)         # lme4's deviance() of a REML fit: ML, profiled
+        sigma, pwrss = float(np.sqrt(ws.sigma2)), ws.pwrss
+        cond_var = tuple(ws.cond_var_blocks(last_use=True))     # last: may reuse the factor's memory
     theta = ws.theta_to_user(theta_int)
-    dev_ml = ws.deviance(reml=False)         # lme4's deviance() of a REML fit: ML, profiled
     singular = _singular(theta_int, lower)     # on the standardized scale: invariant to units
     if warn:
         for msg in opt.messages:
@@ -256,9 +257,9 @@ def _optimize_and_freeze(ws: ScaledWorkspace, start, moments, maxeval, blas_thre
             warnings.warn("boundary (singular) fit: a variance component is (nearly) zero or a correlation is "
                           "+/-1; see result.is_singular and consider simplifying the random effects",
                           SingularFitWarning, stacklevel=stacklevel)
-    return LmmOptimum(reml=ws.reml, theta=theta, beta=beta, sigma=float(np.sqrt(ws.sigma2)), vcov=vcov, b=b,
+    return LmmOptimum(reml=ws.reml, theta=theta, beta=beta, sigma=sigma, vcov=vcov, b=b,
                       cond_var=cond_var, objective=float(opt.fun + ws.shift), deviance_ml=float(dev_ml),
-                      pwrss=ws.pwrss, opt=opt, is_singular=singular, scaling=ws.scaling, internal=internal)
+                      pwrss=pwrss, opt=opt, is_singular=singular, scaling=ws.scaling, internal=internal)
 
 
 def fit_lmm_from_blocks(sums: BlockSums, scaling: Standardization, sizes, nlevels, structures=None,

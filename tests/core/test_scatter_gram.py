@@ -1,0 +1,155 @@
+"""The compiled per-level scatter Gram (core/scatter_gram.py) against dense oracles and the other paths."""
+import dataclasses
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+
+pytest.importorskip("numba")
+
+import mixedfx as mfx  # noqa: E402
+from mixedfx.core import scatter_gram as sg  # noqa: E402
+from mixedfx.core.blocksum import partition_blocks, sum_blocks  # noqa: E402
+from mixedfx.core.scaled_workspace import ScaledWorkspace  # noqa: E402
+from mixedfx.core.workspace import PLSWorkspace  # noqa: E402
+
+
+def _random_csc(q_r, q0, density, seed):
+    rng = np.random.default_rng(seed)
+    A = sp.random(q_r, q0, density=density, random_state=rng, format="csc")
+    A.data = rng.normal(size=A.nnz)
+    A.sort_indices()
+    return A
+
+
+@pytest.mark.parametrize("q_r,q0,density", [(7, 30, 0.5), (600, 80, 0.2), (513, 40, 0.9), (300, 1, 1.0)])
+def test_gram_equals_dense(q_r, q0, density):
+    """Tiles across the block (q_r above and not a multiple of the tile), alpha, overwrite."""
+    A = _random_csc(q_r, q0, density, 1)
+    F = np.random.default_rng(2).uniform(0.2, 2.0, q0)
+    G = sg.ScatterGram(A)
+    M = np.asfortranarray(np.random.default_rng(3).normal(size=(q_r, q_r)))
+    before = M.copy()
+    G.add_gram(M, F, alpha=-0.7)
+    dense = (A.toarray() * F ** 2) @ A.toarray().T
+    low = np.tril_indices(q_r)
+    np.testing.assert_allclose(M[low], before[low] - 0.7 * dense[low], rtol=1e-12, atol=1e-11)
+    np.testing.assert_array_equal(np.triu(M, 1), np.triu(before, 1))      # upper triangle untouched
+    G.add_gram(M, F, alpha=2.0, overwrite=True)
+    np.testing.assert_allclose(M[low], 2.0 * dense[low], rtol=1e-12, atol=1e-11)
+
+
+@pytest.mark.parametrize("q_r", [5, 600])
+def test_level_quadratic_equals_dense(q_r):
+    A = _random_csc(q_r, 50, 0.3, 4)
+    N = np.random.default_rng(5).normal(size=(q_r, q_r))
+    N = N + N.T
+    Q = sg.ScatterGram(A).level_quadratic(np.asfortranarray(np.tril(N)))     # lower triangle only
+    Ad = A.toarray()
+    np.testing.assert_allclose(Q[:, 0, 0], np.einsum("ig,ij,jg->g", Ad, N, Ad), rtol=1e-11, atol=1e-10)
+
+
+def test_csr_input_refresh_and_shared_csc():
+    A = _random_csc(40, 60, 0.3, 6)
+    G_csc = sg.ScatterGram(A)
+    assert G_csc.A is A and G_csc._perm is None             # used as it is: one copy
+    G_csr = sg.ScatterGram(A.tocsr())
+    F = np.linspace(0.5, 1.5, 60)
+    M1, M2 = np.zeros((40, 40), order="F"), np.zeros((40, 40), order="F")
+    G_csc.add_gram(M1, F)
+    G_csr.add_gram(M2, F)
+    np.testing.assert_allclose(M1, M2, rtol=1e-14, atol=1e-14)
+    B = A.tocsr()
+    B.data = B.data * 3.0                                   # new values, same pattern (PIRLS)
+    G_csr.refresh(B)
+    G_csr.add_gram(M2, F, overwrite=True)
+    np.testing.assert_allclose(M2, 9.0 * M1, rtol=1e-13, atol=1e-13)
+
+
+def test_scaled_columns_matches_dense():
+    A = _random_csc(30, 45, 0.25, 7)
+    rng = np.random.default_rng(8)
+    left, right = rng.uniform(0.5, 2, 30), rng.uniform(0.5, 2, 45)
+    op = sg.ScaledColumns(A, left, right)
+    D = left[:, None] * A.toarray() * right[None, :]
+    x, X, y = rng.normal(size=45), rng.normal(size=(45, 3)), rng.normal(size=30)
+    np.testing.assert_allclose(op @ x, D @ x, rtol=1e-13)
+    np.testing.assert_allclose(op @ X, D @ X, rtol=1e-13)
+    np.testing.assert_allclose(op.T @ y, D.T @ y, rtol=1e-13)
+    np.testing.assert_allclose(op[:, 5:17].toarray(), D[:, 5:17], rtol=1e-14)
+    np.testing.assert_allclose(op.toarray(), D, rtol=1e-14)
+    assert op.shape == (30, 45) and op.T.shape == (45, 30)
+
+
+def test_use_scatter_rule(monkeypatch):
+    A = _random_csc(50, 400, 0.5, 9)                        # ~400 x 300 products, block 1275 entries
+    assert not sg.use_scatter(A, 1, True, "auto")           # below the plan's cap
+    monkeypatch.setattr(sg, "MAX_PLAN_ENTRIES", 1000)
+    assert sg.use_scatter(A, 1, True, "auto") and sg.use_scatter(A.tocsr(), 1, True, "dense")
+    assert not sg.use_scatter(A, 2, True, "auto")           # vector first term
+    assert not sg.use_scatter(A, 1, False, "auto")          # vector later terms
+    assert not sg.use_scatter(A, 1, True, "sparse")
+
+
+@pytest.fixture(scope="module")
+def crossed():
+    rng = np.random.default_rng(11)
+    U, I, n = 400, 120, 12_000
+    u, i = rng.integers(0, U, n), rng.integers(0, I, n)
+    w = rng.uniform(0.5, 2.0, n)
+    y = 0.8 * rng.normal(size=U)[u] + 0.5 * rng.normal(size=I)[i] + rng.normal(size=n) + 3.0
+    return pd.DataFrame({"y": y, "x": rng.normal(size=n), "u": u, "i": i, "w": w})
+
+
+@pytest.mark.parametrize("weights", [None, "w"])
+@pytest.mark.parametrize("reml", [True, False])
+def test_fit_equals_hybrid_path(crossed, monkeypatch, weights, reml):
+    """The same crossed model through the scatter path and the plan/SYRK path: same optimum."""
+    formula = "y ~ x + (1 | u) + (1 | i)"
+    ref = mfx.lmer(formula, crossed, reml=reml, weights=weights)
+    assert type(ref.fit.fresh_workspace().internal.schur).__name__ == "HybridGram"
+    monkeypatch.setattr(sg, "MAX_PLAN_ENTRIES", 1000)
+    m = mfx.lmer(formula, crossed, reml=reml, weights=weights)
+    assert isinstance(m.fit.fresh_workspace().internal.schur, sg.ScatterGram)
+    assert abs(m.fit.objective - ref.fit.objective) <= 1e-12 * abs(ref.fit.objective)
+    np.testing.assert_allclose(m.fit.theta, ref.fit.theta, rtol=1e-8)
+    np.testing.assert_allclose(m.fit.beta, ref.fit.beta, rtol=1e-9)
+    np.testing.assert_allclose(m.fit.vcov, ref.fit.vcov, rtol=1e-8)
+    for a, b in zip(m.fit.cond_var, ref.fit.cond_var):
+        np.testing.assert_allclose(a, b, rtol=1e-8)
+    for a, b in zip(m.fit.b, ref.fit.b):
+        np.testing.assert_allclose(a, b, rtol=1e-7, atol=1e-9 * np.abs(b).max())
+    # the analytic gradient reads Lr0 through the on-the-fly operator
+    g = mfx.lmer(formula, crossed, reml=reml, weights=weights, optimizer="lbfgs")
+    np.testing.assert_allclose(g.fit.theta, ref.fit.theta, rtol=1e-5)
+
+
+def test_from_blocks_keeps_one_copy_of_ar0(crossed, monkeypatch):
+    """Summed blocks handed over as CSC: the workspace and the scatter share them (no copy)."""
+    monkeypatch.setattr(sg, "MAX_PLAN_ENTRIES", 1000)
+    ref = mfx.lmer("y ~ x + (1 | u) + (1 | i)", crossed, weights="w")
+    design, scaling = ref.fit.design, ref.fit.scaling
+    pieces = []
+    for s in range(3):
+        idx = np.arange(s, design.n, 3)
+        blocks = [(b.codes[idx], scaling.term(k, b.X[idx]), b.nlevels) for k, b in enumerate(design.blocks)]
+        pieces.append(partition_blocks(scaling.fixed(design.X[idx]), scaling.response(design.y[idx]), blocks,
+                                       scaling.weights(design.weights[idx])))
+    sums = sum_blocks(pieces)
+    csc = sums.Ar0.tocsc()
+    csc.sort_indices()
+    sums = dataclasses.replace(sums, Ar0=csc)
+    ws = ScaledWorkspace.from_blocks(sums, scaling, [b.p for b in design.blocks], [b.nlevels for b in design.blocks])
+    assert ws.internal.Ar0 is csc and ws.internal.schur.A is csc
+    theta = ref.fit.internal.theta
+    ws.internal.update(theta)
+    iws = ref.fit.fresh_workspace().internal.update(theta)
+    assert abs(ws.internal.objective_value - iws.objective_value) <= 1e-12 * abs(iws.objective_value)
+    np.testing.assert_allclose(ws.internal.beta(), iws.beta(), rtol=1e-10)
+    for a, b in zip(ws.internal.cond_var_blocks(), iws.cond_var_blocks()):
+        np.testing.assert_allclose(a, b, rtol=1e-10)
+    # without the scatter path a CSC Ar0 is turned into the usual CSR
+    monkeypatch.setattr(sg, "MAX_PLAN_ENTRIES", 10**12)
+    ws2 = PLSWorkspace.from_blocks(sums, sums.n, sums.p, [1, 1], [b.nlevels for b in design.blocks], sums.log_weights)
+    assert ws2.Ar0.format == "csr" and type(ws2.schur).__name__ == "HybridGram"
