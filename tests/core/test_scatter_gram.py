@@ -1,5 +1,6 @@
 """The compiled per-level scatter Gram (core/scatter_gram.py) against dense oracles and the other paths."""
 import dataclasses
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -90,6 +91,16 @@ def test_use_scatter_rule(monkeypatch):
     assert not sg.use_scatter(A, 2, True, "auto")           # vector first term
     assert not sg.use_scatter(A, 1, False, "auto")          # vector later terms
     assert not sg.use_scatter(A, 1, True, "sparse")
+
+
+def test_without_numba_a_huge_block_warns(monkeypatch):
+    A = sp.csc_matrix((np.ones(50_000), np.arange(50_000), [0, 50_000]), shape=(50_000, 1))   # 1.25e9 products
+    monkeypatch.setattr(sg, "scatter_available", lambda: False)
+    with pytest.warns(RuntimeWarning, match=r"mixedfx\[fast\]"):
+        assert not sg.use_scatter(A, 1, True, "auto")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert not sg.use_scatter(A, 1, True, "auto", warn=False)
 
 
 @pytest.fixture(scope="module")

@@ -19,6 +19,7 @@ beyond the plan's cap and filling the block).
 from __future__ import annotations
 
 import threading
+import warnings
 
 import numpy as np
 import scipy.sparse as sp
@@ -52,20 +53,29 @@ def _column_counts(Ar0) -> np.ndarray:
     return np.bincount(Ar0.indices, minlength=Ar0.shape[1]).astype(np.int64)
 
 
-def use_scatter(Ar0, p0: int, scalar: bool, rest: str) -> bool:
+def use_scatter(Ar0, p0: int, scalar: bool, rest: str, warn: bool = True) -> bool:
     """Whether the later-terms block should be updated by :class:`ScatterGram`.
 
     Yes when numba is available, both sides are scalar (``p0 = 1`` and scalar later terms), the
     block is dense (``rest`` is not ``"sparse"``), the products ``sum_g k_g (k_g + 1) / 2`` exceed
     the sparse plan's cap (:data:`~mixedfx.core.gram.MAX_PLAN_ENTRIES`) and at least a quarter of
-    the block's lower triangle (a block that busy is dense).
+    the block's lower triangle (a block that busy is dense).  Without numba a model beyond 1e9
+    products gets a RuntimeWarning saying how to install it (``warn=False``: no warning).
     """
     if p0 != 1 or not scalar or rest == "sparse" or Ar0 is None:
         return False
     q_r = Ar0.shape[0]
     k = _column_counts(Ar0)
     pairs = float(np.sum(k * (k + 1) / 2.0))
-    return pairs > MAX_PLAN_ENTRIES and pairs >= 0.25 * q_r * (q_r + 1) / 2.0 and scatter_available()
+    if not (pairs > MAX_PLAN_ENTRIES and pairs >= 0.25 * q_r * (q_r + 1) / 2.0):
+        return False
+    if scatter_available():
+        return True
+    if warn and pairs > 1e9:     # minutes per evaluation on the dense path: say how to avoid them
+        warnings.warn(f"the later-terms block of this model ({q_r} columns) gets {pairs:.2g} products per evaluation; "
+                      "without numba they go through a dense update about 100x slower: pip install "
+                      '"mixedfx[fast]" (numba) for the compiled update', RuntimeWarning, stacklevel=2)
+    return False
 
 
 def _threads() -> int:

@@ -163,7 +163,7 @@ class PLSWorkspace:
             self._rest_scalar = all(p == 1 for p in self.sizes[1:])
             if rest == "sparse" and not self._rest_scalar:
                 raise ValueError("the sparse path needs scalar later terms, e.g. (1 | g)")
-            if self.Ar0.format == "csc" and not use_scatter(self.Ar0, p0, self._rest_scalar, rest):
+            if self.Ar0.format == "csc" and not use_scatter(self.Ar0, p0, self._rest_scalar, rest, warn=False):
                 self.Ar0 = self.Ar0.tocsr()           # summed blocks may come as CSC
                 self.Ar0.sort_indices()
             self.schur, self.rest_sparse = choose_update(self.Ar0, p0, self._Arr_sparse, rest, self._rest_scalar,
