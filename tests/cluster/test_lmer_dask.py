@@ -146,3 +146,86 @@ def test_glmer_on_a_dask_frame_says_what_works():
     with pytest.raises(TypeError, match=r"dask \(out-of-memory\) frame: mfx.lmer fits it directly.*glmer.*"
                                         r"\.compute\(\)"):
         m.predict(dd.from_pandas(cb, npartitions=2))
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_bucketed_pass3_and_pass4_equal_lmer(dask_client, weighted, monkeypatch):
+    """A small bucket size forces many buckets of Ar0 (and, with weights, of the start's count tables): the
+    client assembles one CSC Ar0 with the in-memory pattern, and the fit is lmer's."""
+    from mixedfx.cluster import lmm as L
+    from mixedfx.models.lmm import make_workspace
+    rng = np.random.default_rng(5)
+    n = 1500
+    g = [rng.integers(0, k, n) for k in (60, 15, 8)]
+    y = 2.0 + sum(rng.normal(0, s, k)[c] for s, k, c in zip((1.0, 0.7, 0.5), (60, 15, 8), g)) + rng.normal(size=n)
+    w = rng.uniform(0.5, 2.0, n)
+    w[:5] = 0.0
+    df = pd.DataFrame({"y": y, "x": rng.normal(size=n), "g1": g[0], "g2": g[1], "g3": g[2], "w": w})
+    formula = "y ~ x + (1 | g1) + (1 | g2) + (1 | g3)"
+    kw = {"weights": "w"} if weighted else {}
+    ref = _lmer(formula, df, **kw)
+    calls, real = [], L.map_reduce_buckets
+
+    def spy(parts, fn, split, merge_head, edges, *args, **kwargs):
+        calls.append((fn.__name__, len(edges) - 1))
+        return real(parts, fn, split, merge_head, edges, *args, **kwargs)
+    monkeypatch.setattr(L, "map_reduce_buckets", spy)
+    frames = [df.iloc[ix] for ix in np.array_split(np.random.default_rng(1).permutation(n), 5)]
+    got = mfx.lmer(formula, _from_frames(frames[:2] + [df.iloc[:0]] + frames[2:]), bucket_bytes=600, **kw)
+    assert calls[0][0] == "partition_block_sums" and calls[0][1] > 10
+    assert [c[0] for c in calls[1:]] == (["partition_start_stats"] if weighted else [])
+    _assert_same_fit(got, ref)
+    A = got.fit.sums.Ar0
+    assert A.format == "csc" and A.indices.dtype == np.int32
+    mem = make_workspace(ref.fit.design, True).internal.Ar0.tocsr()
+    mem.sort_indices()
+    C = A.tocsr()
+    C.sort_indices()
+    assert np.array_equal(C.indptr, mem.indptr) and np.array_equal(C.indices, mem.indices)
+
+
+def test_bucketed_reduction_without_a_distributed_client():
+    """The synchronous scheduler: every bucket computed, then assembled; all-empty partitions give None."""
+    from mixedfx.cluster.passes import distributed_client, map_reduce_buckets, partitions
+    from mixedfx.core.blocksum import block_buckets, bucket_edges, sum_blocks
+    from mixedfx.models import partitioned as P
+    df = mfx.datasets.load("penicillin")
+    formula = "diameter ~ 1 + (1 | plate) + (1 | sample)"
+    frames = [df.iloc[:40], df.iloc[:0], df.iloc[40:]]
+    got = P.fit_lmm_partitions(formula, frames)
+    spec, scaling = got.spec, got.scaling
+    edges = bucket_edges(np.ones(24), 5)
+    with dask.config.set(scheduler="synchronous"):
+        assert distributed_client() is None
+        head, sparse = map_reduce_buckets(partitions(_from_frames(frames)), P.partition_block_sums, block_buckets,
+                                          sum_blocks, edges, spec, scaling, None, split_every=2)
+        assert map_reduce_buckets(partitions(_from_frames([df.iloc[:0]] * 3)), P.partition_block_sums,
+                                  block_buckets, sum_blocks, edges, spec, scaling, None) is None
+    ref = sum_blocks([P.partition_block_sums(f, spec, scaling) for f in frames])
+    A = sparse["Ar0"].tocsr()
+    assert sparse["Ar0"].format == "csc" and head.Ar0 is None and head.n == len(df)
+    assert np.array_equal(A.indptr, ref.Ar0.indptr) and np.array_equal(A.indices, ref.Ar0.indices)
+    assert rel(A.data, ref.Ar0.data) <= 1e-15 and rel(head.AF0, ref.AF0) <= 1e-14
+
+
+def test_large_crossed_path_keeps_one_ar0(dask_client, monkeypatch):
+    """The compiled scatter update (forced by a small plan cap) on the bucketed CSC Ar0: the fit's workspace
+    uses the summed matrix itself (no CSR or CSC copy) and the fit is lmer's (which takes the plan/SYRK path)."""
+    pytest.importorskip("numba")
+    from mixedfx.core import scatter_gram as sg
+    rng = np.random.default_rng(9)
+    n, U, I = 6000, 300, 60
+    u, i = rng.integers(0, U, n), rng.integers(0, I, n)
+    y = 1.0 + 0.8 * rng.normal(size=U)[u] + 0.5 * rng.normal(size=I)[i] + rng.normal(size=n)
+    df = pd.DataFrame({"y": y, "x": rng.normal(size=n), "user": u, "item": i})
+    formula = "y ~ x + (1 | user) + (1 | item)"
+    ref = _lmer(formula, df)
+    assert type(ref.fit.fresh_workspace().internal.schur).__name__ == "HybridGram"
+    monkeypatch.setattr(sg, "MAX_PLAN_ENTRIES", 1000)
+    got = mfx.lmer(formula, dd.from_pandas(df, npartitions=4), bucket_bytes=2000)
+    _assert_same_fit(got, ref)
+    for a, b in zip(got.fit.cond_var, ref.fit.cond_var):
+        assert rel(a, b) < 1e-8
+    ws = got.fit.fresh_workspace().internal
+    assert isinstance(ws.schur, sg.ScatterGram)
+    assert ws.Ar0 is got.fit.sums.Ar0 and ws.schur.A is got.fit.sums.Ar0

@@ -207,3 +207,119 @@ def test_bad_partitions():
         sum_blocks([a, b])
     with pytest.raises(KeyError):
         BlockSums.__getitem__(a, "n")
+
+
+# ------------------------------------------------------------------ bucketed sums of Ar0 (issue 13, large models)
+def _crossed_parts(seed=11, n=900, K=5):
+    """Per-partition BlockSums of a 3-term crossed design (60 x 15 x 8 levels) with zero weights, entries that
+    cancel (+1 and -1 rows at one pair) and two empty partitions."""
+    rng = np.random.default_rng(seed)
+    codes = [rng.integers(0, 60, n), rng.integers(0, 15, n), rng.integers(0, 8, n)]
+    codes[0][:40] = np.arange(40) % 20          # levels 40..59 of term 0 appear late or never: empty buckets
+    X = np.column_stack([np.ones(n), rng.normal(size=n)])
+    y = rng.normal(size=n)
+    w = rng.uniform(0.5, 2.0, n)
+    w[rng.choice(n, 30, replace=False)] = 0.0
+    Xk = [np.ones((n, 1)), rng.normal(size=(n, 1)), np.ones((n, 1))]
+    Xk[1][[0, 1]] = [[1.0], [-1.0]]             # rows 0 and 1: same pair of levels, values cancelling
+    codes[1][[0, 1]], codes[0][[0, 1]] = 3, 7
+    lab = rng.integers(0, K, n)
+    lab[[0, 1]] = [0, 2]                         # the cancelling rows in different partitions
+    parts = []
+    for k in range(K):
+        idx = np.flatnonzero(lab == k)
+        blocks = [(c[idx], x[idx], nl) for c, x, nl in zip(codes, Xk, (60, 15, 8))]
+        parts.append(partition_blocks(X[idx], y[idx], blocks, w[idx]))
+    return parts[:2] + [None] + parts[2:] + [None]
+
+
+@pytest.mark.parametrize("B", [1, 3, 7])
+def test_bucketed_sum_equals_unbucketed_sum(B):
+    from mixedfx.core.blocksum import bucket_edges, sum_blocks_bucketed
+    parts = _crossed_parts()
+    ref = sum_blocks(parts)
+    weights = np.r_[np.ones(40), np.zeros(20)]          # the last buckets hold no level with entries
+    for edges in (bucket_edges(np.ones(60), B), bucket_edges(weights, B), np.r_[0, np.repeat(30, B - 1), 60]
+                  if B > 1 else np.array([0, 60])):
+        got = sum_blocks_bucketed(parts, edges)
+        A = got.Ar0
+        assert A.format == "csc" and A.shape == ref.Ar0.shape and A.indices.dtype == np.int32
+        assert A.has_sorted_indices and np.all(np.diff(A.indptr) >= 0)
+        assert all(np.all(np.diff(A.indices[a:b]) > 0) for a, b in zip(A.indptr[:-1], A.indptr[1:]))
+        C = A.tocsr()
+        C.sort_indices()
+        assert np.array_equal(C.indptr, ref.Ar0.indptr) and np.array_equal(C.indices, ref.Ar0.indices)
+        assert np.max(np.abs(C.data - ref.Ar0.data)) <= 1e-15 * np.max(np.abs(ref.Ar0.data))
+        assert np.count_nonzero(C.data == 0.0) >= 1                  # the cancelled pair stays stored
+        for key in ("A00", "AF0", "AFF", "AFr"):
+            np.testing.assert_allclose(got[key], ref[key], rtol=1e-14, atol=1e-14)
+        assert (got.Arr != ref.Arr).nnz == 0 and np.array_equal(got.Arr.indices, ref.Arr.indices)
+        assert (got.n, got.npos) == (ref.n, ref.npos) and got.log_weights == pytest.approx(ref.log_weights, 1e-15)
+
+
+def test_bucket_helpers_edges_and_errors():
+    from mixedfx.core.blocksum import ColumnAssembler, bucket_edges, split_columns, union_sum_csc
+    assert bucket_edges(np.ones(10), 3).tolist() == [0, 4, 7, 10]
+    assert bucket_edges(np.ones(10), 3, width=2).tolist() == [0, 8, 14, 20]
+    assert bucket_edges(np.ones(4), 9).tolist() == [0, 1, 2, 3, 4]             # at most one bucket per level
+    assert bucket_edges(np.r_[0, 0, 0, 9.0], 3).tolist()[-1] == 4
+    m = sp.coo_matrix(([1.0, 2.0, -2.0, 0.0], ([0, 1, 1, 2], [0, 3, 3, 4])), shape=(3, 5))
+    pieces = split_columns(m, [0, 2, 2, 5])
+    assert [p.shape for p in pieces] == [(3, 2), (3, 0), (3, 3)] and [p.nnz for p in pieces] == [1, 0, 3]
+    u = union_sum_csc([pieces[2]])
+    assert u.nnz == 2 and u.format == "csc"                 # 2 - 2 summed and kept; the stored 0 kept
+    with pytest.raises(ValueError, match="edges"):
+        split_columns(m, [0, 3])
+    with pytest.raises(ValueError, match="bucket 2"):
+        ColumnAssembler(3, [0, 2, 2, 5], [1, 0, 3]).put(2, u)       # 2 stored entries, 3 announced
+    asm = ColumnAssembler(3, [0, 2, 2, 5], [1, 0, 2])
+    asm.put(0, pieces[0])
+    with pytest.raises(ValueError, match="never filled"):
+        asm.result()
+    asm.put(1, None)
+    asm.put(2, u)
+    assert (asm.result() != union_sum_csc([m])).nnz == 0
+
+
+def test_start_tables_bucketed_or_read_from_blocks_equal_the_row_tables():
+    from mixedfx.core.blocksum import bucket_edges, sum_blocks_bucketed, sum_buckets
+    from mixedfx.core.start import StartStats, tables_in_blocks
+    rng = np.random.default_rng(2)
+    n = 700
+    nl = (50, 12, 6)
+    codes = [rng.integers(0, k, n) for k in nl]
+    ones = np.ones((n, 1))
+    e = rng.normal(size=n)
+    whole = StartStats.of(e, [(c, ones, k) for c, k in zip(codes, nl)])
+    assert set(whole.tables) == {(0, 1), (0, 2), (1, 2)}
+    lab = rng.integers(0, 4, n)
+    idx = [np.flatnonzero(lab == k) for k in range(4)]
+
+    def part(i, skip=()):
+        return StartStats.of(e[i], [(c[i], ones[i], k) for c, k in zip(codes, nl)], skip=skip)
+    for edges in (bucket_edges(np.ones(50), 1), bucket_edges(np.ones(50), 7), np.array([0, 10, 10, 50])):
+        got = StartStats.finish_buckets(*sum_buckets([part(i) for i in idx] + [None], StartStats.buckets,
+                                                     StartStats.merge_all, edges))
+        assert got.tables.keys() == whole.tables.keys()
+        for key, t in whole.tables.items():
+            assert got.tables[key].shape == t.shape and (got.tables[key] != t).nnz == 0
+    # unweighted unit intercepts: every table is in A = [Z F]' [Z F]
+    pairs = tables_in_blocks([True, True, True], weighted=False)
+    assert pairs == [(0, 1), (0, 2), (1, 2)] and tables_in_blocks([True, True], weighted=True) == []
+    assert tables_in_blocks([True, False, True], weighted=False) == [(0, 2)]
+    X = np.ones((n, 1))
+    sums = sum_blocks_bucketed([partition_blocks(X[i], e[i], [(c[i], ones[i], k) for c, k in zip(codes, nl)])
+                                for i in idx], bucket_edges(np.ones(50), 5))
+    merged = StartStats.merge_all([part(i, skip=pairs) for i in idx])
+    assert not merged.tables
+    got = merged.with_tables_from_blocks(sums.Ar0, sums.Arr, [1, 1, 1], pairs)
+    for key, t in whole.tables.items():
+        assert got.tables[key].shape == t.shape and (got.tables[key] != t).nnz == 0
+    # two terms: the (0, 1) table is Ar0's transpose itself (no copy)
+    sums2 = sum_blocks_bucketed([partition_blocks(X[i], e[i], [(c[i], ones[i], k) for c, k in
+                                                             zip(codes[:2], nl[:2])]) for i in idx],
+                                bucket_edges(np.ones(50), 3))
+    st2 = StartStats.merge_all([StartStats.of(e[i], [(c[i], ones[i], k) for c, k in zip(codes[:2], nl[:2])],
+                                              skip=[(0, 1)]) for i in idx])
+    t01 = st2.with_tables_from_blocks(sums2.Ar0, sums2.Arr, [1, 1], [(0, 1)]).tables[(0, 1)]
+    assert np.shares_memory(t01.data, sums2.Ar0.data) and (t01 != whole.tables[(0, 1)]).nnz == 0

@@ -130,3 +130,57 @@ def test_clear_errors():
     with pytest.raises(DesignError, match="no rows|empty"):
         fit_lmm_partitions("Reaction ~ Days + (1 | Subject)", [df.iloc[:0]])
     pd.testing.assert_frame_equal(df, mfx.datasets.load("sleepstudy"))     # inputs untouched
+
+
+def _crossed(n=1500, seed=5):
+    """Three crossed scalar terms (60 x 15 x 8 levels) with weights (a few zero)."""
+    rng = np.random.default_rng(seed)
+    g = [rng.integers(0, k, n) for k in (60, 15, 8)]
+    eff = [rng.normal(0, s, k) for s, k in ((1.0, 60), (0.7, 15), (0.5, 8))]
+    x = rng.normal(size=n)
+    y = 2.0 + 0.5 * x + sum(e[c] for e, c in zip(eff, g)) + rng.normal(size=n)
+    w = rng.uniform(0.5, 2.0, n)
+    w[:5] = 0.0
+    return pd.DataFrame({"y": y, "x": x, "g1": g[0], "g2": g[1], "g3": g[2], "w": w})
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_bucketed_blocks_and_start_tables_equal_lmer(weighted, monkeypatch):
+    """Ar0 summed in many buckets (CSC, the in-memory pattern); the start's count tables read from A (no
+    weights) or built per partition and summed in buckets (weights): the start and the fit are lmer's."""
+    from mixedfx.core.start import StartStats, moment_start_from_stats, ols_rows, start_residuals
+    from mixedfx.models import partitioned as P
+    from mixedfx.models.lmm import make_workspace
+    formula = "y ~ x + (1 | g1) + (1 | g2) + (1 | g3)"
+    df = _crossed()
+    kw = {"weights": "w"} if weighted else {}
+    ref = _lmer(formula, df, kw)
+    seen, real = {}, P.fit_lmm_from_blocks
+
+    def spy(sums, scaling, sizes, nlevels, structures, stats, **k):
+        seen.update(sums=sums, stats=stats)
+        return real(sums, scaling, sizes, nlevels, structures, stats, **k)
+    monkeypatch.setattr(P, "fit_lmm_from_blocks", spy)
+    frames = [df.iloc[ix] for ix in _splits(len(df), 4, seed=1)]
+    got = fit_lmm_partitions(formula, frames, bucket_bytes=600, **kw)
+    opt, fit = got.optimum, ref.fit
+    assert len(P.ar0_level_edges(got.spec, P.merge_moments([P.partition_moments(f, got.spec, kw.get("weights"))
+                                                            for f in frames]), 600)) > 10
+    A = seen["sums"].Ar0
+    assert A.format == "csc" and A.has_sorted_indices
+    ws = make_workspace(fit.design, fit.reml)
+    mem = ws.internal.Ar0.tocsr()
+    mem.sort_indices()
+    C = A.tocsr()
+    C.sort_indices()
+    assert np.array_equal(C.indptr, mem.indptr) and np.array_equal(C.indices, mem.indices)
+    # the start: the same tables and theta as the in-memory moment start
+    y_int = ws.scaling.response(fit.design.y)
+    st = StartStats.of(start_residuals(ws.X, y_int, ols_rows(ws.X, y_int, ws.weights)), ws.blocks)
+    assert seen["stats"].tables.keys() == st.tables.keys() == {(0, 1), (0, 2), (1, 2)}
+    for key, t in st.tables.items():
+        assert (seen["stats"].tables[key] != t).nnz == 0
+    assert rel(moment_start_from_stats(seen["stats"], ws.layout), moment_start_from_stats(st, ws.layout)) <= 1e-14
+    assert abs(opt.objective - fit.objective) <= 1e-10 * abs(fit.objective)
+    for key in ("theta", "beta", "sigma"):
+        assert rel(getattr(opt, key), getattr(fit, key)) < 1e-8, key

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from ..core.blocksum import sum_blocks
+from ..core.blocksum import block_buckets, finish_block_buckets, sum_blocks
 from ..core.scaled_workspace import ScaledWorkspace
 from ..core.start import StartStats
 from ..design import DesignError, MissingDataWarning
@@ -31,7 +31,7 @@ from ..models import partitioned as P
 from ..results.io import LoadedBlock, LoadedDesign, LoadedFit
 from ..results.lmm_result import LinearMixedModelResult
 from . import outputs
-from .passes import broadcast, is_dask_frame, map_reduce, partitions
+from .passes import broadcast, is_dask_frame, map_reduce, map_reduce_buckets, partitions, release_worker_memory
 
 __all__ = ["lmer_dask", "DaskLinearMixedModelResult", "read_frame", "DaskFit"]
 
@@ -102,12 +102,16 @@ def _result(pf: P.PartitionedFit, formula, data_name, ddf, seconds: float) -> "D
 
 
 def lmer_dask(formula: str, data, reml: bool = True, weights: str | None = None, offset: str | None = None,
-              start="moments", data_name: str | None = None, split_every: int = 8, **control):
+              start="moments", data_name: str | None = None, split_every: int = 8, bucket_bytes: float | None = None,
+              **control):
     """Fit a linear mixed model on a dask DataFrame (or a Parquet/CSV path or glob): the same model and
     estimates as :func:`mixedfx.lmer` on the concatenated data (up to rounding).
 
     ``weights``/``offset`` must be column names.  ``control``: ``optimizer``, ``maxeval``, ``blas_threads``.
     The passes run on the active dask scheduler (a ``distributed.Client`` if one is running).
+    ``bucket_bytes``: the target size of one bucket of the summed ``Ar0`` (pass 3 reduces it in buckets of
+    term-0 levels so that no process holds it twice; default
+    :data:`mixedfx.models.partitioned.BUCKET_BYTES`).
     """
     import time
     t0 = time.perf_counter()
@@ -141,16 +145,41 @@ def lmer_dask(formula: str, data, reml: bool = True, weights: str | None = None,
         g = g if r < 1e-12 else None
     scaling = P.scaling_from_moments(spec, m, ones=g)
     scaling_b = broadcast(scaling)
-    sums = map_reduce(parts, P.partition_block_sums, sum_blocks, spec_b, scaling_b, weights, split_every=split_every)
-    stats = None
-    if isinstance(start, str) and start == "moments":
-        beta, centre = P.start_beta(sums, m, scaling)
-        stats = map_reduce(parts, P.partition_start_stats, StartStats.merge_all, spec_b, scaling_b, beta, centre,
-                           weights, split_every=split_every)
-    elif not isinstance(start, str) and hasattr(start, "fit"):
+    sums, stats = _blocks_and_start(parts, spec, spec_b, m, scaling, scaling_b, weights, start, split_every,
+                                    bucket_bytes)
+    if not isinstance(start, str) and hasattr(start, "fit"):
         start = start.fit.theta
+    release_worker_memory()
     pf = P.fit_partitioned(spec, m, sums, scaling, stats, survey, plan, reml=reml, start=start, **control)
     return _result(pf, formula, data_name, ddf, time.perf_counter() - t0)
+
+
+def _blocks_and_start(parts, spec, spec_b, m, scaling, scaling_b, weights, start, split_every, bucket_bytes):
+    """Passes 3 and 4: the summed blocks (``Ar0`` reduced in buckets of term-0 levels, assembled as one CSC
+    matrix on the client) and the moment start's statistics (count tables read from ``A`` when it holds them,
+    else built per partition and reduced in the same buckets)."""
+    levels = P.ar0_level_edges(spec, m, bucket_bytes)
+    if levels is None:
+        sums = map_reduce(parts, P.partition_block_sums, sum_blocks, spec_b, scaling_b, weights,
+                          split_every=split_every)
+    else:
+        p0 = len(spec.random[0][2].names)
+        out = map_reduce_buckets(parts, P.partition_block_sums, block_buckets, sum_blocks, levels * p0, spec_b,
+                                 scaling_b, weights, split_every=split_every)
+        sums = None if out is None else finish_block_buckets(*out)
+    if not (isinstance(start, str) and start == "moments"):
+        return sums, None
+    beta, centre = P.start_beta(sums, m, scaling)
+    pairs = P.start_table_pairs(spec, m, scaling, weights is not None)
+    args = (spec_b, scaling_b, beta, centre, weights)
+    if levels is None or len(levels) == 2 or all((0, j) in pairs for j in range(1, len(spec.random))):
+        stats = map_reduce(parts, P.partition_start_stats, StartStats.merge_all, *args, split_every=split_every,
+                           skip=pairs)
+    else:
+        out = map_reduce_buckets(parts, P.partition_start_stats, StartStats.buckets, StartStats.merge_all, levels,
+                                 *args, split_every=split_every, skip=pairs)
+        stats = None if out is None else StartStats.finish_buckets(*out)
+    return sums, P.start_with_tables(stats, sums, spec, pairs)
 
 
 class DaskLinearMixedModelResult(LinearMixedModelResult):

@@ -27,16 +27,17 @@ optimum depending on whether the least-squares coefficients come from the rows o
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import reduce
 
 import numpy as np
 import scipy.sparse as sp
 
+from .blocksum import split_summary
 from .covariance import ThetaLayout
 
 __all__ = ["moment_start", "moment_start_from_stats", "StartStats", "TermStats", "ols_coefficients", "ols_rows",
-           "start_residuals"]
+           "start_residuals", "tables_in_blocks"]
 
 
 def _is_intercept(col: np.ndarray) -> bool:
@@ -116,8 +117,12 @@ class StartStats:
     ----------
     n : rows (zero weights included: the start is unweighted).  total : ``sum e``.
     sumsq : ``sum e^2``.  terms : per term, its :class:`TermStats`.
-    tables : ``{(i, j): (l_i, l_j) CSR}`` for ``i < j`` scalar intercept terms: the number of rows
-        at each pair of levels (the backfitting of :func:`_crossed_moments`).
+    tables : ``{(i, j): (l_i, l_j)}`` sparse for ``i < j`` scalar intercept terms: the number of rows
+        at each pair of levels (the backfitting of :func:`_crossed_moments`; CSR from :meth:`of`; from
+        :meth:`with_tables_from_blocks`, the transpose of the summed ``Ar0``, a view without a copy).
+        Partitions may skip the tables that the summed blocks hold exactly (:func:`tables_in_blocks`),
+        and the big ``(0, j)`` tables can be summed in buckets of term-0 levels (:meth:`buckets`,
+        :meth:`finish_buckets`).
     """
 
     n: int
@@ -127,7 +132,7 @@ class StartStats:
     tables: dict = field(repr=False)
 
     @classmethod
-    def of(cls, e, blocks) -> "StartStats | None":
+    def of(cls, e, blocks, skip=()) -> "StartStats | None":
         """Sums over the rows of one partition; None without rows (skipped by :meth:`merge_all`).
 
         Parameters
@@ -135,6 +140,8 @@ class StartStats:
         e : (m,) residuals from :func:`start_residuals` (the same coefficients in every partition).
         blocks : per term ``(codes (m,), Xk (m, p_k), n_levels)`` with global level codes, in the
             units of the fit (the standardized terms of a :class:`ScaledWorkspace`).
+        skip : pairs ``(i, j)`` whose count table is not built (read from the summed blocks instead:
+            :func:`tables_in_blocks`, :meth:`with_tables_from_blocks`).
         """
         e = np.asarray(e, float)
         if e.size == 0:
@@ -145,6 +152,8 @@ class StartStats:
         tables = {}
         for a, i in enumerate(scalar):
             for j in scalar[a + 1:]:
+                if (i, j) in skip:
+                    continue
                 ci, cj = blocks[i][0], blocks[j][0]
                 tables[(i, j)] = sp.coo_matrix((np.ones(len(ci)), (ci, cj)),
                                                shape=(blocks[i][2], blocks[j][2])).tocsr()
@@ -168,6 +177,68 @@ class StartStats:
         if not parts:
             raise ValueError("no rows in any partition: no start statistics")
         return reduce(StartStats.merge, parts)
+
+    def buckets(self: "StartStats | None", edges) -> list:
+        """These statistics cut into buckets of term-0 levels (``edges``: level edges, :func:`bucket_edges`)
+        for a bucketed sum: the ``(0, j)`` tables go by rows (as CSC pieces of their transposes), the
+        rest travels with bucket 0 (:func:`~mixedfx.core.blocksum.split_summary`).  Merge each bucket
+        with ``merge_buckets(items, StartStats.merge_all)`` and finish with :meth:`finish_buckets`."""
+        if self is None:
+            return [None] * (len(edges) - 1)
+        big = {key: t.T for key, t in self.tables.items() if key[0] == 0}
+        head = replace(self, tables={key: t for key, t in self.tables.items() if key[0] != 0})
+        return split_summary(head, big, edges)
+
+    @staticmethod
+    def finish_buckets(head: "StartStats", sparse: dict) -> "StartStats":
+        """The merged statistics from the merged bucket-0 head and the assembled ``(0, j)`` tables (transposed);
+        a table is kept when both terms are intercepts over all rows (the rule of :meth:`merge`)."""
+        tables = dict(head.tables)
+        for (i, j), tT in sparse.items():
+            if head.terms[i].intercept and head.terms[j].intercept:
+                tables[(i, j)] = tT.T
+        return replace(head, tables=tables)
+
+    def with_tables_from_blocks(self, Ar0, Arr, sizes, pairs) -> "StartStats":
+        """These statistics with the count tables of ``pairs`` read from the summed blocks (see
+        :func:`tables_in_blocks` for when they are exact): ``(0, j)`` from ``Ar0`` (a transposed view, no copy,
+        when ``j`` is the only later term), ``(i, j)`` with ``i >= 1`` from ``Arr``.  Pairs whose terms are not
+        intercepts over all rows are left out, as :meth:`merge` does.  ``sizes``: per term, ``p_k``."""
+        starts = np.concatenate([[0, 0], np.cumsum([t.nlevels * int(p) for t, p in zip(self.terms[1:], sizes[1:])])])
+        tables = dict(self.tables)
+        for i, j in pairs:
+            if not (self.terms[i].intercept and self.terms[j].intercept):
+                continue
+            if self.terms[i].first != 1.0 or self.terms[j].first != 1.0:
+                raise ValueError(f"terms {i} and {j}: the blocks of A hold the count table only for columns equal to "
+                                 "1 (internal units) without weights; build the table from the rows")
+            rj = slice(int(starts[j]), int(starts[j]) + self.terms[j].nlevels)
+            if i == 0:
+                whole = rj.start == 0 and rj.stop == Ar0.shape[0]
+                tables[(i, j)] = (Ar0 if whole else Ar0[rj, :]).T
+            else:
+                ri = slice(int(starts[i]), int(starts[i]) + self.terms[i].nlevels)
+                tables[(i, j)] = sp.csr_matrix(Arr.tocsr()[ri, :][:, rj])
+        return replace(self, tables=tables)
+
+
+def tables_in_blocks(unit_terms, weighted: bool) -> list:
+    """The pairs ``(i, j)``, ``i < j``, whose start count table the summed blocks of ``A`` hold exactly.
+
+    Without prior weights ``W = I``, so ``Zr' W Z0`` (``Ar0``) and ``Zr' W Zr`` (``Arr``) at the levels of two
+    scalar terms whose internal column is exactly 1 on every row are the numbers of rows at each pair of
+    levels: the tables of :meth:`StartStats.of`.
+
+    Parameters
+    ----------
+    unit_terms : per term, whether it has one column equal to 1.0 in the fit's internal units on every row
+        (e.g. ``(1 | g)`` whose standardization leaves the constant 1 unchanged).
+    weighted : whether the fit has prior weights (then no table is read from the blocks).
+    """
+    if weighted:
+        return []
+    unit = [k for k, u in enumerate(unit_terms) if u]
+    return [(i, j) for a, i in enumerate(unit) for j in unit[a + 1:]]
 
 
 def ols_rows(X, y, weights=None) -> np.ndarray | None:

@@ -11,7 +11,9 @@ them; :func:`fit_lmm_partitions` runs the same passes in this process on a list 
     2. partition_moments -> merge_moments -> scaling_from_moments          (standardization, aliasing)
        [partition_ones_residual: only when X has no explicit constant column, e.g. ``0 + f``]
     3. partition_block_sums -> sum_blocks -> start_beta                    (A = [Z F]' W [Z F])
+       [large Ar0: block_buckets -> merge_buckets per bucket -> assembled CSC, see ar0_level_edges]
     4. partition_start_stats -> StartStats.merge_all -> fit_partitioned    (moment start, optimizer)
+       [count tables that A holds exactly (start_table_pairs) are read from it, not built per partition]
 
 Aliased fixed-effects columns are found from the merged Gram of X (the sequential Cholesky of
 :func:`~mixedfx.design.matrices.drop_aliased_columns` on the same standardized Gram, built from
@@ -26,10 +28,11 @@ import numpy as np
 import pandas as pd
 from scipy.linalg import solve_triangular
 
-from ..core.blocksum import BlockSums, partition_blocks, sum_blocks
+from ..core.blocksum import (BlockSums, block_buckets, bucket_edges, merge_buckets, partition_blocks, sum_blocks,
+                              sum_blocks_bucketed, sum_buckets)
 from ..core.moments import ColumnMoments, _explicit_ones, ones_candidate, ones_residual, standardize_from_moments
 from ..core.scaling import Standardization
-from ..core.start import StartStats, ols_coefficients, start_residuals
+from ..core.start import StartStats, ols_coefficients, start_residuals, tables_in_blocks
 from ..core.structures import make_structure
 from ..design import DesignError, MissingDataWarning, RankDeficiencyWarning
 from ..design.design import DesignSpec
@@ -41,9 +44,11 @@ from .lmm import LmmOptimum, fit_lmm_from_blocks
 __all__ = ["MomentsPart", "PartitionedFit", "partition_moments", "merge_moments", "aliased_columns",
            "scaling_from_moments", "partition_ones_residual", "partition_block_sums", "start_beta",
            "partition_start_stats", "fit_partitioned", "fit_lmm_partitions", "partition_survey", "merge_surveys",
-           "survey_plan", "spec_from_survey"]
+           "survey_plan", "spec_from_survey", "ar0_level_edges", "start_table_pairs", "start_with_tables",
+           "block_buckets", "merge_buckets"]
 
 ALIAS_TOL = 1e-7        # drop_aliased_columns' tolerance
+BUCKET_BYTES = 32 * 2**20   # target size of one merged bucket of Ar0 (12 bytes per entry: int32 + float64)
 
 
 def _where(index, total) -> str:
@@ -236,13 +241,52 @@ def start_beta(sums: BlockSums, m: MomentsPart, scaling: Standardization) -> tup
 
 
 def partition_start_stats(part: pd.DataFrame, spec: DesignSpec, scaling: Standardization, beta, centre: float,
-                          weights: str | None = None, index=None, total=None) -> StartStats | None:
-    """Pass 4 on one partition: the moment start's statistics of its OLS residuals."""
+                          weights: str | None = None, index=None, total=None, skip=()) -> StartStats | None:
+    """Pass 4 on one partition: the moment start's statistics of its OLS residuals (``skip``: the count tables
+    read from the summed blocks instead, :func:`start_table_pairs`)."""
     a = _arrays(part, spec, weights, index, total)
     if a is None:
         return None
     X, y, blocks, _ = _internal(a, scaling, [len(lv) for _, lv, _ in spec.random])
-    return StartStats.of(start_residuals(X, y, beta, centre), blocks)
+    return StartStats.of(start_residuals(X, y, beta, centre), blocks, skip=skip)
+
+
+def ar0_level_edges(spec: DesignSpec, m: MomentsPart, bucket_bytes: float | None = None) -> np.ndarray | None:
+    """Term-0 level edges of the buckets of pass 3's ``Ar0`` (and of pass 4's ``(0, j)`` count tables).
+
+    The entries of ``Ar0`` at a term-0 level ``g`` are at most ``p0 sum_j p_j min(n_g, l_j)`` (``n_g`` its rows,
+    ``l_j`` the levels of later term ``j``); buckets of levels are balanced on that bound and their number
+    chosen so that a merged bucket holds about ``bucket_bytes`` (default :data:`BUCKET_BYTES`) at 12 bytes
+    per entry: one bucket for small models.  None without later terms (no ``Ar0``).
+    """
+    if len(spec.random) < 2:
+        return None
+    sizes = [len(ls.names) for _, _, ls in spec.random]
+    nlevels = [len(lv) for _, lv, _ in spec.random]
+    n0 = np.asarray(m.counts[0], float)
+    bound = sizes[0] * sum(p * np.minimum(n0, nl) for p, nl in zip(sizes[1:], nlevels[1:]))
+    target = float(BUCKET_BYTES if bucket_bytes is None else bucket_bytes)
+    nb = int(np.ceil(12.0 * float(bound.sum()) / max(target, 1.0)))
+    return bucket_edges(bound, max(nb, 1))
+
+
+def start_table_pairs(spec: DesignSpec, m: MomentsPart, scaling: Standardization, weighted: bool) -> list:
+    """The pairs of terms whose start count table equals the summed ``Ar0``/``Arr`` (no prior weights, both terms
+    one column that is exactly 1.0 in internal units on every row: the term's raw column is constant, and the
+    scaling maps that constant to 1.0).  Pass 4 skips them; :func:`start_with_tables` reads them from A."""
+    unit = []
+    for k, (tm, (_, _, ls)) in enumerate(zip(m.terms, spec.random)):
+        c = tm.const[0] if len(ls.names) == 1 and tm.k == 1 else np.nan
+        unit.append(bool(np.isfinite(c) and scaling.term(k, np.array([[c]]))[0, 0] == 1.0))
+    return tables_in_blocks(unit, weighted)
+
+
+def start_with_tables(stats: StartStats, sums: BlockSums, spec: DesignSpec, pairs) -> StartStats:
+    """The merged pass-4 statistics with the tables of ``pairs`` read from the summed blocks."""
+    if not pairs:
+        return stats
+    sizes = [len(ls.names) for _, _, ls in spec.random]
+    return stats.with_tables_from_blocks(sums.Ar0, sums.Arr, sizes, pairs)
 
 
 @dataclass
@@ -296,11 +340,12 @@ def fit_partitioned(spec: DesignSpec, m: MomentsPart, sums: BlockSums, scaling: 
 
 
 def fit_lmm_partitions(formula, frames, reml: bool = True, weights: str | None = None, offset: str | None = None,
-                       **control) -> PartitionedFit:
+                       bucket_bytes: float | None = None, **control) -> PartitionedFit:
     """Fit an LMM on a list of pandas frames (the partitions of one data set) with the passes of a
     distributed fit, in this process.  Equal to ``mfx.lmer(formula, pd.concat(frames))`` up to rounding.
 
     ``weights``/``offset``: column names.  ``control``: ``optimizer``, ``maxeval``, ``blas_threads``, ``start``.
+    ``bucket_bytes``: the size of a bucket of ``Ar0`` (:func:`ar0_level_edges`; small values force several).
     """
     frames = list(frames)
     total = len(frames)
@@ -318,11 +363,23 @@ def fit_lmm_partitions(formula, frames, reml: bool = True, weights: str | None =
         r = max(partition_ones_residual(p, spec, g, weights, i, total) for i, p in enumerate(frames))
         g = g if r < 1e-12 else None
     scaling = scaling_from_moments(spec, m, ones=g)
-    sums = sum_blocks([partition_block_sums(p, spec, scaling, weights, i, total) for i, p in enumerate(frames)])
+    blocks = [partition_block_sums(p, spec, scaling, weights, i, total) for i, p in enumerate(frames)]
+    levels = ar0_level_edges(spec, m, bucket_bytes)
+    if levels is None:
+        sums = sum_blocks(blocks)
+    else:
+        sums = sum_blocks_bucketed(blocks, levels * len(spec.random[0][2].names))
+    del blocks
     beta, centre = start_beta(sums, m, scaling)
     stats = None
     start = control.get("start", "moments")
     if isinstance(start, str) and start == "moments":
-        stats = StartStats.merge_all([partition_start_stats(p, spec, scaling, beta, centre, weights, i, total)
-                                      for i, p in enumerate(frames)])
+        pairs = start_table_pairs(spec, m, scaling, weights is not None)
+        parts = [partition_start_stats(p, spec, scaling, beta, centre, weights, i, total, pairs)
+                 for i, p in enumerate(frames)]
+        if levels is None or len(levels) == 2:
+            stats = StartStats.merge_all(parts)
+        else:           # the (0, j) tables built per partition are summed in buckets, as on a cluster
+            stats = StartStats.finish_buckets(*sum_buckets(parts, StartStats.buckets, StartStats.merge_all, levels))
+        stats = start_with_tables(stats, sums, spec, pairs)
     return fit_partitioned(spec, m, sums, scaling, stats, survey, plan, reml=reml, **control)
