@@ -12,6 +12,7 @@ from .api_gee import gee
 from .core.gee import GEENumericalError
 from .allfit import allfit
 from .diagnostics import compare_pooling
+from .plots.explorer import explore
 from .inference import anova, exact_rlrt, hausman
 from .inference.emmeans import emmeans
 from .design.within_between import within_between
@@ -25,7 +26,7 @@ from .models.glmm import SeparationWarning
 
 __version__ = "0.1.0"
 __all__ = ["lmer", "glmer", "clmm", "gee", "allfit", "anova", "emmeans", "power", "hausman", "within_between",
-           "exact_rlrt", "load", "compare_pooling", "inference", "diagnostics", "plots",
+           "exact_rlrt", "load", "compare_pooling", "explore", "inference", "diagnostics", "plots",
            "families", "datasets", "DesignError", "FormulaSyntaxError", "MissingDataWarning", "RankDeficiencyWarning",
            "IdentifiabilityWarning", "ConvergenceWarning", "ResponseError", "SeparationWarning", "SingularFitWarning",
            "GEENumericalError", "__version__"]

@@ -5,6 +5,7 @@
   [--allow-new-levels] [--interval confidence|prediction] [--level 0.95] [--se-fit]``
 * ``anova FORMULA0 FORMULA1 [...] --data D [--family F] [--weights W] [--offset O]``
 * ``datasets``
+* ``explore --out FILE [--clusters J] [--size N] [--sigma-u SD] [--sigma-e SD] [--seed K] [--method M]``
 
 ``--data`` takes a bundled dataset name (``python -m mixedfx datasets`` lists them)
 or a path to a CSV or Parquet file.  A reader that goes away (``| head``) ends the command
@@ -122,6 +123,9 @@ def _parser() -> argparse.ArgumentParser:
                     help="treat a numeric column as a factor (repeatable)")
     an.add_argument("--json", action="store_true", help="machine-readable output")
     sub.add_parser("datasets", help="list the bundled datasets")
+    from ..plots.explorer import add_explore_arguments
+    add_explore_arguments(sub.add_parser("explore", help="write the interactive partial-pooling explorer "
+                                                         "(one self-contained HTML page)"))
     return p
 
 
@@ -150,6 +154,9 @@ def _main(argv: list[str] | None) -> int:
         return _predict(args)
     if args.command == "anova":
         return _anova(args)
+    if args.command == "explore":
+        from ..plots.explorer import cli_explore
+        return cli_explore(args)
     df, name = _read_data(args.data, args.factor)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

@@ -19,6 +19,7 @@ from ..inference.profile import profile as _profile
 from ..inference.progress import progress_default as _progress_default
 from ..inference.simulate import simulate as _simulate
 from ..plots.diagnostic import diagnostic_panel as _diagnostic_plot
+from ..plots.explorer import explore as _explore
 from ..plots.report import report as _html_report
 from .predict import predict_eta
 from .summary import Summary
@@ -173,6 +174,12 @@ class MixedModelResultBase:
         """Per group: size, raw (no-pooling) estimate, BLUP and shrinkage factor; see
         :func:`mixedfx.diagnostics.shrinkage`."""
         return _shrinkage(self, group=group)
+
+    def explore(self, group: str | None = None, method: str = "partial", title: str | None = None):
+        """The interactive pooling explorer for this fit's groups (raw estimates, BLUPs, conditional SDs,
+        shrinkage factors; a random-slope term as the 2-D ellipse view): a self-contained HTML page that
+        notebooks display; ``.save(path)`` writes it.  See :mod:`mixedfx.plots.explorer`."""
+        return _explore(self, group=group, method=method, title=title)
 
     def plot(self, **kwargs):
         """Default diagnostic panel (residuals, Q-Q plots, caterpillar); see :mod:`mixedfx.plots`."""
