@@ -214,7 +214,7 @@ def test_large_crossed_path_keeps_one_ar0(dask_client, monkeypatch):
     pytest.importorskip("numba")
     from mixedfx.core import scatter_gram as sg
     rng = np.random.default_rng(9)
-    n, U, I = 6000, 300, 60
+    n, U, I = 8000, 200, 300       # ~36 items per user: the scatter kernel, not the SYRK
     u, i = rng.integers(0, U, n), rng.integers(0, I, n)
     y = 1.0 + 0.8 * rng.normal(size=U)[u] + 0.5 * rng.normal(size=I)[i] + rng.normal(size=n)
     df = pd.DataFrame({"y": y, "x": rng.normal(size=n), "user": u, "item": i})
@@ -227,5 +227,5 @@ def test_large_crossed_path_keeps_one_ar0(dask_client, monkeypatch):
     for a, b in zip(got.fit.cond_var, ref.fit.cond_var):
         assert rel(a, b) < 1e-8
     ws = got.fit.fresh_workspace().internal
-    assert isinstance(ws.schur, sg.ScatterGram)
+    assert isinstance(ws.schur, sg.ScatterGram) and len(ws.schur.sparse_levels) > U // 2
     assert ws.Ar0 is got.fit.sums.Ar0 and ws.schur.A is got.fit.sums.Ar0

@@ -24,12 +24,28 @@ def _random_csc(q_r, q0, density, seed):
     return A
 
 
-@pytest.mark.parametrize("q_r,q0,density", [(7, 30, 0.5), (600, 80, 0.2), (513, 40, 0.9), (300, 1, 1.0)])
+def _mixed_csc(q_r, q0, seed):
+    """Columns from nearly empty to full: some levels go to the SYRK, the rest are scattered."""
+    rng = np.random.default_rng(seed)
+    cols = [np.sort(rng.choice(q_r, int(k), replace=False)) for k in rng.integers(1, q_r, q0) ** 2 // q_r + 1]
+    indptr = np.concatenate([[0], np.cumsum([len(c) for c in cols])])
+    A = sp.csc_matrix((rng.normal(size=indptr[-1]), np.concatenate(cols), indptr), shape=(q_r, q0))
+    A.sort_indices()
+    return A
+
+
+@pytest.mark.parametrize("q_r,q0,density", [(7, 30, 0.5), (600, 80, 0.2), (513, 40, 0.9), (300, 1, 1.0),
+                                            (2000, 50, 0.01), (700, 120, None)])
 def test_gram_equals_dense(q_r, q0, density):
-    """Tiles across the block (q_r above and not a multiple of the tile), alpha, overwrite."""
-    A = _random_csc(q_r, q0, density, 1)
+    """Tiles across the block (q_r above and not a multiple of the tile), alpha, overwrite; levels
+    scattered, in the SYRK, or both (``density=None``: mixed column sizes)."""
+    A = _random_csc(q_r, q0, density, 1) if density is not None else _mixed_csc(q_r, q0, 1)
     F = np.random.default_rng(2).uniform(0.2, 2.0, q0)
     G = sg.ScatterGram(A)
+    if density is None:
+        assert len(G.dense_levels) and len(G.sparse_levels)
+    if density == 0.01:
+        assert not len(G.dense_levels)
     M = np.asfortranarray(np.random.default_rng(3).normal(size=(q_r, q_r)))
     before = M.copy()
     G.add_gram(M, F, alpha=-0.7)
@@ -41,14 +57,18 @@ def test_gram_equals_dense(q_r, q0, density):
     np.testing.assert_allclose(M[low], 2.0 * dense[low], rtol=1e-12, atol=1e-11)
 
 
-@pytest.mark.parametrize("q_r", [5, 600])
+@pytest.mark.parametrize("q_r", [5, 600, 2000, 700])
 def test_level_quadratic_equals_dense(q_r):
-    A = _random_csc(q_r, 50, 0.3, 4)
+    """Over the scattered levels (the SYRK's levels are left at 0 for cond_var_parts)."""
+    A = _random_csc(q_r, 50, 0.3 if q_r < 700 else 0.01, 4) if q_r != 700 else _mixed_csc(q_r, 60, 4)
     N = np.random.default_rng(5).normal(size=(q_r, q_r))
     N = N + N.T
-    Q = sg.ScatterGram(A).level_quadratic(np.asfortranarray(np.tril(N)))     # lower triangle only
+    G = sg.ScatterGram(A)
+    Q = G.level_quadratic(np.asfortranarray(np.tril(N)))     # lower triangle only
     Ad = A.toarray()
-    np.testing.assert_allclose(Q[:, 0, 0], np.einsum("ig,ij,jg->g", Ad, N, Ad), rtol=1e-11, atol=1e-10)
+    want = np.einsum("ig,ij,jg->g", Ad, N, Ad)
+    want[G.dense_levels] = 0.0
+    np.testing.assert_allclose(Q[:, 0, 0], want, rtol=1e-11, atol=1e-10)
 
 
 def test_csr_input_refresh_and_shared_csc():
@@ -106,7 +126,7 @@ def test_without_numba_a_huge_block_warns(monkeypatch):
 @pytest.fixture(scope="module")
 def crossed():
     rng = np.random.default_rng(11)
-    U, I, n = 400, 120, 12_000
+    U, I, n = 400, 300, 16_000      # ~37 items per user: scattered (a SYRK per level would cost more)
     u, i = rng.integers(0, U, n), rng.integers(0, I, n)
     w = rng.uniform(0.5, 2.0, n)
     y = 0.8 * rng.normal(size=U)[u] + 0.5 * rng.normal(size=I)[i] + rng.normal(size=n) + 3.0
@@ -122,7 +142,8 @@ def test_fit_equals_hybrid_path(crossed, monkeypatch, weights, reml):
     assert type(ref.fit.fresh_workspace().internal.schur).__name__ == "HybridGram"
     monkeypatch.setattr(sg, "MAX_PLAN_ENTRIES", 1000)
     m = mfx.lmer(formula, crossed, reml=reml, weights=weights)
-    assert isinstance(m.fit.fresh_workspace().internal.schur, sg.ScatterGram)
+    schur = m.fit.fresh_workspace().internal.schur
+    assert isinstance(schur, sg.ScatterGram) and len(schur.sparse_levels) > 300     # most scattered
     assert abs(m.fit.objective - ref.fit.objective) <= 1e-12 * abs(ref.fit.objective)
     np.testing.assert_allclose(m.fit.theta, ref.fit.theta, rtol=1e-8)
     np.testing.assert_allclose(m.fit.beta, ref.fit.beta, rtol=1e-9)

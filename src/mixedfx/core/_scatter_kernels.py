@@ -21,21 +21,21 @@ __all__ = ["tile_bounds", "gram_lower", "level_quadratic"]
 
 
 @njit(parallel=True, cache=True, boundscheck=False)
-def tile_bounds(indptr, indices, q_r, tile):
-    """``bounds[t, g]``: first position in column ``g`` whose row index is ``>= t * tile``
-    (``bounds[nt, g]`` is the column's end).  Read sequentially by the kernels: a tile's runs of
+def tile_bounds(indptr, indices, cols, q_r, tile):
+    """``bounds[t, c]``: first position in column ``cols[c]`` whose row index is ``>= t * tile``
+    (``bounds[nt, c]`` is the column's end).  Read sequentially by the kernels: a tile's runs of
     every level come from four rows of ``bounds``, not from binary searches through ``indices``."""
-    q0 = indptr.shape[0] - 1
     nt = (q_r + tile - 1) // tile
-    bounds = np.empty((nt + 1, q0), np.int64)
-    for g in prange(q0):
+    bounds = np.empty((nt + 1, cols.shape[0]), np.int64)
+    for c in prange(cols.shape[0]):
+        g = cols[c]
         a, e = indptr[g], indptr[g + 1]
         for t in range(nt + 1):
             limit = t * tile
             while a < e and indices[a] < limit:
                 a += 1
-            bounds[t, g] = a
-        bounds[nt, g] = e
+            bounds[t, c] = a
+        bounds[nt, c] = e
     return bounds
 
 
@@ -52,9 +52,9 @@ def _tile_of(t):
 
 @njit(parallel=True, cache=True, boundscheck=False)
 def gram_lower(bounds, indices, data, w, Mt, tile):
-    """``M[i, j] += sum_g w_g A[i, g] A[j, g]`` for ``i >= j`` (``Mt = M.T``); ``A`` is CSC with
-    sorted row indices (``bounds`` from :func:`tile_bounds`), ``w`` one weight per column.
-    Tiles are independent (parallel)."""
+    """``M[i, j] += sum_c w_c A[i, g_c] A[j, g_c]`` for ``i >= j`` (``Mt = M.T``) over the columns
+    ``g_c`` of ``bounds`` (:func:`tile_bounds`; ``A`` is CSC with sorted row indices), ``w`` one
+    weight per listed column.  Tiles are independent (parallel)."""
     q0 = bounds.shape[1]
     nt = bounds.shape[0] - 1
     for t in prange(nt * (nt + 1) // 2):
@@ -76,11 +76,12 @@ def gram_lower(bounds, indices, data, w, Mt, tile):
 
 @njit(parallel=True, cache=True, boundscheck=False)
 def level_quadratic(bounds, indices, data, Nt, partial):
-    """``partial[r, g]``: tile-row pair ``r``'s share of ``A_g' N A_g`` for a symmetric ``N`` given
-    by its lower triangle (``Nt = N.T``); summing ``partial`` over ``r`` gives the quadratic forms.
+    """``partial[r, c]``: tile-row pair ``r``'s share of ``A_g' N A_g`` for listed column ``g = g_c``
+    of ``bounds`` and a symmetric ``N`` given by its lower triangle (``Nt = N.T``); summing
+    ``partial`` over ``r`` gives the quadratic forms.
 
     Tile rows ``r`` and ``nt - 1 - r`` go to one task (equal work per task); ``partial`` has
-    ``(nt + 1) // 2`` rows and one column per column of ``A``.
+    ``(nt + 1) // 2`` rows and one column per listed column.
     """
     q0 = bounds.shape[1]
     nt = bounds.shape[0] - 1

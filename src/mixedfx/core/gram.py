@@ -363,6 +363,21 @@ class HybridGram:
 
         ``F`` is (l0,) for p0 = 1 or (l0, p0, p0): ``S_g = F_g F_g'``.
         """
+        self._add_dense(M, F, alpha, overwrite)
+        if self.T is not None:
+            if F.ndim == 1:
+                f = F[self._wcols]
+                w = alpha * f * f
+            else:
+                w = alpha * (F @ np.swapaxes(F, 1, 2)).ravel()
+            flat = M.T.reshape(-1)                  # a view: M is Fortran-ordered
+            if _csr_matvec is not None:
+                _csr_matvec(self.q_r * self.q_r, len(w), self.T.indptr, self.T.indices, self.T.data, w, flat)
+            else:  # pragma: no cover
+                flat += self.T @ w
+
+    def _add_dense(self, M: np.ndarray, F: np.ndarray, alpha: float, overwrite: bool) -> None:
+        """The dense levels' part of :meth:`add_gram` (with ``overwrite`` it also initializes ``M``)."""
         q_r = self.q_r
         if overwrite and not self._chunks:
             M.fill(0.0)
@@ -385,17 +400,6 @@ class HybridGram:
             if out is not M:   # pragma: no cover - scipy always works in place on a Fortran M
                 M[...] = out
             beta = 1.0
-        if self.T is not None:
-            if F.ndim == 1:
-                f = F[self._wcols]
-                w = alpha * f * f
-            else:
-                w = alpha * (F @ np.swapaxes(F, 1, 2)).ravel()
-            flat = M.T.reshape(-1)                  # a view: M is Fortran-ordered
-            if _csr_matvec is not None:
-                _csr_matvec(q_r * q_r, len(w), self.T.indptr, self.T.indices, self.T.data, w, flat)
-            else:  # pragma: no cover
-                flat += self.T @ w
 
     def subtract_from(self, M: np.ndarray, F: np.ndarray, scale: np.ndarray | None = None) -> None:
         """``M[lower] -= (Ar0 S Ar0')[lower]``, optionally scaled by ``scale_i scale_j`` (any order of M)."""

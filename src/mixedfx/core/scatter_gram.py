@@ -13,8 +13,11 @@ columns) the cap sends nearly every level to the SYRK, ~100x the necessary work.
 with a compiled kernel (numba, the optional ``fast`` extra) that walks the block in cache-sized
 tiles (:mod:`mixedfx.core._scatter_kernels`): about 1-2 ns per product on one core, nothing
 stored but ``Ar0`` itself (as CSC, the only copy when the workspace is built from summed blocks)
-and the block.  It is chosen by :func:`use_scatter` (numba importable, scalar terms, products
-beyond the plan's cap and filling the block).
+and the block.  Levels with so many entries that a dense SYRK of their column is cheaper than
+their products (above ``q_r^2 / (2 SCATTER_ENTRY_COST)`` products, the heavy users of
+MovieLens-like data) still go to the SYRK, as in ``HybridGram``.  It is chosen by
+:func:`use_scatter` (numba importable, scalar terms, products beyond the plan's cap and filling
+the block).
 """
 from __future__ import annotations
 
@@ -33,7 +36,10 @@ TILE = 256
 #: one kernel launch at a time: numba's default (workqueue) threading layer must not be entered
 #: from two threads at once (fits run in threads by a user's own code)
 _LAUNCH = threading.Lock()
-#: a level's products cost about this many multiply-adds of a dense copy (cache size: as HybridGram)
+#: one scattered product costs about as much as this many multiply-adds of the dense SYRK (~1 ns vs
+#: 25-35 ps): a level with more products than ``q_r^2 / (2 SCATTER_ENTRY_COST)`` goes to the SYRK
+SCATTER_ENTRY_COST = 35
+#: as HybridGram's: keep Gram products for reuse when one costs at least this many multiply-adds per entry
 SCATTER_CACHE_MIN_COST = 400
 
 
@@ -125,11 +131,14 @@ class ScatterGram(HybridGram):
             self.A = sp.csc_matrix((Ar0.data[self._perm], probe.indices, probe.indptr), shape=Ar0.shape)
             del probe
         k = np.diff(self.A.indptr).astype(np.int64)
-        self.plan_entries = int(np.sum(k * (k + 1) // 2))
-        self.dense_levels = np.zeros(0, np.int64)
-        self.sparse_levels = np.arange(self.l0)
-        self.T, self._chunks, self._buf, self._buf2, self._wcols = None, [], None, None, None
-        cost = self.plan_entries * 50.0 / max(q_r * q_r, 1)
+        pairs = k * (k + 1) // 2
+        dense = SCATTER_ENTRY_COST * pairs > q_r * q_r / 2.0        # the busiest levels: cheaper in the SYRK
+        self.dense_levels = np.flatnonzero(dense)
+        self.sparse_levels = np.flatnonzero(~dense)
+        self.plan_entries = int(pairs[~dense].sum())
+        self.T, self._wcols = None, None
+        self._build_dense()
+        cost = len(self.dense_levels) / 2.0 + SCATTER_ENTRY_COST * self.plan_entries / max(q_r * q_r, 1)
         self._cache_size = GRAM_CACHE if (cost >= SCATTER_CACHE_MIN_COST
                                           and GRAM_CACHE * q_r * q_r * 8 <= GRAM_CACHE_BYTES) else 0
         self._cache = []
@@ -139,7 +148,8 @@ class ScatterGram(HybridGram):
 
     def _tile_bounds(self) -> np.ndarray:
         if self._bounds is None:
-            self._bounds = self._kernels.tile_bounds(self.A.indptr, self.A.indices, self.q_r, TILE)
+            cols = self.sparse_levels.astype(np.int64)
+            self._bounds = self._kernels.tile_bounds(self.A.indptr, self.A.indices, cols, self.q_r, TILE)
         return self._bounds
 
     def refresh(self, Ar0, Arr=None) -> None:
@@ -159,26 +169,32 @@ class ScatterGram(HybridGram):
         import numba
         if not M.flags.f_contiguous:
             raise ValueError("ScatterGram.add_gram needs a Fortran-ordered block")
-        if overwrite:
-            M.fill(0.0)
         F = np.asarray(F, float).reshape(-1)
-        w = alpha * F * F
+        self._add_dense(M, F, alpha, overwrite)         # the busiest levels (and M's initialization)
+        if not len(self.sparse_levels):
+            return
+        f = F[self.sparse_levels]
+        w = alpha * f * f
         A = self.A
         with _LAUNCH:
             numba.set_num_threads(_threads())
             self._kernels.gram_lower(self._tile_bounds(), A.indices, A.data, w, M.T, TILE)
 
     def level_quadratic(self, N: np.ndarray) -> np.ndarray:
-        """``a_g' N a_g`` per level (l0, 1, 1) for a symmetric ``N`` given by its lower triangle."""
+        """``a_g' N a_g`` per level (l0, 1, 1) for a symmetric ``N`` given by its lower triangle
+        (zero for the levels that go to the SYRK: :meth:`cond_var_parts` handles those)."""
         import numba
         N = np.asfortranarray(N)
         A = self.A
-        nt = -(-self.q_r // TILE)
-        partial = np.zeros(((nt + 1) // 2, self.l0))
-        with _LAUNCH:
-            numba.set_num_threads(_threads())
-            self._kernels.level_quadratic(self._tile_bounds(), A.indices, A.data, N.T, partial)
-        return partial.sum(axis=0).reshape(self.l0, 1, 1)
+        out = np.zeros(self.l0)
+        if len(self.sparse_levels):
+            nt = -(-self.q_r // TILE)
+            partial = np.zeros(((nt + 1) // 2, len(self.sparse_levels)))
+            with _LAUNCH:
+                numba.set_num_threads(_threads())
+                self._kernels.level_quadratic(self._tile_bounds(), A.indices, A.data, N.T, partial)
+            out[self.sparse_levels] = partial.sum(axis=0)
+        return out.reshape(self.l0, 1, 1)
 
 
 class ScaledColumns:
