@@ -50,6 +50,12 @@ def _tile_of(t):
     return ti, t - acc
 
 
+@njit(cache=True, inline="always")
+def _runs(bounds, ti, tj, c):
+    """Listed column ``c``'s entries in tile column ``tj`` (``js:je``) and tile row ``ti`` (``b0:ie``)."""
+    return bounds[tj, c], bounds[tj + 1, c], bounds[ti, c], bounds[ti + 1, c]
+
+
 @njit(parallel=True, cache=True, boundscheck=False)
 def gram_lower(bounds, indices, data, w, Mt, tile):
     """``M[i, j] += sum_c w_c A[i, g_c] A[j, g_c]`` for ``i >= j`` (``Mt = M.T``) over the columns
@@ -60,11 +66,8 @@ def gram_lower(bounds, indices, data, w, Mt, tile):
     for t in prange(nt * (nt + 1) // 2):
         ti, tj = _tile_of(t)
         for g in range(q0):
-            js, je = bounds[tj, g], bounds[tj + 1, g]
-            if js == je:
-                continue
-            b0, ie = bounds[ti, g], bounds[ti + 1, g]
-            if b0 == ie:
+            js, je, b0, ie = _runs(bounds, ti, tj, g)
+            if js == je or b0 == ie:
                 continue
             wg = w[g]
             for a in range(js, je):
@@ -91,11 +94,8 @@ def level_quadratic(bounds, indices, data, Nt, partial):
             ti = r + side * (nt - 1 - 2 * r)
             for tj in range(ti + 1):
                 for g in range(q0):
-                    js, je = bounds[tj, g], bounds[tj + 1, g]
-                    if js == je:
-                        continue
-                    b0, ie = bounds[ti, g], bounds[ti + 1, g]
-                    if b0 == ie:
+                    js, je, b0, ie = _runs(bounds, ti, tj, g)
+                    if js == je or b0 == ie:
                         continue
                     acc = 0.0
                     for a in range(js, je):
