@@ -192,3 +192,10 @@ def test_python_m_mixedfx_explore(tmp_path):
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert _payload(out.read_text(encoding="utf-8"))["settings"]["seed"] == 5
+
+
+def test_a_result_without_rows_is_refused_clearly(m_int, tmp_path):
+    path = tmp_path / "m.mfx"
+    m_int.save(path)
+    with pytest.raises(ValueError, match="needs the fitted rows"):
+        mfx.load(path).explore()

@@ -122,7 +122,7 @@ class ScatterGram(HybridGram):
         if Ar0.format == "csc" and Ar0.has_canonical_format:
             self.A, self._perm = Ar0, None
         else:
-            Ar0 = sp.csr_matrix(Ar0)
+            Ar0 = sp.csr_matrix(Ar0, copy=True)       # sum_duplicates works in place: not on the caller's
             Ar0.sum_duplicates()
             probe = sp.csr_matrix((np.arange(1, Ar0.nnz + 1, dtype=float), Ar0.indices, Ar0.indptr),
                                   shape=Ar0.shape).tocsc()

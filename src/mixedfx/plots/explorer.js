@@ -306,7 +306,7 @@
       xv.push(ell[t][0]); yv.push(ell[t][1]);
     }
     for (j = 0; j < J; j++) {
-      if (cl[j].raw[0] !== null) { xv.push(cl[j].raw[0]); yv.push(cl[j].raw[1]); }
+      if (cl[j].raw[0] !== null && cl[j].raw[1] !== null) { xv.push(cl[j].raw[0]); yv.push(cl[j].raw[1]); }
       xv.push(cl[j].partial[0]); yv.push(cl[j].partial[1]);
     }
     var ex = extent(xv), ey = extent(yv);
@@ -322,7 +322,7 @@
     positions = [];
     for (j = 0; j < J; j++) {
       var c = cl[j], est = ui.method === "complete" ? cen : ui.method === "no" ? c.raw : c.partial;
-      var hasRaw = c.raw[0] !== null;
+      var hasRaw = c.raw[0] !== null && c.raw[1] !== null;
       if (ui.method !== "no" && hasRaw) marker("no", xs(c.raw[0]), ys(c.raw[1]), layer, { "fill-opacity": 0.35 });
       if (ui.arrows && ui.method !== "no" && hasRaw) arrow(xs(c.raw[0]), ys(c.raw[1]), xs(est[0]), ys(est[1]), layer);
       if (est[0] !== null) {

@@ -63,6 +63,10 @@ def fit_payload(result, group: str | None = None) -> dict:
         raise TypeError("explore() needs a fitted mixed model (mixedfx.lmer or glmer result), "
                         f"got {type(result).__name__}")
     d = fit.design
+    if getattr(d, "y", None) is None:       # a loaded result, or a fit on Dask data: no rows in memory
+        raise ValueError("explore() needs the fitted rows (group sizes and raw estimates come from them), and this "
+                         "result has none (loaded from a file, or fitted on Dask data); refit in memory with "
+                         "mfx.lmer/mfx.glmer on a pandas frame and call explore() on that result")
     k = _block_index(result, group)
     blk = d.blocks[k]
     label = blk.group_label
