@@ -11,6 +11,7 @@ import pytest
 
 from mixedfx.core import gram
 from mixedfx.core.blocksum import partition_blocks, sum_blocks
+from mixedfx.core import scatter_gram
 from mixedfx.core.gram import HybridGram
 from mixedfx.core.workspace import PLSWorkspace
 
@@ -31,8 +32,10 @@ def crossed():
     parts = [partition_blocks(X[s:s + N_ROWS // 3], y[s:s + N_ROWS // 3],
                               [(c[s:s + N_ROWS // 3], z[s:s + N_ROWS // 3], nl) for c, z, nl in blocks])
              for s in range(0, N_ROWS, N_ROWS // 3)]
-    lean = PLSWorkspace.from_blocks(sum_blocks(parts), N_ROWS, 2, (1, 1), (N_USERS, N_ITEMS))
-    return PLSWorkspace(X, y, blocks), lean
+    with pytest.MonkeyPatch.context() as mp:     # these tests are about HybridGram (without numba)
+        mp.setattr(scatter_gram, "scatter_available", lambda: False)
+        lean = PLSWorkspace.from_blocks(sum_blocks(parts), N_ROWS, 2, (1, 1), (N_USERS, N_ITEMS))
+        return PLSWorkspace(X, y, blocks), lean
 
 
 def _arrays(obj, depth=0):

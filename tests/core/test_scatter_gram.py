@@ -106,6 +106,7 @@ def test_scaled_columns_matches_dense():
 def test_use_scatter_rule(monkeypatch):
     A = _random_csc(50, 400, 0.5, 9)                        # ~400 x 300 products, block 1275 entries
     assert not sg.use_scatter(A, 1, True, "auto")           # below the plan's cap
+    assert sg.use_scatter(A, 1, True, "auto", min_pairs=1000)   # choose_update's second question
     monkeypatch.setattr(sg, "MAX_PLAN_ENTRIES", 1000)
     assert sg.use_scatter(A, 1, True, "auto") and sg.use_scatter(A.tocsr(), 1, True, "dense")
     assert not sg.use_scatter(A, 2, True, "auto")           # vector first term
@@ -138,10 +139,11 @@ def crossed():
 def test_fit_equals_hybrid_path(crossed, monkeypatch, weights, reml):
     """The same crossed model through the scatter path and the plan/SYRK path: same optimum."""
     formula = "y ~ x + (1 | u) + (1 | i)"
-    ref = mfx.lmer(formula, crossed, reml=reml, weights=weights)
-    assert type(ref.fit.fresh_workspace().internal.schur).__name__ == "HybridGram"
-    monkeypatch.setattr(sg, "MAX_PLAN_ENTRIES", 1000)
-    m = mfx.lmer(formula, crossed, reml=reml, weights=weights)
+    with monkeypatch.context() as mp:           # the reference: the path without numba
+        mp.setattr(sg, "scatter_available", lambda: False)
+        ref = mfx.lmer(formula, crossed, reml=reml, weights=weights)
+        assert type(ref.fit.fresh_workspace().internal.schur).__name__ == "HybridGram"
+    m = mfx.lmer(formula, crossed, reml=reml, weights=weights)     # ~2.8e5 products: scattered by default
     schur = m.fit.fresh_workspace().internal.schur
     assert isinstance(schur, sg.ScatterGram) and len(schur.sparse_levels) > 300     # most scattered
     assert abs(m.fit.objective - ref.fit.objective) <= 1e-12 * abs(ref.fit.objective)
@@ -183,5 +185,6 @@ def test_from_blocks_keeps_one_copy_of_ar0(crossed, monkeypatch):
         np.testing.assert_allclose(a, b, rtol=1e-10)
     # without the scatter path a CSC Ar0 is turned into the usual CSR
     monkeypatch.setattr(sg, "MAX_PLAN_ENTRIES", 10**12)
+    monkeypatch.setattr(sg, "SCATTER_MIN_PAIRS", 10**12)
     ws2 = PLSWorkspace.from_blocks(sums, sums.n, sums.p, [1, 1], [b.nlevels for b in design.blocks], sums.log_weights)
     assert ws2.Ar0.format == "csr" and type(ws2.schur).__name__ == "HybridGram"

@@ -105,12 +105,13 @@ def choose_update(Ar0, p0: int, Arr, rest: str, scalar: bool, sparse_min_q: int,
     and a pattern filling at most ``sparse_max_density`` of the lower triangle); ``schur`` is then
     a :class:`SchurPlan`.  Otherwise the block is dense: vector-valued later terms that fill it
     take one SYRK on a dense copy of Ar0 (:class:`DenseGram`, when the plan would cost more than
-    the product and the copy fits in 512 MB); scalar terms whose products are beyond the plan's cap
-    a :class:`~mixedfx.core.scatter_gram.ScatterGram` when numba is installed; everything else a
-    :class:`HybridGram`.  ``Ar0`` is CSR, or CSC (from summed blocks) when ``ScatterGram`` is chosen.
+    the product and the copy fits in 512 MB); with numba installed, scalar terms with a busy block
+    a :class:`~mixedfx.core.scatter_gram.ScatterGram` (chosen first, before the pattern is
+    examined, when the products are beyond the plan's cap); everything else a :class:`HybridGram`.
+    ``Ar0`` is CSR, or CSC (from summed blocks) when ``ScatterGram`` is chosen.
     """
-    from .scatter_gram import ScatterGram, use_scatter     # (it builds on HybridGram)
-    if use_scatter(Ar0, p0, scalar, rest):
+    from .scatter_gram import SCATTER_MIN_PAIRS, ScatterGram, use_scatter     # (it builds on HybridGram)
+    if use_scatter(Ar0, p0, scalar, rest):      # beyond the plan's cap: before the pattern is even looked at
         return ScatterGram(Ar0, p0, Arr), False
     q_r, q0 = Ar0.shape
     dense_gram = pair_count(Ar0, p0) * 80 > q_r ** 2 * q0 and q_r * q0 * 8 <= 512 * 2**20
@@ -121,6 +122,8 @@ def choose_update(Ar0, p0: int, Arr, rest: str, scalar: bool, sparse_min_q: int,
         return SchurPlan(Ar0, p0, Arr), True
     if dense_gram and not scalar:
         return DenseGram(Ar0, p0, Arr), False
+    if use_scatter(Ar0, p0, scalar, rest, warn=False, min_pairs=SCATTER_MIN_PAIRS):
+        return ScatterGram(Ar0, p0, Arr), False
     return HybridGram(Ar0, p0, Arr), False
 
 

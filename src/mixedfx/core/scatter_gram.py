@@ -29,8 +29,11 @@ import scipy.sparse as sp
 
 from .gram import GRAM_CACHE, GRAM_CACHE_BYTES, MAX_PLAN_ENTRIES, HybridGram
 
-__all__ = ["ScatterGram", "ScaledColumns", "use_scatter", "scatter_available", "TILE"]
+__all__ = ["ScatterGram", "ScaledColumns", "use_scatter", "scatter_available", "TILE", "SCATTER_MIN_PAIRS"]
 
+#: below this many products per evaluation (~0.2 ms of work) the plan is as fast and the
+#: kernel launch not worth it
+SCATTER_MIN_PAIRS = 250_000
 #: rows and columns of a tile of the block (2 x 256^2 doubles: the tile stays in L2)
 TILE = 256
 #: one kernel launch at a time: numba's default (workqueue) threading layer must not be entered
@@ -59,21 +62,24 @@ def _column_counts(Ar0) -> np.ndarray:
     return np.bincount(Ar0.indices, minlength=Ar0.shape[1]).astype(np.int64)
 
 
-def use_scatter(Ar0, p0: int, scalar: bool, rest: str, warn: bool = True) -> bool:
+def use_scatter(Ar0, p0: int, scalar: bool, rest: str, warn: bool = True, min_pairs: float | None = None) -> bool:
     """Whether the later-terms block should be updated by :class:`ScatterGram`.
 
     Yes when numba is available, both sides are scalar (``p0 = 1`` and scalar later terms), the
     block is dense (``rest`` is not ``"sparse"``), the products ``sum_g k_g (k_g + 1) / 2`` exceed
-    the sparse plan's cap (:data:`~mixedfx.core.gram.MAX_PLAN_ENTRIES`) and at least a quarter of
-    the block's lower triangle (a block that busy is dense).  Without numba a model beyond 1e9
-    products gets a RuntimeWarning saying how to install it (``warn=False``: no warning).
+    ``min_pairs`` (default the sparse plan's cap :data:`~mixedfx.core.gram.MAX_PLAN_ENTRIES`;
+    :func:`~mixedfx.core.gram.choose_update` asks again with :data:`SCATTER_MIN_PAIRS` once the
+    sparse path is ruled out) and at least a quarter of the block's lower triangle (a block that
+    busy is dense).  Without numba a model beyond 1e9 products gets a RuntimeWarning saying how to
+    install it (``warn=False``: no warning).
     """
     if p0 != 1 or not scalar or rest == "sparse" or Ar0 is None:
         return False
     q_r = Ar0.shape[0]
     k = _column_counts(Ar0)
     pairs = float(np.sum(k * (k + 1) / 2.0))
-    if not (pairs > MAX_PLAN_ENTRIES and pairs >= 0.25 * q_r * (q_r + 1) / 2.0):
+    limit = MAX_PLAN_ENTRIES if min_pairs is None else min_pairs
+    if not (pairs > limit and pairs >= 0.25 * q_r * (q_r + 1) / 2.0):
         return False
     if scatter_available():
         return True
@@ -84,13 +90,18 @@ def use_scatter(Ar0, p0: int, scalar: bool, rest: str, warn: bool = True) -> boo
     return False
 
 
+_CONTROLLER = []
+
+
 def _threads() -> int:
     """Threads for the kernels: the BLAS libraries' current limit (the fit's thread policy), at
-    most numba's pool."""
+    most numba's pool (the libraries are looked up once; their limits are read at each call)."""
     import numba
     try:
-        from threadpoolctl import threadpool_info
-        limits = [d["num_threads"] for d in threadpool_info() if d.get("user_api") == "blas"]
+        if not _CONTROLLER:
+            from threadpoolctl import ThreadpoolController
+            _CONTROLLER.append(ThreadpoolController().select(user_api="blas"))
+        limits = [lib.num_threads for lib in _CONTROLLER[0].lib_controllers]
     except Exception:  # pragma: no cover - threadpoolctl is a dependency; be safe anyway
         limits = []
     n = min(limits) if limits else 1
