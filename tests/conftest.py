@@ -79,6 +79,47 @@ def seed000_teams(seed: int = 18) -> pd.DataFrame:
     return pd.DataFrame({"csat": csat, "wait": wait, "team": team})
 
 
+def partition_case_data(name: str) -> pd.DataFrame:
+    """The data of the partitioned-fit test cases (tests/core/test_blocksum.py,
+    tests/models/test_fit_from_blocks.py): sleepstudy and Penicillin with random weights (some zero:
+    they count in n, not in sum log w), a nested 600 schools x 2 classes x 3 pupils design (the sparse
+    later-terms path), and a 2,500-row InstEval subset whose dept variance is not at the boundary."""
+    import numpy as np
+    rng = np.random.default_rng(1)
+    if name.startswith("sleep"):
+        df = mfx.datasets.load("sleepstudy")
+        w = rng.uniform(0.2, 3.0, len(df))
+        w[[3, 40, 41]] = 0.0
+        return df.assign(w=w)
+    if name.startswith("penicillin"):
+        df = mfx.datasets.load("penicillin")
+        w = rng.uniform(0.5, 2.0, len(df))
+        w[[0, 7]] = 0.0
+        return df.assign(w=w)
+    if name == "nested":
+        school, klass = np.repeat(np.arange(600), 6), np.repeat(np.arange(1200), 3)
+        x = rng.normal(size=len(school))
+        y = 1 + 0.5 * x + rng.normal(0, 0.7, 600)[school] + rng.normal(0, 0.5, 1200)[klass] + rng.normal(size=len(x))
+        return pd.DataFrame({"y": y, "x": x + 1e4, "school": [f"s{i}" for i in school],
+                             "klass": [f"c{i}" for i in klass]})
+    inst = mfx.datasets.load("insteval")
+    return inst.iloc[np.sort(np.random.default_rng(2).choice(len(inst), 2500, replace=False))].reset_index(drop=True)
+
+
+def rel_max(a, b) -> float:
+    """max |a - b| over max |b| (0 for empty arrays): a vector's difference relative to its largest entry."""
+    import numpy as np
+    a, b = np.atleast_1d(np.asarray(a, float)), np.atleast_1d(np.asarray(b, float))
+    return float(np.max(np.abs(a - b)) / np.max(np.abs(b))) if a.size else 0.0
+
+
+def dask_from_frames(frames):
+    """A dask DataFrame whose partitions are exactly ``frames`` (empty ones and missing columns included)."""
+    import dask
+    import dask.dataframe as dd
+    return dd.from_delayed([dask.delayed(f) for f in frames], meta=frames[0].iloc[:0], verify_meta=False)
+
+
 @pytest.fixture(scope="session")
 def dask_client():
     """One 2-process dask LocalCluster for the Dask tests (tests/cluster), started once per session."""

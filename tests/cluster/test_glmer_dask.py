@@ -18,19 +18,9 @@ import pytest
 
 pytest.importorskip("distributed")
 dd = pytest.importorskip("dask.dataframe")
-import dask  # noqa: E402
 
 import mixedfx as mfx  # noqa: E402
-
-
-def rel(a, b) -> float:
-    a, b = np.atleast_1d(np.asarray(a, float)), np.atleast_1d(np.asarray(b, float))
-    return float(np.max(np.abs(a - b)) / np.max(np.abs(b))) if a.size else 0.0
-
-
-def _from_frames(frames):
-    """A dask frame whose partitions are exactly ``frames`` (empty ones included)."""
-    return dd.from_delayed([dask.delayed(f) for f in frames], meta=frames[0].iloc[:0], verify_meta=False)
+from conftest import dask_from_frames as _from_frames, rel_max as rel  # noqa: E402
 
 
 def _split(df, k, seed=0):

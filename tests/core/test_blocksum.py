@@ -10,11 +10,11 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
-import pandas as pd
 import pytest
 import scipy.sparse as sp
 
 import mixedfx as mfx
+from conftest import partition_case_data, rel_max as rel
 from mixedfx.core.blocksum import BlockSums, partition_blocks, sum_blocks
 from mixedfx.core.crossprod import CrossProducts
 from mixedfx.core.moments import ColumnMoments, standardize_from_moments
@@ -24,12 +24,6 @@ from mixedfx.core.workspace import FAILED_OBJECTIVE, PLSWorkspace
 from mixedfx.models.layout import block_structures
 from mixedfx.models.lmm import make_workspace
 from mixedfx.models.optimizers import optimize_theta
-
-
-def rel(a, b) -> float:
-    """max |a - b| / max |b| (vectors), |a - b| / |b| (scalars)."""
-    a, b = np.atleast_1d(np.asarray(a, float)), np.atleast_1d(np.asarray(b, float))
-    return float(np.max(np.abs(a - b)) / np.max(np.abs(b))) if a.size else 0.0
 
 
 def splits(n: int, K: int, how: str, seed: int = 0) -> list[np.ndarray]:
@@ -75,35 +69,6 @@ def optimize(ws, x0):
     return opt
 
 
-def nested_data(rng):
-    """600 schools x 2 classes x 3 pupils: 1,200 classes (term 0) and a 600-level later term (sparse path)."""
-    school = np.repeat(np.arange(600), 6)
-    klass = np.repeat(np.arange(1200), 3)
-    x = rng.normal(size=len(school))
-    y = 1 + 0.5 * x + rng.normal(0, 0.7, 600)[school] + rng.normal(0, 0.5, 1200)[klass] + rng.normal(size=len(x))
-    return pd.DataFrame({"y": y, "x": x + 1e4, "school": [f"s{i}" for i in school],
-                         "klass": [f"c{i}" for i in klass]})
-
-
-def case_data(name):
-    rng = np.random.default_rng(1)
-    if name.startswith("sleep"):
-        df = mfx.datasets.load("sleepstudy")
-        w = rng.uniform(0.2, 3.0, len(df))
-        w[[3, 40, 41]] = 0.0          # zero weights count in n, not in sum log w
-        return df.assign(w=w)
-    if name.startswith("penicillin"):
-        df = mfx.datasets.load("penicillin")
-        w = rng.uniform(0.5, 2.0, len(df))
-        w[[0, 7]] = 0.0
-        return df.assign(w=w)
-    if name == "nested":
-        return nested_data(rng)
-    inst = mfx.datasets.load("insteval")      # a 2,500-row subset whose dept variance is not at the boundary
-    rows = np.random.default_rng(2).choice(len(inst), 2500, replace=False)
-    return inst.iloc[np.sort(rows)].reset_index(drop=True)
-
-
 CASES = {   # name: formula, lmer keywords, expected sparse later-terms path
     "sleep REML": ("Reaction ~ Days + (Days | Subject)", {}, False),
     "sleep ML": ("Reaction ~ Days + (Days | Subject)", {"reml": False}, False),
@@ -123,7 +88,7 @@ def test_fit_from_summed_blocks_equals_lmer(name, how, K):
     reml = kw.get("reml", True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        m = mfx.lmer(formula, case_data(name), **kw)
+        m = mfx.lmer(formula, partition_case_data(name), **kw)
     fit, design = m.fit, m.fit.design
     parts = splits(len(design.y), K, how)
     ws, sums, scaling = partitioned_workspace(design, parts, reml)

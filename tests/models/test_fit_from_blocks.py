@@ -11,43 +11,16 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
-import pandas as pd
 import pytest
 
 import mixedfx as mfx
+from conftest import partition_case_data, rel_max as rel
 from mixedfx.core.blocksum import partition_blocks, sum_blocks
 from mixedfx.core.moments import ColumnMoments, standardize_from_moments
 from mixedfx.core.start import (StartStats, moment_start, moment_start_from_stats, ols_coefficients, ols_rows,
                                 start_residuals)
 from mixedfx.models.layout import block_structures
 from mixedfx.models.lmm import LmmFit, fit_lmm_from_blocks, make_workspace
-
-
-def rel(a, b) -> float:
-    """max |a - b| / max |b| (vectors), |a - b| / |b| (scalars)."""
-    a, b = np.atleast_1d(np.asarray(a, float)), np.atleast_1d(np.asarray(b, float))
-    return float(np.max(np.abs(a - b)) / np.max(np.abs(b))) if a.size else 0.0
-
-
-def data(name):
-    rng = np.random.default_rng(1)
-    if name.startswith("sleep"):
-        df = mfx.datasets.load("sleepstudy")
-        w = rng.uniform(0.2, 3.0, len(df))
-        w[[3, 40, 41]] = 0.0
-        return df.assign(w=w)
-    if name.startswith("penicillin"):
-        df = mfx.datasets.load("penicillin")
-        w = rng.uniform(0.5, 2.0, len(df))
-        w[[0, 7]] = 0.0
-        return df.assign(w=w)
-    if name == "nested":       # 600 schools x 2 classes x 3 pupils: the sparse later-terms path
-        school, klass = np.repeat(np.arange(600), 6), np.repeat(np.arange(1200), 3)
-        x = rng.normal(size=len(school))
-        y = 1 + 0.5 * x + rng.normal(0, 0.7, 600)[school] + rng.normal(0, 0.5, 1200)[klass] + rng.normal(size=len(x))
-        return pd.DataFrame({"y": y, "x": x + 1e4, "school": school.astype(str), "klass": klass.astype(str)})
-    inst = mfx.datasets.load("insteval")
-    return inst.iloc[np.sort(np.random.default_rng(2).choice(len(inst), 2500, replace=False))].reset_index(drop=True)
 
 
 CASES = {
@@ -67,7 +40,7 @@ def lmer(name):
     formula, kw = CASES[name]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return mfx.lmer(formula, data(name), **kw)
+        return mfx.lmer(formula, partition_case_data(name), **kw)
 
 
 def splits(n, K):

@@ -10,14 +10,10 @@ import pandas as pd
 import pytest
 
 import mixedfx as mfx
+from conftest import rel_max as rel
 from mixedfx.design import DesignError, MissingDataWarning, RankDeficiencyWarning
 from mixedfx.models.partitioned import (aliased_columns, fit_lmm_partitions, partition_block_sums,
                                         partition_moments, partition_survey, spec_from_survey, survey_plan)
-
-
-def rel(a, b) -> float:
-    a, b = np.atleast_1d(np.asarray(a, float)), np.atleast_1d(np.asarray(b, float))
-    return float(np.max(np.abs(a - b)) / np.max(np.abs(b))) if a.size else 0.0
 
 
 def _sleep_na():

@@ -224,24 +224,7 @@ def drop_aliased_columns(X: np.ndarray, spec: TermMatrixSpec, what: str = "fixed
     p = X.shape[1]
     if p == 0:
         return X, spec
-    XtX = _standardized_gram(X)
-    kept: list[int] = []
-    L = np.zeros((p, p))
-    for j in range(p):
-        d = XtX[j, j]
-        if kept:
-            k = len(kept)      # L is lower triangular: a triangular solve (p = 1000: 0.3 s, not 11 s)
-            row = _solve_lower(L[:k, :k], XtX[kept, j])
-            resid = d - row @ row
-        else:
-            row = np.zeros(0)
-            resid = d
-        if d <= 0 or resid <= tol * d:
-            continue
-        k = len(kept)
-        L[k, :k] = row
-        L[k, k] = np.sqrt(resid)
-        kept.append(j)
+    kept = independent_columns(_standardized_gram(X), tol)
     if len(kept) == p:
         return X, spec
     dropped = [spec.names[j] for j in range(p) if j not in kept]
@@ -249,6 +232,27 @@ def drop_aliased_columns(X: np.ndarray, spec: TermMatrixSpec, what: str = "fixed
                   f"{', '.join(dropped)}", RankDeficiencyWarning, stacklevel=4)
     new = replace(spec, names=tuple(spec.names[j] for j in kept), keep=tuple(spec.keep[j] for j in kept))
     return X[:, kept], new
+
+
+def independent_columns(G: np.ndarray, tol: float = 1e-7) -> list[int]:
+    """The columns kept by lme4's aliasing rule, from their Gram matrix ``G`` (standardized to a unit
+    diagonal): a sequential Cholesky with the earliest columns preferred (like R's pivoting QR); a
+    column whose squared residual on the kept earlier ones is at most ``tol`` times its squared norm
+    is aliased.  Shared by the in-memory design and the partitioned one (merged moments)."""
+    p = G.shape[0]
+    kept: list[int] = []
+    L = np.zeros((p, p))
+    for j in range(p):
+        d = G[j, j]
+        k = len(kept)      # L is lower triangular: a triangular solve (p = 1000: 0.3 s, not 11 s)
+        row = _solve_lower(L[:k, :k], G[kept, j]) if k else np.zeros(0)
+        resid = d - row @ row
+        if d <= 0 or resid <= tol * d:
+            continue
+        L[k, :k] = row
+        L[k, k] = np.sqrt(resid)
+        kept.append(j)
+    return kept
 
 
 def _solve_lower(L: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -26,7 +26,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from scipy.linalg import solve_triangular
 
 from ..core.blocksum import (BlockSums, block_buckets, bucket_edges, merge_buckets, partition_blocks, sum_blocks,
                               sum_blocks_bucketed, sum_buckets)
@@ -37,6 +36,7 @@ from ..core.structures import make_structure
 from ..design import DesignError, MissingDataWarning, RankDeficiencyWarning
 from ..design.design import DesignSpec
 from ..design.learn import evaluate_partition
+from ..design.matrices import independent_columns
 from ..design.partitioned import (SurveyPlan, Survey, merge_surveys, missing_message, partition_survey,
                                   spec_from_survey, survey_plan)
 from .lmm import LmmOptimum, fit_lmm_from_blocks
@@ -138,19 +138,7 @@ def aliased_columns(x: ColumnMoments, names, tol: float = ALIAS_TOL) -> list[int
     p = x.k
     if p == 0 or x.n == 0:
         return []
-    G = _standardized_gram(x)
-    kept: list[int] = []
-    L = np.zeros((p, p))
-    for j in range(p):
-        d = G[j, j]
-        row = solve_triangular(L[:len(kept), :len(kept)], G[kept, j], lower=True) if kept else np.zeros(0)
-        resid = d - row @ row
-        if d <= 0 or resid <= tol * d:
-            continue
-        k = len(kept)
-        L[k, :k] = row
-        L[k, k] = np.sqrt(resid)
-        kept.append(j)
+    kept = independent_columns(_standardized_gram(x), tol)
     return [j for j in range(p) if j not in kept]
 
 
