@@ -27,7 +27,6 @@ The profiled deviances are (``n`` rows, ``p`` fixed effects, ``nu = n`` for ML a
 """
 from __future__ import annotations
 
-import math
 
 import numpy as np
 import scipy.sparse as sp
@@ -35,6 +34,7 @@ from scipy.linalg import solve_triangular
 from scipy.linalg.lapack import dpotrf, dtrtrs
 
 from .blocks import batched_cholesky, batched_lower_inverse
+from .criterion import FAILED_OBJECTIVE, profiled_criterion
 from .covariance import ThetaLayout
 from .crossprod import CrossProducts
 from .gram import DenseGram, HybridGram, choose_update
@@ -44,36 +44,13 @@ from .zmap import random_effects_matrix
 
 __all__ = ["PLSWorkspace", "FAILED_OBJECTIVE", "random_effects_matrix", "deviance_from_parts"]
 
-#: Value returned when a factorization fails inside the optimizer: large but finite,
-#: so that BOBYQA's quadratic model is not destroyed by an infinity.
-FAILED_OBJECTIVE = 1e15
 
 
 def deviance_from_parts(ws, sigma: float | None = None, reml: bool | None = None) -> float:
-    """The one deviance formula, from a factored workspace's parts (any object with ``n``, ``p``,
-    ``reml``, ``logdet_Z``, ``logdet_X``, ``pwrss`` and ``log_weights``).
-
-    With ``nu = n - p`` (REML) or ``n`` (ML)::
-
-        sigma given:   log|L_Z|^2 [+ log|R_X|^2] + nu log(2 pi sigma^2) + r^2 / sigma^2 - sum log w
-        sigma = None:  log|L_Z|^2 [+ log|R_X|^2] + nu (1 + log(2 pi r^2 / nu)) - sum log w
-
-    (the second is the first at its optimum ``sigma^2 = r^2 / nu``: the profiled criterion).
-    Returns :data:`FAILED_OBJECTIVE` where it is undefined.
-    """
-    reml = ws.reml if reml is None else reml
-    nu = ws.n - ws.p if reml else ws.n
-    r2 = ws.pwrss
-    if not r2 > 0 or (sigma is not None and not 0 < sigma < np.inf):
-        return FAILED_OBJECTIVE
-    if sigma is None:
-        val = ws.logdet_Z + nu * (1.0 + math.log(2.0 * math.pi * r2 / nu)) - ws.log_weights
-    else:
-        val = ws.logdet_Z + nu * np.log(2.0 * np.pi * sigma ** 2) + r2 / sigma ** 2 - ws.log_weights
-    if reml:
-        val += ws.logdet_X
-    val = float(val)
-    return val if math.isfinite(val) else FAILED_OBJECTIVE
+    """The one deviance formula (:func:`profiled_criterion`) from a factored workspace's parts (any
+    object with ``n``, ``p``, ``reml``, ``logdet_Z``, ``logdet_X``, ``pwrss`` and ``log_weights``)."""
+    return profiled_criterion(ws.logdet_Z, ws.logdet_X, ws.pwrss, ws.n, ws.p, ws.reml if reml is None else reml,
+                              ws.log_weights, sigma)
 
 
 def _chol(M: np.ndarray, clean: bool = True) -> np.ndarray | None:

@@ -17,6 +17,10 @@ Whichever runs, the result then passes :func:`mixedfx.core.optimize.finish`: com
 when one lowers the criterion the optimizer restarts there, so a fit is never reported as
 converged where a lower criterion is one step off the face.  Small problems (at most
 :data:`POLISH_MAX_THETA` parameters) end with Newton steps that pin theta to ~1e-10.
+
+With numba installed, small models' criterion values come from one compiled call
+(:func:`mixedfx.core.fused.compiled_criterion`); the gradient and the final factorization at the
+optimum always use the workspace.
 """
 from __future__ import annotations
 
@@ -24,6 +28,7 @@ from dataclasses import replace
 
 import numpy as np
 
+from ..core.fused import compiled_criterion
 from ..core.gradient import evaluation_cost, gradient_cost, gradient_supported, profiled_gradient
 from ..core.optimize import (DERIVATIVE_FREE, OptResult, derivative_free, lbfgs, newton_polish,
                              newton_polish_grad)
@@ -96,7 +101,8 @@ def optimize_theta(iws, x0, lower, step, optimizer: str = "auto", maxeval: int =
     ``step`` is the derivative-free methods' initial trust region (ignored by ``"lbfgs"``).
     """
     name = choose_optimizer(iws, optimizer)
-    fun = adaptive(iws.objective)
+    criterion = compiled_criterion(iws) or iws.objective      # small models: one compiled call (numba)
+    fun = adaptive(criterion)
     if name == "lbfgs":
         fg = adaptive(_value_and_gradient(iws))
         opt = lbfgs(fun, fg, x0, lower, rectify=iws.layout.rectify, maxeval=maxeval, flip=iws.layout.flip_column)
@@ -108,7 +114,7 @@ def optimize_theta(iws, x0, lower, step, optimizer: str = "auto", maxeval: int =
                 else opt
         if not opt.messages and 0 < len(opt.x) <= POLISH_MAX_THETA:
             x, count = newton_polish_grad(fg, opt.x, lower)
-            opt = _keep_if_lower(iws, opt, x, count)
+            opt = _keep_if_lower(criterion, opt, x, count)
         return opt
     opt = derivative_free(fun, x0, lower, name, maxeval=maxeval, step=step, flip=iws.layout.flip_column)
     if not opt.messages and 0 < len(opt.x) <= POLISH_MAX_THETA:
@@ -116,15 +122,15 @@ def optimize_theta(iws, x0, lower, step, optimizer: str = "auto", maxeval: int =
 
         def f(t):
             count[0] += 1
-            return iws.objective(t)
+            return criterion(t)
         x = newton_polish(f, opt.x, lower, iters=3)
-        opt = _keep_if_lower(iws, opt, x, count[0])
+        opt = _keep_if_lower(criterion, opt, x, count[0])
     return opt
 
 
-def _keep_if_lower(iws, opt: OptResult, x, count: int) -> OptResult:
-    """``opt`` moved to the polished ``x`` unless that raised the criterion beyond rounding."""
-    val = iws.objective(x)
+def _keep_if_lower(criterion, opt: OptResult, x, count: int) -> OptResult:
+    """``opt`` moved to the polished ``x`` unless that raised the ``criterion`` beyond rounding."""
+    val = criterion(x)
     if not val <= opt.fun + 1e-12 * abs(opt.fun):
         return replace(opt, nfev=opt.nfev + count + 1)
     return replace(opt, x=np.asarray(x, float), fun=float(val), nfev=opt.nfev + count + 1)

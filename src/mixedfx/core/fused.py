@@ -1,0 +1,111 @@
+"""A small LMM's criterion in one compiled call (issue 15: less overhead per evaluation).
+
+On models such as sleepstudy's ``(Days | Subject)`` an evaluation of
+:meth:`~mixedfx.core.workspace.PLSWorkspace.objective` does a few microseconds of arithmetic
+inside 30-70 us of Python and numpy call overhead (some 40 array operations on 18 levels), and
+BOBYQA with the Newton polish evaluates it 40-60 times.  :func:`compiled_criterion` returns the
+same criterion as one numba call (:mod:`mixedfx.core._small_kernels`) on dense copies of the
+workspace's blocks, made once per optimization: 1-3 us per evaluation.
+
+It is used by the optimizers only (:func:`mixedfx.models.optimizers.optimize_theta`); the fit's
+own workspace is then factored by the general path at the optimum, so everything read from it
+(estimates, conditional variances, gradients) comes from one code path.  The compiled loops are
+dense, ``O(q_r^2 q_0 + q_r^3)`` for ``q_r`` later-term columns, so they are used only up to
+:data:`FUSED_MAX_FLOPS` (a few hundred microseconds of loops), where the general path's Python
+overhead is the larger cost; bigger models keep BLAS and the sparse updates.  Without numba (the
+optional ``fast`` extra) :func:`compiled_criterion` returns None and the workspace's own
+``objective`` is used.  Both give the same criterion to rounding (~1e-15 relative).
+"""
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+
+from .structures import Unstructured
+from .criterion import FAILED_OBJECTIVE, profiled_criterion
+
+__all__ = ["compiled_criterion", "fused_flops", "FUSED_MAX_FLOPS"]
+
+#: largest model (flops of :func:`fused_flops`) for which the compiled criterion is used: at about
+#: 1 ns a flop that is 0.3 ms of loops, beyond the Python overhead it replaces (measured: 30-70 us)
+FUSED_MAX_FLOPS = 3e5
+
+#: switch for tests and comparisons (``mixedfx.core.fused.ENABLED = False``: the general path only)
+ENABLED = True
+
+_KERNEL = []
+
+
+def _kernel():
+    """The compiled kernel, or None without numba (looked up once)."""
+    if not _KERNEL:
+        fn = None
+        if importlib.util.find_spec("numba") is not None:
+            try:
+                from ._small_kernels import small_criterion as fn
+            except ImportError:          # numba present but unusable (e.g. a numpy it does not support)
+                fn = None
+        _KERNEL.append(fn)
+    return _KERNEL[0]
+
+
+def fused_flops(ws) -> float:
+    """Multiply-adds of one compiled evaluation of the PLS workspace ``ws``."""
+    p0, l0, q0, qr, p1 = ws.sizes[0], ws.nlevels[0], ws.q0, ws.qr, ws.p + 1
+    flops = l0 * (p0 ** 3 + p0 * p0 * (p1 + qr)) + p1 * p1 * q0
+    if ws.has_rest:
+        pr = max(ws.sizes[1:])
+        flops += qr * qr * (q0 / 2.0 + 2 * pr) + qr ** 3 / 6.0 + qr * p1 * (q0 + qr + pr)
+    return float(flops)
+
+
+def compiled_criterion(ws):
+    """``theta -> criterion`` of the PLS workspace ``ws`` as one compiled call, or None.
+
+    None when numba is not installed, when :data:`ENABLED` is off, when the later terms use the
+    sparse path, or when the model is beyond :data:`FUSED_MAX_FLOPS`.  The function reads the
+    workspace's blocks as they are now (copied densely once): build it for one optimization, as
+    the blocks of an LMM do not change during one.  It returns :data:`FAILED_OBJECTIVE` where the
+    workspace's ``objective`` does (a block not positive definite).
+    """
+    if not ENABLED or getattr(ws, "rest_sparse", True) or fused_flops(ws) > FUSED_MAX_FLOPS:
+        return None
+    kernel = _kernel()
+    if kernel is None:
+        return None
+    sizes = np.asarray(ws.sizes, np.int64)
+    nlev = np.asarray(ws.nlevels, np.int64)
+    lam_off = np.concatenate([[0], np.cumsum(sizes * sizes)[:-1]]).astype(np.int64)
+    p1, q0, qr = ws.p + 1, ws.q0, ws.qr
+    A00 = np.ascontiguousarray(ws.A00, float)
+    AF0 = np.ascontiguousarray(ws.AF0, float)
+    AFF = np.ascontiguousarray(ws.AFF, float)
+    if ws.has_rest:
+        Ar0 = np.ascontiguousarray(ws.Ar0.toarray(), float)
+        Arr = np.ascontiguousarray(ws._Arr_sparse.toarray(), float)
+        AFr = np.ascontiguousarray(np.asarray(ws.AFr), float)
+    else:
+        Ar0, Arr, AFr = np.zeros((0, q0)), np.zeros((0, 0)), np.zeros((p1, 0))
+    bufs = (np.empty((p1, q0)), np.empty((qr, q0)), np.empty((qr, qr)), np.empty((qr, p1)), np.empty((p1, p1)))
+    layout = ws.layout
+    lam = np.zeros(int(np.sum(sizes * sizes)))
+    if all(isinstance(st, Unstructured) for st in layout.structures):
+        # theta -> packed factors by one scatter: term k's (rows, cols) at lam_off[k] + rows p_k + cols
+        where = np.concatenate([off + st.rows * st.p + st.cols for off, st in zip(lam_off, layout.structures)])
+
+        def pack(theta):
+            lam[where] = theta
+            return lam
+    else:
+        def pack(theta):
+            return np.concatenate([f.ravel() for f in layout.lambdas(theta)])
+    n, p, reml, log_weights = ws.n, ws.p, ws.reml, ws.log_weights
+
+    def criterion(theta) -> float:
+        ok, logdet_z, logdet_x, pwrss = kernel(pack(np.asarray(theta, float)), lam_off, sizes, nlev, A00, AF0, AFF,
+                                               Ar0, Arr, AFr, *bufs)
+        if not ok:
+            return FAILED_OBJECTIVE
+        return profiled_criterion(logdet_z, logdet_x, pwrss, n, p, reml, log_weights)
+    return criterion
