@@ -81,6 +81,16 @@ def test_bootstrap_n_jobs_gives_the_same_replicates(sleep_fit):
     assert ci.loc["Days", "lower"] == pytest.approx(serial["Days"].quantile(0.025))
 
 
+def test_bootstrap_refits_agree_with_and_without_the_compiled_criterion(sleep_fit, monkeypatch):
+    pytest.importorskip("numba")
+    from mixedfx.core import fused
+    compiled = sleep_fit.bootstrap(nsim=30, seed=3)
+    monkeypatch.setattr(fused, "ENABLED", False)
+    general = sleep_fit.bootstrap(nsim=30, seed=3)
+    # the same optimum of each replicate: BOBYQA stops within ~1e-7 relative of it on either route
+    pd.testing.assert_frame_equal(compiled, general, check_exact=False, rtol=2e-6, atol=1e-6)
+
+
 def test_bootstrap_with_a_residual_model_keeps_the_offset_once():
     """Regression: with correlation= the bootstrap responses carried the offset twice."""
     ss = mfx.datasets.load("sleepstudy").assign(off=100.0)

@@ -15,6 +15,7 @@ import time
 import numpy as np
 import pandas as pd
 
+from ..core.fused import compiled_criterion
 from ..core.optimize import bobyqa
 from ..models import make_workspace
 from .parallel import STATE, check_count, replicate_map
@@ -34,7 +35,8 @@ def _refit_one(s: int) -> pd.Series:
         ws = STATE["ws"] = make_workspace(d, reml, scaling=STATE["scaling"])
     # refits run on the standardized problem; parameters are reported in user units
     ws.internal.reweight(ws.weights, Y[:, s])
-    opt = bobyqa(ws.internal.objective, theta, ws.layout.lower_bounds(), step=0.05)
+    criterion = compiled_criterion(ws.internal) or ws.internal.objective     # small models with numba: compiled
+    opt = bobyqa(criterion, theta, ws.layout.lower_bounds(), step=0.05)
     ws.update_internal(opt.x)
     return parameter_vector(d.blocks, ws.layout, ws.theta, np.sqrt(ws.sigma2), ws.beta(), d.xnames)
 
