@@ -28,6 +28,7 @@ import tracemalloc
 import warnings
 
 import mixedfx as mfx
+from mixedfx.core import fused
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _mixedlm import have_mixedlm, time_mixedlm  # noqa: E402
@@ -60,23 +61,43 @@ def have_r() -> bool:
     return r.returncode == 0
 
 
+def _times(formula, df, reml, reps):
+    m = mfx.lmer(formula, df, reml=reml)        # warm-up (imports, caches)
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        m = mfx.lmer(formula, df, reml=reml)
+        times.append(time.perf_counter() - t0)
+    return m, times
+
+
 def time_mixedfx(model_id: str, reps: int) -> dict:
+    """Whole ``lmer`` calls; with numba installed also with the compiled small-model criterion
+    switched off (``median_general``: what a user without the ``fast`` extra gets)."""
     name, formula, reml = MODELS[model_id]
     df = mfx.datasets.load(name)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        m = mfx.lmer(formula, df, reml=reml)        # warm-up (imports, caches)
-        times = []
-        for _ in range(reps):
-            t0 = time.perf_counter()
-            m = mfx.lmer(formula, df, reml=reml)
-            times.append(time.perf_counter() - t0)
+        m, times = _times(formula, df, reml, reps)
+        general = None
+        if fused._kernel() is not None and fused.compiled_criterion(_internal(m)) is not None:
+            fused.ENABLED = False
+            try:
+                general = statistics.median(_times(formula, df, reml, reps)[1])
+            finally:
+                fused.ENABLED = True
         tracemalloc.start()
         mfx.lmer(formula, df, reml=reml)
         peak = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
     return {"median": statistics.median(times), "min": min(times), "max": max(times), "reps": reps,
-            "objective": m.objective, "evaluations": m.fit.opt.nfev, "peak_mb": peak / 2**20}
+            "objective": m.objective, "evaluations": m.fit.opt.nfev, "peak_mb": peak / 2**20,
+            "compiled_criterion": general is not None, "median_general": general}
+
+
+def _internal(m):
+    """The internal PLS workspace of a fitted LMM (for asking whether the compiled criterion applies)."""
+    return m.fit.fresh_workspace().internal
 
 
 def time_lme4(model_ids: list[str], reps: dict) -> dict:
@@ -119,9 +140,9 @@ def main(argv=None) -> int:
     live = not args.no_r and have_r()
     theirs = time_lme4(args.models, reps) if live else {}
     rows = []
-    print("| model | mixedfx median (min) s | evals | peak MB | lme4 median s | speed-up (median) | objective diff "
-          "| mixedlm s | mixedlm / mixedfx |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("| model | mixedfx median (min) s | without numba s | evals | peak MB | lme4 median s | speed-up (median) "
+          "| objective diff | mixedlm s | mixedlm / mixedfx |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for m in args.models:
         o = ours[m]
         t = theirs.get(m)
@@ -137,12 +158,14 @@ def main(argv=None) -> int:
         ml = mlm.get(m) or {}
         ml_txt = f"{ml['median']:.4f} | {ml['median'] / o['median']:.1f}x" if "median" in ml else \
             (f"error | {ml['error'][:40]}" if ml else "n/a | n/a")
-        print(f"| {m} | {o['median']:.4f} ({o['min']:.4f}) | {o['evaluations']} | {o['peak_mb']:.1f} | {lme4_txt} "
-              f"| {ratio} | {diff} | {ml_txt} |")
+        gen = f"{o['median_general']:.4f}" if o.get("median_general") else ""
+        print(f"| {m} | {o['median']:.4f} ({o['min']:.4f}) | {gen} | {o['evaluations']} | {o['peak_mb']:.1f} "
+              f"| {lme4_txt} | {ratio} | {diff} | {ml_txt} |")
         rows.append({"model": m, "mixedfx": o, "lme4": t, "lme4_stored": stored.get(m), "mixedlm": mlm.get(m)})
     os.makedirs(os.path.dirname(args.json), exist_ok=True)
     with open(args.json, "w") as f:
-        json.dump({"machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
+        json.dump({"machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0],
+                               "numba": fused._kernel() is not None, "loadavg": os.getloadavg()},
                    "lme4_live": live, "mixedlm_live": run_ml, "rows": rows}, f, indent=1)
     if live:
         with open(stored_path, "w") as f:

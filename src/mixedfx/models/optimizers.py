@@ -16,7 +16,8 @@ Whichever runs, the result then passes :func:`mixedfx.core.optimize.finish`: com
 1e-6 of zero go onto the boundary, and each boundary face is probed with finite inward steps;
 when one lowers the criterion the optimizer restarts there, so a fit is never reported as
 converged where a lower criterion is one step off the face.  Small problems (at most
-:data:`POLISH_MAX_THETA` parameters) end with Newton steps that pin theta to ~1e-10.
+:data:`POLISH_MAX_THETA` parameters, evaluations of at most :data:`POLISH_MAX_COST`) end with
+Newton steps that pin theta to ~1e-10.
 
 With numba installed, small models' criterion values come from one compiled call
 (:func:`mixedfx.core.fused.compiled_criterion`); the gradient and the final factorization at the
@@ -35,8 +36,8 @@ from ..core.optimize import (DERIVATIVE_FREE, OptResult, derivative_free, lbfgs,
 from ..core.workspace import FAILED_OBJECTIVE
 from .threads import adaptive
 
-__all__ = ["OPTIMIZERS", "choose_optimizer", "optimize_theta", "POLISH_MAX_THETA", "GRADIENT_MIN_THETA",
-           "expected_evaluations"]
+__all__ = ["OPTIMIZERS", "choose_optimizer", "optimize_theta", "POLISH_MAX_THETA", "POLISH_MAX_COST", "polishes",
+           "GRADIENT_MIN_THETA", "expected_evaluations"]
 
 #: optimizer names accepted by ``optimizer=``
 OPTIMIZERS = ("auto", "lbfgs", *DERIVATIVE_FREE)
@@ -44,16 +45,30 @@ OPTIMIZERS = ("auto", "lbfgs", *DERIVATIVE_FREE)
 #: largest number of theta parameters for which the optimum is refined by Newton steps
 POLISH_MAX_THETA = 8
 
+#: ... and whose criterion evaluation costs at most this many flop equivalents
+#: (:func:`~mixedfx.core.gradient.evaluation_cost`; about 1 ms).  On larger models BOBYQA's own
+#: tolerances already leave a scaled gradient near 1e-7 (InstEval: 6.9e-8 after 43 evaluations) and
+#: the polish's ~2 k^2 evaluations would add a third to the fit (InstEval 0.34 s, MovieLens-shaped 3.5 s)
+POLISH_MAX_COST = 5e7
+
 #: "auto" uses the gradient from this many theta parameters on (measured: below it BOBYQA
 #: needs few evaluations and a gradient costs about as much as it saves)
 GRADIENT_MIN_THETA = 4
 
 
-def expected_evaluations(k: int) -> tuple[float, float]:
-    """Rough evaluation counts of BOBYQA (with the Newton polish for ``k <= 8``) and of L-BFGS
-    for ``k`` theta parameters, from the fits in benchmarks/ (BOBYQA ~25 k, L-BFGS ~30 + 1.5 k
+def polishes(iws) -> bool:
+    """Whether the optimum of the internal workspace ``iws`` is refined by Newton steps: at most
+    :data:`POLISH_MAX_THETA` parameters and an evaluation of at most :data:`POLISH_MAX_COST` (the
+    sparse path's factor is cheaper than that estimate, which counts a dense one: always polished)."""
+    cheap = iws.rest_sparse or evaluation_cost(iws) <= POLISH_MAX_COST
+    return 0 < iws.layout.n_theta <= POLISH_MAX_THETA and cheap
+
+
+def expected_evaluations(k: int, polish: bool = True) -> tuple[float, float]:
+    """Rough evaluation counts of BOBYQA (with the Newton polish when ``polish`` and ``k <= 8``) and
+    of L-BFGS for ``k`` theta parameters, from the fits in benchmarks/ (BOBYQA ~25 k, L-BFGS ~30 + 1.5 k
     criterion-and-gradient evaluations)."""
-    polish = 2.0 * k * k if k <= POLISH_MAX_THETA else 0.0
+    polish = 2.0 * k * k if polish and k <= POLISH_MAX_THETA else 0.0
     return 25.0 * k + polish, 30.0 + 1.5 * k
 
 
@@ -79,7 +94,7 @@ def choose_optimizer(iws, optimizer: str = "auto") -> str:
     correlated = any(getattr(st, "n_cor", 0) for st in iws.layout.structures)
     if k < GRADIENT_MIN_THETA and not correlated:
         return "bobyqa"
-    n_bobyqa, n_lbfgs = expected_evaluations(k)
+    n_bobyqa, n_lbfgs = expected_evaluations(k, polishes(iws))
     if correlated:      # correlation structures: BOBYQA needs about twice its usual evaluations (measured)
         n_bobyqa *= 2.0
     e, g = evaluation_cost(iws), gradient_cost(iws)
@@ -101,6 +116,7 @@ def optimize_theta(iws, x0, lower, step, optimizer: str = "auto", maxeval: int =
     ``step`` is the derivative-free methods' initial trust region (ignored by ``"lbfgs"``).
     """
     name = choose_optimizer(iws, optimizer)
+    polish = polishes(iws)
     criterion = compiled_criterion(iws) or iws.objective      # small models: one compiled call (numba)
     fun = adaptive(criterion)
     if name == "lbfgs":
@@ -112,12 +128,12 @@ def optimize_theta(iws, x0, lower, step, optimizer: str = "auto", maxeval: int =
             opt = replace(more, nfev=opt.nfev + more.nfev, optimizer="lbfgs+bobyqa") if more.fun <= opt.fun \
                 else replace(opt, status="success", messages=(), nfev=opt.nfev + more.nfev) if not more.messages \
                 else opt
-        if not opt.messages and 0 < len(opt.x) <= POLISH_MAX_THETA:
+        if not opt.messages and polish:
             x, count = newton_polish_grad(fg, opt.x, lower)
             opt = _keep_if_lower(criterion, opt, x, count)
         return opt
     opt = derivative_free(fun, x0, lower, name, maxeval=maxeval, step=step, flip=iws.layout.flip_column)
-    if not opt.messages and 0 < len(opt.x) <= POLISH_MAX_THETA:
+    if not opt.messages and polish:
         count = [0]
 
         def f(t):
