@@ -199,3 +199,28 @@ def test_plan_built_in_many_row_blocks(p0, monkeypatch):
     M2[:] = 0.0
     many.add_gram(M2, F)
     np.testing.assert_allclose(np.tril(M2), np.tril(explicit(A2, F, p0)), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("levels_per_row", [1, 3, 40])
+def test_pattern_density_counts_the_lower_triangle_and_stops_early_when_dense(levels_per_row):
+    from mixedfx.core.schur import pattern_density
+    rng = np.random.default_rng(levels_per_row)
+    q_r, l0 = 300, 3000
+    cols, rows_list = [], []
+    for g in range(l0):        # level g meets 1..levels_per_row of the later-term columns
+        k = int(rng.integers(1, levels_per_row + 1))
+        r = rng.choice(q_r, size=k, replace=False)
+        rows_list.append(r)
+        cols.append(np.full(k, g))
+    A = sp.csr_matrix((rng.normal(size=sum(map(len, rows_list))),
+                       (np.concatenate(rows_list), np.concatenate(cols))), shape=(q_r, l0))
+    Arr = sp.diags(rng.uniform(1, 2, q_r)).tocsr()
+    touched = (abs(A) @ abs(A).T + Arr + sp.identity(q_r)).toarray() != 0     # the brute-force pattern
+    exact = np.count_nonzero(np.tril(touched)) / (q_r * (q_r + 1) / 2)
+    assert pattern_density(A, 1, Arr) == pytest.approx(exact, rel=1e-12)
+    early = pattern_density(A, 1, Arr, max_density=0.02)
+    assert (early > 0.02) == (exact > 0.02)
+    if exact <= 0.02:
+        assert early == pytest.approx(exact, rel=1e-12)
+    else:
+        assert 0.02 < early <= exact

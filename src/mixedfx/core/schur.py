@@ -39,7 +39,8 @@ def pattern_density(Ar0: sp.spmatrix, p0: int, Arr=None, max_density: float = 1.
     the diagonal touch (what the sparse path would factor), without building a plan.
 
     Returns early with a value above ``max_density`` when one level alone fills more than that
-    (its products are distinct entries), so busy crossed designs cost only a column count.
+    (its products are distinct entries), so busy crossed designs cost only a column count, or when
+    the entries of the levels seen so far do (then the value is the share seen so far).
     """
     A = sp.csc_matrix(Ar0)
     A.sum_duplicates()
@@ -57,14 +58,19 @@ def pattern_density(Ar0: sp.spmatrix, p0: int, Arr=None, max_density: float = 1.
         Arr = sp.coo_matrix(Arr)
         low = Arr.row >= Arr.col
         lin.append(Arr.row[low].astype(np.int64) * q_r + Arr.col[low])
-    chunks = (SchurPlan._lin(ck, q_r) for ck in SchurPlan._pair_chunks(A, nnz, p0, q0 // p0))
     if q_r * q_r <= 20_000_000:
+        # in chunks of 250,000 pairs, stopping once the entries seen exceed max_density (a busy crossing
+        # shows it within its first levels: InstEval's 1,142-column block after 1 of ~4 chunks)
         mask = np.zeros(q_r * q_r, bool)
         for part in lin:
             mask[part] = True
-        for part in chunks:
-            mask[part] = True
+        for ck in SchurPlan._pair_chunks(A, nnz, p0, q0 // p0, max_pairs=250_000):
+            mask[SchurPlan._lin(ck, q_r)] = True
+            seen = np.count_nonzero(mask) / tri
+            if seen > max_density:
+                return float(seen)
         return float(np.count_nonzero(mask) / tri)
+    chunks = (SchurPlan._lin(ck, q_r) for ck in SchurPlan._pair_chunks(A, nnz, p0, q0 // p0))
     return float(len(np.unique(np.concatenate([np.unique(c) for c in chunks] + lin))) / tri)
 
 
