@@ -46,9 +46,14 @@ def test_compiled_criterion_without_fixed_effects_and_with_structures():
     crit = fused.compiled_criterion(ws)
     theta = rng.normal(size=ws.layout.n_theta)
     assert crit(theta) == pytest.approx(dense_oracle(X[:, :0], y, blocks, None, theta, True)["dev"], rel=1e-12)
+    X2, y2, blocks2, w2 = random_problem(rng, 150, [(12, 1), (5, 3)], weights=True)
     for name in ("cs", "ar1", "diag", "toep"):      # structured terms: factors packed from layout.lambdas
         st = make_structure(name, 3)
-        ws = PLSWorkspace(X, y, blocks, structures=(st, make_structure("us", 1)))
+        ws = PLSWorkspace(X, y, blocks, structures=(st, make_structure("us", 1)))        # term 0 structured
+        crit = fused.compiled_criterion(ws)
+        theta = np.abs(rng.normal(size=ws.layout.n_theta)) * 0.5 + 0.1
+        assert crit(theta) == pytest.approx(ws.objective(theta), rel=1e-12), name
+        ws = PLSWorkspace(X2, y2, blocks2, weights=w2, structures=(make_structure("us", 1), st))   # a later term
         crit = fused.compiled_criterion(ws)
         theta = np.abs(rng.normal(size=ws.layout.n_theta)) * 0.5 + 0.1
         assert crit(theta) == pytest.approx(ws.objective(theta), rel=1e-12), name
@@ -100,3 +105,17 @@ def test_fits_agree_with_and_without_the_compiled_criterion(ds, formula, reml, m
     np.testing.assert_allclose(fast.theta, general.theta, rtol=1e-7, atol=1e-8)
     np.testing.assert_allclose(fast.fixef, general.fixef, rtol=1e-9)
     np.testing.assert_allclose(fast.vcov(), general.vcov(), rtol=1e-7)
+
+
+def test_the_environment_can_switch_the_compiled_criterion_off():
+    import subprocess
+    import sys
+    code = ("import sys, mixedfx as mfx; from mixedfx.core import fused; "
+            "m = mfx.lmer('Reaction ~ Days + (Days | Subject)', mfx.datasets.load('sleepstudy')); "
+            "print(fused.ENABLED, 'numba' in sys.modules, round(m.objective, 6))")
+    env = {**__import__("os").environ, "MIXEDFX_COMPILED_CRITERION": "0"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    enabled, loaded, objective = out.split()
+    assert enabled == "False" and loaded == "False"        # a small fit never loads numba then
+    from conftest import load_reference
+    assert float(objective) == pytest.approx(load_reference("sleep_slopes_reml")["objective"], rel=1e-9)

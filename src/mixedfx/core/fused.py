@@ -15,10 +15,15 @@ dense, ``O(q_r^2 q_0 + q_r^3)`` for ``q_r`` later-term columns, so they are used
 overhead is the larger cost; bigger models keep BLAS and the sparse updates.  Without numba (the
 optional ``fast`` extra) :func:`compiled_criterion` returns None and the workspace's own
 ``objective`` is used.  Both give the same criterion to rounding (~1e-15 relative).
+
+Loading numba costs the process about 100 MB of memory and 0.15-0.3 s, once, at the first small
+fit (the kernel itself is compiled at the first use after installation and cached on disk).  The
+environment variable ``MIXEDFX_COMPILED_CRITERION=0`` keeps small fits on the general path.
 """
 from __future__ import annotations
 
 import importlib.util
+import os
 
 import numpy as np
 
@@ -31,8 +36,9 @@ __all__ = ["compiled_criterion", "fused_flops", "FUSED_MAX_FLOPS"]
 #: 1 ns a flop that is 0.3 ms of loops, beyond the Python overhead it replaces (measured: 30-70 us)
 FUSED_MAX_FLOPS = 3e5
 
-#: switch for tests and comparisons (``mixedfx.core.fused.ENABLED = False``: the general path only)
-ENABLED = True
+#: on unless the environment sets ``MIXEDFX_COMPILED_CRITERION=0`` (loading numba adds ~100 MB to the
+#: process and ~0.2 s to the first fit that uses it); tests and comparisons set it directly
+ENABLED = os.environ.get("MIXEDFX_COMPILED_CRITERION", "1") != "0"
 
 _KERNEL = []
 
