@@ -188,3 +188,26 @@ def test_from_blocks_keeps_one_copy_of_ar0(crossed, monkeypatch):
     monkeypatch.setattr(sg, "SCATTER_MIN_PAIRS", 10**12)
     ws2 = PLSWorkspace.from_blocks(sums, sums.n, sums.p, [1, 1], [b.nlevels for b in design.blocks], sums.log_weights)
     assert ws2.Ar0.format == "csr" and type(ws2.schur).__name__ == "HybridGram"
+
+
+@pytest.mark.parametrize("q_r,q0,density", [(600, 80, 0.2), (700, 120, None), (300, 40, 0.05)])
+def test_assemble_scaled_with_several_later_terms_equals_dense(q_r, q0, density):
+    """Non-uniform lambda (two later terms): folded into the kernels' values, against the dense formula."""
+    A = _random_csc(q_r, q0, density, 5) if density is not None else _mixed_csc(q_r, q0, 5)
+    rng = np.random.default_rng(6)
+    R = sp.random(q_r, q_r, density=0.02, random_state=7)
+    Arr = (R + R.T + sp.diags(rng.uniform(1, 2, q_r))).tocsr()
+    F = rng.uniform(0.2, 2.0, q0)
+    lam = np.where(np.arange(q_r) < q_r // 3, 0.7, 1.9)
+    G = sg.ScatterGram(A, 1, Arr)
+    assert not G._cache_size and A.nnz <= q_r * q_r           # the folded route
+    M = np.asfortranarray(rng.normal(size=(q_r, q_r)))
+    G.assemble_scaled(M, F, lam)
+    Ad = A.toarray()
+    dense = lam[:, None] * (Arr.toarray() - (Ad * F ** 2) @ Ad.T) * lam[None, :] + np.eye(q_r)
+    low = np.tril_indices(q_r)
+    np.testing.assert_allclose(M[low], dense[low], rtol=1e-12, atol=1e-11)
+    M2 = np.asfortranarray(np.zeros((q_r, q_r)))
+    HybridGram = sg.HybridGram
+    HybridGram.assemble_scaled(G, M2, F, lam)                 # the two-pass route of the base class
+    np.testing.assert_allclose(M[low], M2[low], rtol=1e-12, atol=1e-12)

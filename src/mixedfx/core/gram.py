@@ -379,13 +379,14 @@ class HybridGram:
             else:  # pragma: no cover
                 flat += self.T @ w
 
-    def _add_dense(self, M: np.ndarray, F: np.ndarray, alpha: float, overwrite: bool) -> None:
-        """The dense levels' part of :meth:`add_gram` (with ``overwrite`` it also initializes ``M``)."""
+    def _add_dense(self, M: np.ndarray, F: np.ndarray, alpha: float, overwrite: bool, data=None) -> None:
+        """The dense levels' part of :meth:`add_gram` (with ``overwrite`` it also initializes ``M``);
+        ``data``: values to use in place of ``A.data`` (same pattern), e.g. rows already scaled."""
         q_r = self.q_r
         if overwrite and not self._chunks:
             M.fill(0.0)
         beta = 0.0 if overwrite else 1.0
-        data = self.A.data
+        data = self.A.data if data is None else data
         for levels, src, pos, lev in self._chunks:
             m = len(levels) * self.p0
             buf = self._buf[:, :m]

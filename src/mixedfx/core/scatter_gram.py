@@ -174,22 +174,40 @@ class ScatterGram(HybridGram):
         if Arr is not None and len(self._arr_src):
             self.arr_vals[:] = sp.csr_matrix(Arr).data[self._arr_src]
 
-    def add_gram(self, M: np.ndarray, F: np.ndarray, alpha: float = 1.0, overwrite: bool = False) -> None:
+    def add_gram(self, M: np.ndarray, F: np.ndarray, alpha: float = 1.0, overwrite: bool = False,
+                 data: np.ndarray | None = None) -> None:
         """``M[lower] += alpha G`` (``= alpha G`` with ``overwrite``) for a Fortran-ordered ``M``;
-        ``F`` is (l0,): level g adds ``alpha F_g^2 a_g a_g'``."""
+        ``F`` is (l0,): level g adds ``alpha F_g^2 a_g a_g'``.  ``data``: values to use in place of
+        ``Ar0``'s (same pattern; :meth:`assemble_scaled` passes rows scaled by ``lambda``)."""
         import numba
         if not M.flags.f_contiguous:
             raise ValueError("ScatterGram.add_gram needs a Fortran-ordered block")
         F = np.asarray(F, float).reshape(-1)
-        self._add_dense(M, F, alpha, overwrite)         # the busiest levels (and M's initialization)
+        A = self.A
+        data = A.data if data is None else data
+        self._add_dense(M, F, alpha, overwrite, data)   # the busiest levels (and M's initialization)
         if not len(self.sparse_levels):
             return
         f = F[self.sparse_levels]
         w = alpha * f * f
-        A = self.A
         with _LAUNCH:
             numba.set_num_threads(_threads())
-            self._kernels.gram_lower(self._tile_bounds(), A.indices, A.data, w, M.T, TILE)
+            self._kernels.gram_lower(self._tile_bounds(), A.indices, data, w, M.T, TILE)
+
+    def assemble_scaled(self, M: np.ndarray, F: np.ndarray, lam: np.ndarray) -> None:
+        """:meth:`HybridGram.assemble_scaled` (``diag(lam) (Arr - Ar0 S Ar0') diag(lam) + I``, lower
+        triangle), with a non-uniform ``lam`` (several later terms) folded into the values: the
+        kernels read ``lam_i A_ig`` and ``Arr``'s entries take ``lam_i lam_j``, instead of two passes
+        over the dense block afterwards (InstEval: 1.4 ms of an 18 ms evaluation).  Used when the
+        scaled copy of ``Ar0``'s values is no larger than the block and no Gram is cached."""
+        uniform = bool(lam.size) and lam.min() == lam.max()
+        if uniform or self._cache_size or self.A.nnz > self.q_r * self.q_r:
+            return super().assemble_scaled(M, F, lam)
+        self.add_gram(M, F, -1.0, overwrite=True, data=self.A.data * lam[self.A.indices])
+        if len(self._arr_lin):
+            rows, cols = self._arr_lin % self.q_r, self._arr_lin // self.q_r
+            M.T.reshape(-1)[self._arr_lin] += self.arr_vals * lam[rows] * lam[cols]
+        M.T.reshape(-1)[::self.q_r + 1] += 1.0
 
     def level_quadratic(self, N: np.ndarray) -> np.ndarray:
         """``a_g' N a_g`` per level (l0, 1, 1) for a symmetric ``N`` given by its lower triangle
