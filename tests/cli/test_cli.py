@@ -63,3 +63,24 @@ def test_fit_glmm_from_the_shell(capsys):
     assert main(["fit", "TICKS ~ YEAR + (1 | BROOD)", "--data", "grouseticks", "--family", "poisson",
                  "--link", "logit"]) == 2
     assert "not available for the poisson" in capsys.readouterr().err
+
+
+def test_the_shell_keeps_one_off_fits_off_numba(monkeypatch, capsys):
+    """A command fits a model or two: the compiled small-model criterion (and numba's load) is left
+    out unless the environment asks for it, and the switch is restored after the command."""
+    from mixedfx.cli.main import main
+    from mixedfx.core import fused
+    seen = []
+    monkeypatch.delenv("MIXEDFX_COMPILED_CRITERION", raising=False)
+    real = fused.compiled_criterion
+    monkeypatch.setattr(fused, "compiled_criterion", lambda ws: seen.append(fused.ENABLED) or real(ws))
+    import mixedfx.models.optimizers as opt
+    monkeypatch.setattr(opt, "compiled_criterion", fused.compiled_criterion)
+    before = fused.ENABLED
+    assert main(["fit", "Reaction ~ Days + (Days | Subject)", "--data", "sleepstudy"]) == 0
+    assert "REML criterion at convergence" in capsys.readouterr().out
+    assert seen == [False] and fused.ENABLED == before
+    monkeypatch.setenv("MIXEDFX_COMPILED_CRITERION", "1")
+    seen.clear()
+    assert main(["fit", "Reaction ~ Days + (Days | Subject)", "--data", "sleepstudy"]) == 0
+    assert seen == [before]

@@ -130,6 +130,12 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from ..core import fused
+    previous = fused.ENABLED
+    if "MIXEDFX_COMPILED_CRITERION" not in os.environ:
+        # a command fits a model or two: loading numba for the compiled small-model criterion
+        # (~0.2 s, ~100 MB) would cost more than it saves (~2 ms a fit)
+        fused.ENABLED = False
     try:
         return _main(argv)
     except BrokenPipeError:
@@ -140,6 +146,8 @@ def main(argv: list[str] | None = None) -> int:
         except (OSError, ValueError, AttributeError):
             pass
         return 141
+    finally:
+        fused.ENABLED = previous
 
 
 def _main(argv: list[str] | None) -> int:
