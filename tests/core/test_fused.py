@@ -119,3 +119,17 @@ def test_the_environment_can_switch_the_compiled_criterion_off():
     assert enabled == "False" and loaded == "False"        # a small fit never loads numba then
     from conftest import load_reference
     assert float(objective) == pytest.approx(load_reference("sleep_slopes_reml")["objective"], rel=1e-9)
+
+
+def test_a_kernel_that_fails_at_its_first_call_leaves_the_general_path(monkeypatch):
+    def broken(*args):
+        raise RuntimeError("no cache location")            # e.g. numba cannot compile or cache here
+    monkeypatch.setattr(fused, "_KERNEL", [broken])
+    monkeypatch.setattr(fused, "_COMPILED_ONCE", [])
+    rng = np.random.default_rng(8)
+    X, y, blocks, w = random_problem(rng, 80, [(8, 2)])
+    assert fused.compiled_criterion(PLSWorkspace(X, y, blocks)) is None
+    assert fused._KERNEL == [None]
+    m = mfx.lmer("Reaction ~ Days + (Days | Subject)", mfx.datasets.load("sleepstudy"))   # fits as before
+    from conftest import load_reference
+    assert m.objective == pytest.approx(load_reference("sleep_slopes_reml")["objective"], rel=1e-9)

@@ -41,6 +41,7 @@ FUSED_MAX_FLOPS = 3e5
 ENABLED = os.environ.get("MIXEDFX_COMPILED_CRITERION", "1") != "0"
 
 _KERNEL = []
+_COMPILED_ONCE = []
 
 
 def _kernel():
@@ -50,7 +51,7 @@ def _kernel():
         if importlib.util.find_spec("numba") is not None:
             try:
                 from ._small_kernels import small_criterion as fn
-            except ImportError:          # numba present but unusable (e.g. a numpy it does not support)
+            except Exception:       # numba present but unusable (a numpy it does not support, no cache location)
                 fn = None
         _KERNEL.append(fn)
     return _KERNEL[0]
@@ -114,4 +115,11 @@ def compiled_criterion(ws):
         if not ok:
             return FAILED_OBJECTIVE
         return profiled_criterion(logdet_z, logdet_x, pwrss, n, p, reml, log_weights)
+    if not _COMPILED_ONCE:
+        try:                    # the first call compiles (or loads) the kernel: a failure there means no kernel
+            criterion(layout.initial())
+        except Exception:
+            _KERNEL[0] = None
+            return None
+        _COMPILED_ONCE.append(True)
     return criterion
