@@ -28,14 +28,19 @@ def gradient_hessian(grad, x: np.ndarray, h):
     return 0.5 * (H + H.T), float(np.max(np.abs(H - H.T))) if m else 0.0
 
 
-def central_derivatives(f, x: np.ndarray, h: np.ndarray, f0: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+def central_derivatives(f, x: np.ndarray, h: np.ndarray, f0: float | None = None,
+                        pairs: int = 4) -> tuple[np.ndarray, np.ndarray]:
     """Gradient and Hessian of a scalar ``f`` at ``x`` with per-coordinate steps ``h``.
 
     ``g_i = (f(x + h_i e_i) - f(x - h_i e_i)) / (2 h_i)``;
-    ``H_ii = (f(x + h_i e_i) - 2 f(x) + f(x - h_i e_i)) / h_i^2``;
+    ``H_ii = (f(x + h_i e_i) - 2 f(x) + f(x - h_i e_i)) / h_i^2``; with ``pairs=4``
     ``H_ij = [f(x+a+b) - f(x+a-b) - f(x-a+b) + f(x-a-b)] / (4 h_i h_j)`` (``a = h_i e_i``,
-    ``b = h_j e_j``).  All O(h^2); ``1 + 2m + 2m(m-1)`` evaluations for ``m`` coordinates.
+    ``b = h_j e_j``), and with ``pairs=2`` (lme4's ``deriv12`` layout, reusing the axis points)
+    ``H_ij = [f(x+a+b) + f(x-a-b) - f(x+a) - f(x-a) - f(x+b) - f(x-b) + 2 f(x)] / (2 h_i h_j)``.
+    All O(h^2); ``1 + 2m + pairs m(m-1)/2`` evaluations for ``m`` coordinates.
     """
+    if pairs not in (2, 4):
+        raise ValueError("pairs must be 2 or 4")
     x = np.asarray(x, float)
     h = np.broadcast_to(np.asarray(h, float), x.shape)
     m = x.size
@@ -48,8 +53,13 @@ def central_derivatives(f, x: np.ndarray, h: np.ndarray, f0: float | None = None
     for i in range(m):
         H[i, i] = (fp[i] - 2 * f0 + fm[i]) / h[i] ** 2
         for j in range(i):
-            H[i, j] = H[j, i] = (f(x + E[i] + E[j]) - f(x + E[i] - E[j]) - f(x - E[i] + E[j])
-                                 + f(x - E[i] - E[j])) / (4 * h[i] * h[j])
+            if pairs == 4:
+                cross = (f(x + E[i] + E[j]) - f(x + E[i] - E[j]) - f(x - E[i] + E[j])
+                         + f(x - E[i] - E[j])) / (4 * h[i] * h[j])
+            else:
+                cross = (f(x + E[i] + E[j]) + f(x - E[i] - E[j]) - fp[i] - fm[i] - fp[j] - fm[j]
+                         + 2 * f0) / (2 * h[i] * h[j])
+            H[i, j] = H[j, i] = cross
     return g, H
 
 

@@ -253,7 +253,8 @@ def newton_polish(fun, x, lower, iters: int = 4, rel_step: float = 1e-4):
 
     Near a smooth optimum the criterion is flat to ~1e-12 relative, so a derivative-free
     optimizer locates ``x`` only to ~1e-6; the gradient is not flat there, and a few Newton steps
-    ``x - H^{-1} g`` (``g``, ``H`` by central differences with step ``1e-4 max(|x|, 0.1)``)
+    ``x - H^{-1} g`` (``g``, ``H`` by central differences with step ``1e-4 max(|x|, 0.1)``; the
+    Hessian's off-diagonal entries with two extra points each, ``1 + k + k^2`` evaluations)
     locate the root of the gradient to ~1e-10 (one step usually: the iteration stops after a
     relative step below 1e-5).  Coordinates at their lower bound stay fixed.
     A step is kept only if the criterion does not rise by more than 1e-12 relative, and the
@@ -272,7 +273,7 @@ def newton_polish(fun, x, lower, iters: int = 4, rel_step: float = 1e-4):
             y = x.copy()
             y[free] = z
             return fun(y)
-        g, H = central_derivatives(sub, x[free], h, f0)
+        g, H = central_derivatives(sub, x[free], h, f0, pairs=2)
         try:
             c = np.linalg.cholesky(H)
         except np.linalg.LinAlgError:

@@ -16,8 +16,7 @@ Whichever runs, the result then passes :func:`mixedfx.core.optimize.finish`: com
 1e-6 of zero go onto the boundary, and each boundary face is probed with finite inward steps;
 when one lowers the criterion the optimizer restarts there, so a fit is never reported as
 converged where a lower criterion is one step off the face.  Small problems (at most
-:data:`POLISH_MAX_THETA` parameters, evaluations of at most :data:`POLISH_MAX_COST`) end with
-Newton steps that pin theta to ~1e-10.
+:data:`POLISH_MAX_THETA` parameters) end with Newton steps that pin theta to ~1e-10.
 
 With numba installed, small models' criterion values come from one compiled call
 (:func:`mixedfx.core.fused.compiled_criterion`); the gradient and the final factorization at the
@@ -36,7 +35,7 @@ from ..core.optimize import (DERIVATIVE_FREE, OptResult, derivative_free, lbfgs,
 from ..core.workspace import FAILED_OBJECTIVE
 from .threads import adaptive
 
-__all__ = ["OPTIMIZERS", "choose_optimizer", "optimize_theta", "POLISH_MAX_THETA", "POLISH_MAX_COST", "polishes",
+__all__ = ["OPTIMIZERS", "choose_optimizer", "optimize_theta", "POLISH_MAX_THETA", "polishes",
            "GRADIENT_MIN_THETA", "expected_evaluations"]
 
 #: optimizer names accepted by ``optimizer=``
@@ -45,12 +44,6 @@ OPTIMIZERS = ("auto", "lbfgs", *DERIVATIVE_FREE)
 #: largest number of theta parameters for which the optimum is refined by Newton steps
 POLISH_MAX_THETA = 8
 
-#: ... and whose criterion evaluation costs at most this many flop equivalents
-#: (:func:`~mixedfx.core.gradient.evaluation_cost`; about 1 ms).  On larger models BOBYQA's own
-#: tolerances already leave a scaled gradient near 1e-7 (InstEval: 6.9e-8 after 43 evaluations) and
-#: the polish's ~2 k^2 evaluations would add a third to the fit (InstEval 0.34 s, MovieLens-shaped 3.5 s)
-POLISH_MAX_COST = 5e7
-
 #: "auto" uses the gradient from this many theta parameters on (measured: below it BOBYQA
 #: needs few evaluations and a gradient costs about as much as it saves)
 GRADIENT_MIN_THETA = 4
@@ -58,17 +51,17 @@ GRADIENT_MIN_THETA = 4
 
 def polishes(iws) -> bool:
     """Whether the optimum of the internal workspace ``iws`` is refined by Newton steps: at most
-    :data:`POLISH_MAX_THETA` parameters and an evaluation of at most :data:`POLISH_MAX_COST` (the
-    sparse path's factor is cheaper than that estimate, which counts a dense one: always polished)."""
-    cheap = iws.rest_sparse or evaluation_cost(iws) <= POLISH_MAX_COST
-    return 0 < iws.layout.n_theta <= POLISH_MAX_THETA and cheap
+    :data:`POLISH_MAX_THETA` parameters.  Always, however costly an evaluation: the polish is what
+    makes a fit from partition sums (Dask) equal the in-memory fit to rounding (without it BOBYQA's
+    stopping point differs by ~1e-6 between the two)."""
+    return 0 < iws.layout.n_theta <= POLISH_MAX_THETA
 
 
 def expected_evaluations(k: int, polish: bool = True) -> tuple[float, float]:
     """Rough evaluation counts of BOBYQA (with the Newton polish when ``polish`` and ``k <= 8``) and
     of L-BFGS for ``k`` theta parameters, from the fits in benchmarks/ (BOBYQA ~25 k, L-BFGS ~30 + 1.5 k
     criterion-and-gradient evaluations)."""
-    polish = 2.0 * k * k if polish and k <= POLISH_MAX_THETA else 0.0
+    polish = 1.0 + k + k * k if polish and k <= POLISH_MAX_THETA else 0.0
     return 25.0 * k + polish, 30.0 + 1.5 * k
 
 
