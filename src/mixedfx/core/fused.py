@@ -4,8 +4,8 @@ On models such as sleepstudy's ``(Days | Subject)`` an evaluation of
 :meth:`~mixedfx.core.workspace.PLSWorkspace.objective` does a few microseconds of arithmetic
 inside 30-70 us of Python and numpy call overhead (some 40 array operations on 18 levels), and
 BOBYQA with the Newton polish evaluates it 40-60 times.  :func:`compiled_criterion` returns the
-same criterion as one numba call (:mod:`mixedfx.core._small_kernels`) on dense copies of the
-workspace's blocks, made once per optimization: 1-3 us per evaluation.
+same criterion as one numba call (:mod:`mixedfx.core._small_kernels`) on the workspace's blocks
+(the sparse later-term blocks copied densely, once per optimization): 1-3 us per evaluation.
 
 It is used by the optimizers only (:func:`mixedfx.models.optimizers.optimize_theta`); the fit's
 own workspace is then factored by the general path at the optimum, so everything read from it
@@ -14,7 +14,8 @@ dense, ``O(q_r^2 q_0 + q_r^3)`` for ``q_r`` later-term columns, so they are used
 :data:`FUSED_MAX_FLOPS` (a few hundred microseconds of loops), where the general path's Python
 overhead is the larger cost; bigger models keep BLAS and the sparse updates.  Without numba (the
 optional ``fast`` extra) :func:`compiled_criterion` returns None and the workspace's own
-``objective`` is used.  Both give the same criterion to rounding (~1e-15 relative).
+``objective`` is used.  Both give the same criterion to rounding: ~1e-15 relative for theta of
+moderate size, up to ~3e-9 at ``|theta| ~ 1e4``, where both are that far from the exact value.
 
 Loading numba costs the process about 100 MB of memory and 0.15-0.3 s, once, at the first small
 fit (the kernel itself is compiled at the first use after installation and cached on disk).  The
@@ -72,8 +73,9 @@ def compiled_criterion(ws):
 
     None when numba is not installed, when :data:`ENABLED` is off, when the later terms use the
     sparse path, or when the model is beyond :data:`FUSED_MAX_FLOPS`.  The function reads the
-    workspace's blocks as they are now (copied densely once): build it for one optimization, as
-    the blocks of an LMM do not change during one.  It returns :data:`FAILED_OBJECTIVE` where the
+    workspace's blocks as they are now (the dense ones in place, the sparse ones copied densely):
+    build it for one optimization, as the blocks of an LMM do not change during one (a reweighted
+    workspace gets new arrays, never edits these).  It returns :data:`FAILED_OBJECTIVE` where the
     workspace's ``objective`` does (a block not positive definite).
     """
     if not ENABLED or getattr(ws, "rest_sparse", True) or fused_flops(ws) > FUSED_MAX_FLOPS:
