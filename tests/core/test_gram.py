@@ -224,3 +224,19 @@ def test_pattern_density_counts_the_lower_triangle_and_stops_early_when_dense(le
         assert early == pytest.approx(exact, rel=1e-12)
     else:
         assert 0.02 < early <= exact
+
+
+def test_a_first_term_level_without_rows_gives_an_empty_plan_column():
+    """A term-0 level with no rows (possible for summed blocks) has no later-term entries: an empty
+    column of the plan, not a division by zero; the criterion equals the dense oracle's."""
+    from test_workspace_oracle import dense_oracle
+    rng = np.random.default_rng(0)
+    n, l0, l1 = 3000, 1000, 600
+    codes0 = rng.integers(0, l0 - 1, n)                 # level l0 - 1 has no rows
+    codes1 = rng.integers(0, l1, n)
+    X, y = np.ones((n, 1)), rng.normal(size=n)
+    blocks = [(codes0, np.ones((n, 1)), l0), (codes1, np.ones((n, 1)), l1)]
+    ws = PLSWorkspace(X, y, blocks, rest="dense")
+    assert isinstance(ws.schur, HybridGram) and len(ws.schur.sparse_levels)
+    theta = np.array([0.6, 0.4])
+    assert ws.objective(theta) == pytest.approx(dense_oracle(X, y, blocks, None, theta, True)["dev"], rel=1e-10)

@@ -219,6 +219,9 @@ class HybridGram:
             done = 0
             for kk in np.unique(k):            # T's columns: the sparse levels ordered by k (self._wcols)
                 group = levels[k == kk]
+                if kk == 0:                    # levels without later-term entries: empty columns of T
+                    done += len(group)
+                    continue
                 ti, tj = np.tril_indices(int(kk))              # i >= j: rows sorted, so r_i >= r_j
                 step = max(1, _BUILD_PAIRS // len(ti))
                 for s in range(0, len(group), step):
