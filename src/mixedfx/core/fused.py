@@ -10,9 +10,9 @@ same criterion as one numba call (:mod:`mixedfx.core._small_kernels`) on the wor
 It is used by the optimizers only (:func:`mixedfx.models.optimizers.optimize_theta`); the fit's
 own workspace is then factored by the general path at the optimum, so everything read from it
 (estimates, conditional variances, gradients) comes from one code path.  The compiled loops are
-dense, ``O(q_r^2 q_0 + q_r^3)`` for ``q_r`` later-term columns, so they are used only up to
-:data:`FUSED_MAX_FLOPS` (a few hundred microseconds of loops), where the general path's Python
-overhead is the larger cost; bigger models keep BLAS and the sparse updates.  Without numba (the
+dense, ``O(q_r^2 q_0 + q_r^3)`` for ``q_r`` later-term columns, so they are used only where their
+predicted time is below the general path's Python overhead alone (:func:`pays`); bigger models keep
+BLAS and the sparse updates.  Without numba (the
 optional ``fast`` extra) :func:`compiled_criterion` returns None and the workspace's own
 ``objective`` is used.  Both give the same criterion to rounding: ~1e-15 relative for theta of
 moderate size, up to ~3e-9 at ``|theta| ~ 1e4``, where both are that far from the exact value.
@@ -31,11 +31,7 @@ import numpy as np
 from .structures import Unstructured
 from .criterion import FAILED_OBJECTIVE, profiled_criterion
 
-__all__ = ["compiled_criterion", "fused_flops", "FUSED_MAX_FLOPS"]
-
-#: largest model (flops of :func:`fused_flops`) for which the compiled criterion is used: at about
-#: 1 ns a flop that is 0.3 ms of loops, beyond the Python overhead it replaces (measured: 30-70 us)
-FUSED_MAX_FLOPS = 3e5
+__all__ = ["compiled_criterion", "fused_seconds", "general_seconds_floor", "pays"]
 
 #: on unless the environment sets ``MIXEDFX_COMPILED_CRITERION=0`` (loading numba adds ~100 MB to the
 #: process and ~0.2 s to the first fit that uses it); tests and comparisons set it directly
@@ -58,27 +54,51 @@ def _kernel():
     return _KERNEL[0]
 
 
-def fused_flops(ws) -> float:
-    """Multiply-adds of one compiled evaluation of the PLS workspace ``ws``."""
+def fused_seconds(ws) -> float:
+    """Predicted seconds of one compiled evaluation of the PLS workspace ``ws``.
+
+    About 3 us per call, 2.5 ns per multiply-add of the per-level work of block 0 (short loops of
+    ``p0``) and 0.7 ns per multiply-add of the loops over the later-term columns (measured on this
+    project's 2-core machine: within 15% on 11 shapes from 650 to 2e6 multiply-adds).
+    """
     p0, l0, q0, qr, p1 = ws.sizes[0], ws.nlevels[0], ws.q0, ws.qr, ws.p + 1
-    flops = l0 * (p0 ** 3 + p0 * p0 * (p1 + qr)) + p1 * p1 * q0
+    per_level = l0 * (p0 ** 3 + p0 * p0 * p1) + p1 * p1 * q0
+    dense = l0 * p0 * p0 * qr
     if ws.has_rest:
         pr = max(ws.sizes[1:])
-        flops += qr * qr * (q0 / 2.0 + 2 * pr) + qr ** 3 / 6.0 + qr * p1 * (q0 + qr + pr)
-    return float(flops)
+        dense += qr * qr * (q0 / 2.0 + 2 * pr) + qr ** 3 / 6.0 + qr * p1 * (q0 + qr + pr)
+    return 3e-6 + 2.5e-9 * per_level + 0.7e-9 * dense
+
+
+def general_seconds_floor(ws) -> float:
+    """A floor under the seconds of one evaluation by the workspace's own ``update`` (its Python and
+    numpy overhead alone, measured): 20 us, +15 us for a two-column first term (closed form), +60 us
+    and 0.25 us a level for a wider one (batched LAPACK), +25 us with later terms, +100 us when they
+    are vector-valued."""
+    p0 = ws.sizes[0]
+    vector_rest = ws.has_rest and max(ws.sizes[1:]) > 1
+    first = 15e-6 if p0 == 2 else (60e-6 + 0.25e-6 * ws.nlevels[0] if p0 > 2 else 0.0)
+    return 20e-6 + first + 25e-6 * ws.has_rest + 100e-6 * vector_rest
+
+
+def pays(ws) -> bool:
+    """Whether the compiled criterion is predicted to be faster than the workspace's own evaluation
+    (:func:`fused_seconds` at most :func:`general_seconds_floor`); from the dimensions only, so a
+    model always takes the same route on a given installation."""
+    return fused_seconds(ws) <= general_seconds_floor(ws)
 
 
 def compiled_criterion(ws):
     """``theta -> criterion`` of the PLS workspace ``ws`` as one compiled call, or None.
 
     None when numba is not installed, when :data:`ENABLED` is off, when the later terms use the
-    sparse path, or when the model is beyond :data:`FUSED_MAX_FLOPS`.  The function reads the
+    sparse path, or when the compiled loops would not be faster (:func:`pays`).  The function reads the
     workspace's blocks as they are now (the dense ones in place, the sparse ones copied densely):
     build it for one optimization, as the blocks of an LMM do not change during one (a reweighted
     workspace gets new arrays, never edits these).  It returns :data:`FAILED_OBJECTIVE` where the
     workspace's ``objective`` does (a block not positive definite).
     """
-    if not ENABLED or getattr(ws, "rest_sparse", True) or fused_flops(ws) > FUSED_MAX_FLOPS:
+    if not ENABLED or getattr(ws, "rest_sparse", True) or not pays(ws):
         return None
     kernel = _kernel()
     if kernel is None:
