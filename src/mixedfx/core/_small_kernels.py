@@ -31,7 +31,8 @@ __all__ = ["small_criterion"]
 
 @njit(cache=True, boundscheck=False)
 def _lambda_rows_t(lam, lam_off, sizes, nlev, V, tmp):
-    """``V <- Lambda_r' V`` in place: rows of V in the later terms' column order."""
+    """``V <- Lambda_r' V`` in place: rows of V in the later terms' column order (``V`` may be a
+    transposed view: ``M.T`` gives ``M <- M Lambda_r``)."""
     start = 0
     m = V.shape[1]
     for k in range(1, sizes.shape[0]):
@@ -47,26 +48,6 @@ def _lambda_rows_t(lam, lam_off, sizes, nlev, V, tmp):
             for i in range(p):
                 for c in range(m):
                     V[r + i, c] = tmp[i, c]
-        start += p * nlev[k]
-
-
-@njit(cache=True, boundscheck=False)
-def _lambda_cols(lam, lam_off, sizes, nlev, V, tmp):
-    """``V <- V Lambda_r`` in place: columns of V in the later terms' column order."""
-    start = 0
-    m = V.shape[0]
-    for k in range(1, sizes.shape[0]):
-        p, o = sizes[k], lam_off[k]
-        for h in range(nlev[k]):
-            r = start + h * p
-            for c in range(m):
-                for j in range(p):
-                    s = 0.0
-                    for b in range(p):
-                        s += V[c, r + b] * lam[o + b * p + j]
-                    tmp[0, j] = s
-                for j in range(p):
-                    V[c, r + j] = tmp[0, j]
         start += p * nlev[k]
 
 
@@ -169,7 +150,7 @@ def small_criterion(lam, lam_off, sizes, nlev, A00, AF0, AFF, Ar0, Arr, AFr, LF0
             for j in range(qr):
                 M[i, j] = Arr[i, j]
         _lambda_rows_t(lam, lam_off, sizes, nlev, M, tmp)
-        _lambda_cols(lam, lam_off, sizes, nlev, M, tmp)
+        _lambda_rows_t(lam, lam_off, sizes, nlev, M.T, tmp)      # M <- M Lambda_r, as (Lambda_r' M')'
         for i in range(qr):                   # M -= L_r0 L_r0', + I (lower)
             for j in range(i + 1):
                 s = M[i, j]
