@@ -20,11 +20,10 @@ import dask.dataframe as dd
 import numpy as np
 import pandas as pd
 import psutil
-import pyarrow as pa
-import pyarrow.parquet as pq
 from dask.distributed import Client, LocalCluster
 
 import cross_sum as cs
+from _ratings import generate
 from dask_demo import merge_moments, sum_pieces, tree
 from mixedfx.design import build_design
 from mixedfx.formula import parse_formula
@@ -50,20 +49,6 @@ class PeakRSS(threading.Thread):
                     pass
             self.peak = max(self.peak, total)
             time.sleep(0.1)
-
-
-def generate(path, N, U, I, chunk=1_000_000, seed=0):
-    os.makedirs(path, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    bu, bi = rng.normal(0, 0.5, U), rng.normal(0, 0.3, I)
-    for k, s in enumerate(range(0, N, chunk)):
-        m = min(chunk, N - s)
-        user = rng.integers(0, U, m, dtype=np.int32)
-        item = rng.integers(0, I, m, dtype=np.int32)
-        x = rng.normal(size=m)
-        y = 1 + 0.5 * x + bu[user] + bi[item] + rng.normal(size=m)
-        pq.write_table(pa.table({"user": user, "item": item, "x": x, "y": y}), f"{path}/part-{k:04d}.parquet",
-                       compression="zstd")
 
 
 def levels_of(part):

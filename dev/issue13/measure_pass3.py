@@ -11,7 +11,6 @@ the RSS of the client and of every child process (nannies, workers) every 50 ms.
 from __future__ import annotations
 
 import argparse
-import glob
 import json
 import os
 import subprocess
@@ -24,6 +23,8 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 import psutil  # noqa: E402
+
+from _ratings import generate  # noqa: E402
 
 
 class Peak(threading.Thread):
@@ -53,24 +54,6 @@ class Peak(threading.Thread):
             c, k = self.sample()
             self.client, self.children, self.total = max(self.client, c), max(self.children, k), max(self.total, c + k)
             time.sleep(self.every)
-
-
-def generate(path, rows, users, items, chunk=1_000_000, seed=0):
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-    if glob.glob(os.path.join(path, "*.parquet")):
-        return
-    os.makedirs(path, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    bu, bi = rng.normal(0, 0.5, users), rng.normal(0, 0.3, items)
-    for k, s in enumerate(range(0, rows, chunk)):
-        m = min(chunk, rows - s)
-        user = rng.integers(0, users, m, dtype=np.int32)
-        item = rng.integers(0, items, m, dtype=np.int32)
-        x = rng.normal(size=m)
-        y = 1 + 0.5 * x + bu[user] + bi[item] + rng.normal(size=m)
-        pq.write_table(pa.table({"user": user, "item": item, "x": x, "y": y}), f"{path}/part-{k:04d}.parquet",
-                       compression="zstd")
 
 
 def run_mode(args) -> dict:
