@@ -97,6 +97,12 @@ def level_pairs(A: sp.csc_matrix, p0: int) -> np.ndarray:
     return out
 
 
+def uniform_scale(lam: np.ndarray) -> bool:
+    """Whether the later terms' ``lambda`` (one entry per column) is one number (a single scalar
+    term): then it scales the whole block and folds into a constant."""
+    return bool(lam.size) and lam.min() == lam.max()
+
+
 def choose_update(Ar0, p0: int, Arr, rest: str, scalar: bool, sparse_min_q: int, sparse_max_density: float):
     """How a :class:`~mixedfx.core.workspace.PLSWorkspace` updates its later-terms block.
 
@@ -179,6 +185,7 @@ class HybridGram:
         q_r = self.q_r
         self._arr_src = self._arr_lin = np.zeros(0, np.int64)
         self.arr_vals = np.zeros(0)
+        self._arr_ij = None
         if Arr is not None:
             Arr = sp.csr_matrix(Arr)
             Arr.sum_duplicates()
@@ -423,7 +430,7 @@ class HybridGram:
     def assemble_scaled(self, M: np.ndarray, F: np.ndarray, lam: np.ndarray) -> None:
         """Write the lower triangle of ``diag(lam) (Arr - Ar0 S Ar0') diag(lam) + I`` into the
         Fortran-ordered ``M`` (its upper triangle is left as zeros or stale values)."""
-        uniform = bool(lam.size) and lam.min() == lam.max()
+        uniform = uniform_scale(lam)
         c = float(lam[0]) ** 2 if uniform else 1.0
         G = self._cached_gram(F) if self._cache_size else None
         if G is None:
@@ -456,10 +463,17 @@ class HybridGram:
             raise
         return G
 
-    def add_arr(self, M: np.ndarray, c: float = 1.0) -> None:
-        """``M[lower] += c Arr[lower]`` (Fortran-ordered M)."""
-        if len(self._arr_lin):
-            M.T.reshape(-1)[self._arr_lin] += c * self.arr_vals
+    def add_arr(self, M: np.ndarray, c: float = 1.0, lam: np.ndarray | None = None) -> None:
+        """``M[lower] += c Arr[lower]`` (Fortran-ordered M); with ``lam``, entry ``(i, j)`` also times
+        ``lam_i lam_j`` (``diag(lam) Arr diag(lam)``)."""
+        if not len(self._arr_lin):
+            return
+        vals = c * self.arr_vals
+        if lam is not None:
+            if self._arr_ij is None:            # row and column of each stored entry (fixed pattern)
+                self._arr_ij = (self._arr_lin % self.q_r, self._arr_lin // self.q_r)
+            vals *= lam[self._arr_ij[0]] * lam[self._arr_ij[1]]
+        M.T.reshape(-1)[self._arr_lin] += vals
 
     def level_quadratic(self, N: np.ndarray) -> np.ndarray:
         """``A_g' N A_g`` per level (l0, p0, p0) for a symmetric ``N`` given by its lower triangle

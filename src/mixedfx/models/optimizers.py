@@ -57,11 +57,11 @@ def polishes(iws) -> bool:
     return 0 < iws.layout.n_theta <= POLISH_MAX_THETA
 
 
-def expected_evaluations(k: int, polish: bool = True) -> tuple[float, float]:
-    """Rough evaluation counts of BOBYQA (with the Newton polish when ``polish`` and ``k <= 8``) and
-    of L-BFGS for ``k`` theta parameters, from the fits in benchmarks/ (BOBYQA ~25 k, L-BFGS ~30 + 1.5 k
-    criterion-and-gradient evaluations)."""
-    polish = 1.0 + k + k * k if polish and k <= POLISH_MAX_THETA else 0.0
+def expected_evaluations(k: int) -> tuple[float, float]:
+    """Rough evaluation counts of BOBYQA (with the Newton polish's ``1 + k + k^2`` for ``k <= 8``)
+    and of L-BFGS for ``k`` theta parameters, from the fits in benchmarks/ (BOBYQA ~25 k, L-BFGS
+    ~30 + 1.5 k criterion-and-gradient evaluations)."""
+    polish = 1.0 + k + k * k if k <= POLISH_MAX_THETA else 0.0
     return 25.0 * k + polish, 30.0 + 1.5 * k
 
 
@@ -87,7 +87,7 @@ def choose_optimizer(iws, optimizer: str = "auto") -> str:
     correlated = any(getattr(st, "n_cor", 0) for st in iws.layout.structures)
     if k < GRADIENT_MIN_THETA and not correlated:
         return "bobyqa"
-    n_bobyqa, n_lbfgs = expected_evaluations(k, polishes(iws))
+    n_bobyqa, n_lbfgs = expected_evaluations(k)
     if correlated:      # correlation structures: BOBYQA needs about twice its usual evaluations (measured)
         n_bobyqa *= 2.0
     e, g = evaluation_cost(iws), gradient_cost(iws)
