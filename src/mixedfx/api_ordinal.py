@@ -54,7 +54,7 @@ def _without_intercept(design):
     fspec = design.spec.fixed
     idx = [j for j, nm in enumerate(fspec.names) if nm != "(Intercept)"]
     new = replace(fspec, names=tuple(fspec.names[j] for j in idx), keep=tuple(fspec.keep[j] for j in idx))
-    if not idx and fspec.formulaic_spec is None and not fspec.direct:    # only the intercept: no columns
+    if not idx and not fspec.termlist.terms:    # only the intercept: no columns
         new = replace(new, termlist=replace(fspec.termlist, intercept=False))
     return replace(design, X=design.X[:, idx], xnames=new.names, spec=replace(design.spec, fixed=new))
 

@@ -26,6 +26,7 @@ from scipy.linalg import solve_triangular
 from scipy.linalg.lapack import dtrtrs
 
 from ..formula.terms import TermList
+from .coding import coded_matrix, coded_names, column_terms, factor_levels, plan_coding
 from .errors import DesignError
 
 __all__ = ["TermMatrixSpec", "build_term_matrix", "drop_aliased_columns"]
@@ -44,10 +45,16 @@ class TermMatrixSpec:
     direct: bool = False     # all atoms numeric: columns are products of atoms (no formulaic)
     #: with multi-column atoms: for each column, (column before expansion, ((atom, basis column), ...))
     expand: tuple | None = None
+    #: factors coded here instead of by formulaic (:mod:`mixedfx.design.coding`): per term, each atom's
+    #: coding, and ``levels`` (factor atom -> its training levels)
+    coding: tuple | None = None
+    levels: dict | None = None
 
     def matrix(self, atom_values: dict, n: int) -> np.ndarray:
         if self.direct:
             full = _direct_matrix(self.termlist, atom_values, n)
+        elif self.coding is not None:
+            full = coded_matrix(self.termlist, self.coding, self.levels, atom_values, n)
         elif self.formulaic_spec is None:
             return np.ones((n, 1)) if self.termlist.intercept else np.zeros((n, 0))
         else:
@@ -56,6 +63,21 @@ class TermMatrixSpec:
         if self.expand is not None:
             full = _expanded(full, self.expand, atom_values)
         return full[:, list(self.keep)]
+
+    @property
+    def width(self) -> int:
+        """Columns before aliased ones are dropped (after expanding multi-column atoms)."""
+        if self.expand is not None:
+            return len(self.expand)
+        if self.coding is not None:
+            return len(column_terms(self.termlist, self.coding, self.levels))
+        if self.formulaic_spec is not None:
+            return len(self.formulaic_spec.column_names)
+        return len(self.termlist.labels())
+
+    def column_terms(self) -> list[int]:
+        """For a coded spec (``coding``), each column's term index in ``termlist.terms`` (-1: intercept)."""
+        return column_terms(self.termlist, self.coding, self.levels)
 
     def source_columns(self) -> tuple[int, ...]:
         """For each kept column, its column in formulaic's (or the direct) matrix, before
@@ -152,7 +174,8 @@ def _pieces(col: str, back: dict) -> dict:
     return out
 
 
-def build_term_matrix(termlist: TermList, atom_values: dict, n: int) -> tuple[np.ndarray, TermMatrixSpec]:
+def build_term_matrix(termlist: TermList, atom_values: dict, n: int,
+                      coding: bool = True) -> tuple[np.ndarray, TermMatrixSpec]:
     """Build the model matrix of ``termlist`` from evaluated atoms.
 
     Parameters
@@ -160,6 +183,8 @@ def build_term_matrix(termlist: TermList, atom_values: dict, n: int) -> tuple[np
     termlist : expanded terms (atom labels).
     atom_values : atom label -> float vector of length n or Categorical.
     n : number of rows.
+    coding : code factors here when the layout allows (:mod:`mixedfx.design.coding`); False
+        always uses formulaic (the tests' reference).
 
     Returns
     -------
@@ -187,6 +212,13 @@ def build_term_matrix(termlist: TermList, atom_values: dict, n: int) -> tuple[np
         expand, names = _expand_layout(blocks, pieces, list(names), atom_values)
         spec = TermMatrixSpec(termlist, synthetic, None, tuple(names), tuple(range(len(names))), True, expand)
         return _expanded(mat, expand, atom_values), spec
+    coding = plan_coding(termlist, atom_values) if coding and not wide else None
+    if coding is not None:      # factors with treatment contrasts, no merging of spans: no formulaic (~3 ms)
+        levels = factor_levels(termlist, coding, atom_values)
+        mat = coded_matrix(termlist, coding, levels, atom_values, n)
+        names = tuple(coded_names(termlist, coding, levels))
+        return mat, TermMatrixSpec(termlist, synthetic, None, names, tuple(range(len(names))),
+                                   coding=coding, levels=levels)
     from formulaic import model_matrix  # imported lazily: the import costs ~0.2 s
 
     rhs = " + ".join(":".join(synthetic[a] for a in t) for t in termlist.terms)

@@ -517,12 +517,7 @@ def _in_interaction(spec, facs, byname) -> bool:
 def _full_fixed(spec):
     """The fixed-effects matrix spec with no column dropped (for the estimability check)."""
     fx = spec.fixed
-    if fx.expand is not None:
-        k = len(fx.expand)
-    elif fx.formulaic_spec is not None:
-        k = len(fx.formulaic_spec.column_names)
-    else:
-        k = len(fx.termlist.labels())
+    k = fx.width
     if k == len(fx.keep):
         return None
     return replace(spec, fixed=replace(fx, keep=tuple(range(k))))

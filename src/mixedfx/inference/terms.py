@@ -12,6 +12,11 @@ def term_columns(design) -> dict:
     for j, orig in enumerate(spec.source_columns()):
         kept.setdefault(orig, []).append(j)
     out: dict = {}
+    if spec.coding is not None:         # factors coded by mixedfx.design.coding: each column's term
+        for orig, term in enumerate(spec.column_terms()):
+            if term >= 0 and orig in kept:
+                out.setdefault(":".join(spec.termlist.terms[term]), []).extend(kept[orig])
+        return out
     if spec.direct or spec.formulaic_spec is None:
         start = 1 if spec.termlist.intercept else 0
         for i, t in enumerate(spec.termlist.terms):

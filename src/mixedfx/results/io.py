@@ -189,13 +189,21 @@ def _matrix_spec(spec: TermMatrixSpec) -> dict:
             factors[str(factor)] = [str(x) for x in cs.levels]
     return {"synthetic": dict(spec.synthetic), "names": list(spec.names), "keep": list(spec.keep),
             "direct": spec.direct, "formulaic": spec.formulaic_spec is not None, "factors": factors,
-            "expand": None if spec.expand is None else [[c, [list(p) for p in parts]] for c, parts in spec.expand]}
+            "expand": None if spec.expand is None else [[c, [list(p) for p in parts]] for c, parts in spec.expand],
+            "coding": None if spec.coding is None else [list(c) for c in spec.coding],
+            "levels": None if spec.levels is None else {k: list(v) for k, v in spec.levels.items()}}
 
 
 def _unmatrix_spec(d: dict, termlist) -> TermMatrixSpec:
     expand = None if d["expand"] is None else tuple((c, tuple(tuple(p) for p in parts)) for c, parts in d["expand"])
     spec = TermMatrixSpec(termlist, dict(d["synthetic"]), None, tuple(d["names"]), tuple(d["keep"]),
                           d["direct"], expand)
+    if d.get("coding") is not None:     # factors coded by mixedfx.design.coding (no formulaic spec)
+        coding = tuple(tuple(c) for c in d["coding"])
+        levels = {k: tuple(v) for k, v in d["levels"].items()}
+        if len(coding) != len(termlist.terms) or any(len(c) != len(t) for c, t in zip(coding, termlist.terms)):
+            raise ValueError("the saved model's factor coding does not match its formula (file from another version?)")
+        return replace(spec, coding=coding, levels=levels)
     if not d["formulaic"]:
         return spec
     from formulaic import model_matrix

@@ -1,0 +1,132 @@
+"""Factor coding without formulaic (design/coding.py) against formulaic's coding."""
+from __future__ import annotations
+
+import itertools
+import random
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import mixedfx as mfx
+from mixedfx.design.coding import CONTRASTS, FULL, NUMERIC, plan_coding
+from mixedfx.design.design import build_design
+from mixedfx.design.errors import DesignError
+from mixedfx.design.matrices import build_term_matrix
+from mixedfx.formula.terms import TermList, parse_formula
+from mixedfx.inference.terms import term_columns
+
+
+def _atoms(rng, n, levels):
+    vals = {}
+    for a, k in zip("abc", levels):
+        codes = rng.integers(0, k, n)
+        codes[:k] = np.arange(k)
+        vals[a] = pd.Categorical.from_codes(codes, categories=pd.Index([f"L{i}" for i in range(k)], dtype=object))
+    for a in "xz":
+        vals[a] = rng.normal(size=n)
+    return vals
+
+
+def _random_termlists(seed, count):
+    rnd = random.Random(seed)
+    rng = np.random.default_rng(seed)
+    every = [t for r in (1, 2, 3) for t in itertools.combinations("abcxz", r)]
+    for _ in range(count):
+        vals = _atoms(rng, 40, [rnd.choice([1, 2, 3, 4]) for _ in range(3)])
+        terms = sorted(rnd.sample(every, rnd.randint(1, 5)), key=len)     # R orders terms by degree
+        yield TermList(rnd.random() < 0.7, tuple(terms)), vals
+
+
+def test_coded_matrices_equal_formulaic_on_random_formulas():
+    coded = 0
+    for tl, vals in _random_termlists(7, 600):
+        X, spec = build_term_matrix(tl, vals, 40)
+        if spec.coding is None:
+            continue
+        coded += 1
+        Xf, specf = build_term_matrix(tl, vals, 40, coding=False)
+        assert spec.names == specf.names, tl
+        np.testing.assert_array_equal(X, Xf)
+        assert spec.width == specf.width
+    assert coded > 100          # the hierarchical share of random formulas is coded here
+
+
+@pytest.mark.parametrize("rhs", ["f * g * x", "0 + f + x", "f + f:x", "0 + f:x", "f:x", "x + f:x", "0 + f + g"])
+def test_hierarchical_formulas_take_the_coded_path(rhs):
+    rng = np.random.default_rng(0)
+    n = 30
+    d = pd.DataFrame(dict(y=rng.normal(size=n), x=rng.normal(size=n), f=rng.choice(list("abc"), n),
+                          g=rng.choice(list("uv"), n), h=rng.choice(list("pqrs"), n)))
+    design = build_design(parse_formula(f"y ~ {rhs} + (1 | h)"), d, lmm=True)
+    assert design.spec.fixed.coding is not None
+    assert set(design.spec.fixed.levels) <= {"f", "g"}
+
+
+def test_plan_coding_rules():
+    rng = np.random.default_rng(1)
+    vals = _atoms(rng, 20, [3, 2, 2])
+    # a * b with intercept: every factor by contrasts
+    assert plan_coding(TermList(True, (("a",), ("b",), ("a", "b"))), vals) == \
+        ((CONTRASTS,), (CONTRASTS,), (CONTRASTS, CONTRASTS))
+    # no intercept: the first factor in full, the next by contrasts
+    assert plan_coding(TermList(False, (("a",), ("x",), ("b",))), vals) == ((FULL,), (NUMERIC,), (CONTRASTS,))
+    # a:x without x: a in full
+    assert plan_coding(TermList(True, (("a", "x"),)), vals) == ((FULL, NUMERIC),)
+    # a:b without main effects needs formulaic's merging of spans
+    assert plan_coding(TermList(True, (("a", "b"),)), vals) is None
+
+
+def test_cake_matrix_names_and_terms_match_formulaic():
+    cake = mfx.datasets.load("cake")
+    f = parse_formula("angle ~ recipe * temp + (1 | recipe:replicate)")
+    design = build_design(f, cake, lmm=True)
+    fixed = design.spec.fixed
+    assert fixed.coding is not None
+    assert design.xnames == ("(Intercept)", "recipeB", "recipeC", "temp", "recipeB:temp", "recipeC:temp")
+    assert term_columns(design) == {"recipe": [1, 2], "temp": [3], "recipe:temp": [4, 5]}
+
+
+def test_new_data_with_other_category_order_and_unseen_level():
+    cake = mfx.datasets.load("cake")
+    m = mfx.lmer("angle ~ recipe * temp + (1 | recipe:replicate)", cake)
+    new = cake.iloc[[0, 100, 200]].copy()
+    new["recipe"] = pd.Categorical(new["recipe"].astype(str), categories=["C", "B", "A"])
+    fixed = m.fit.design.spec.fixed
+    X = fixed.matrix({"recipe": pd.Categorical(new["recipe"]), "temp": new["temp"].to_numpy(float)}, 3)
+    ref = np.asarray(m.fit.design.X)[[0, 100, 200]]
+    np.testing.assert_array_equal(X, ref)
+    np.testing.assert_allclose(m.predict(new, re_form="~0"), m.predict(re_form="~0")[[0, 100, 200]], rtol=1e-12)
+    bad = pd.Categorical(["A", "D"], categories=["A", "D"])
+    with pytest.raises(DesignError, match="'recipe'.*'D'"):
+        fixed.matrix({"recipe": bad, "temp": np.ones(2)}, 2)
+
+
+def test_coded_fit_equals_formulaic_fit(monkeypatch):
+    cake = mfx.datasets.load("cake")
+    f = "angle ~ recipe * temp + (1 | recipe:replicate)"
+    m = mfx.lmer(f, cake)
+    import mixedfx.design.matrices as matrices
+    orig = matrices.build_term_matrix
+    monkeypatch.setattr("mixedfx.design.design.build_term_matrix",
+                        lambda tl, av, n, coding=True: orig(tl, av, n, coding=False))
+    r = mfx.lmer(f, cake)
+    assert m.fit.design.spec.fixed.coding is not None
+    assert r.fit.design.spec.fixed.coding is None and r.fit.design.spec.fixed.formulaic_spec is not None
+    assert m.objective == r.objective
+    np.testing.assert_array_equal(m.fixef, r.fixef)
+    a, b = m.anova(), r.anova()
+    pd.testing.assert_frame_equal(a, b)
+    pd.testing.assert_frame_equal(m.anova(ddf="kenward-roger"), r.anova(ddf="kenward-roger"))
+
+
+def test_saved_coded_model_predicts_the_same(tmp_path):
+    cake = mfx.datasets.load("cake")
+    m = mfx.lmer("angle ~ recipe * temp + (1 | recipe:replicate)", cake)
+    path = tmp_path / "cake.json"
+    m.save(path)
+    r = mfx.load(path)
+    assert r.fit.design.spec.fixed.coding == m.fit.design.spec.fixed.coding
+    new = cake.iloc[::37]
+    np.testing.assert_allclose(r.predict(new), m.predict(new), rtol=1e-13)
+    assert term_columns(r.fit.design) == term_columns(m.fit.design)
