@@ -316,9 +316,15 @@ def _crossed_moments(st: StartStats, which, estimates, sigma2, sweeps: int = 4):
     counts = [t.count for t in terms]
     sums = [t.total for t in terms]
 
+    cache = {}      # each table once per orientation: small ones dense (a sparse product or transpose
+                    # costs ~10-25 us in scipy's checks, more than the arithmetic), large ones CSR
+
     def table(i, j):
         a, b = which[i], which[j]
-        return st.tables[(a, b)] if a < b else st.tables[(b, a)].T
+        if (a, b) not in cache:
+            t = st.tables[(a, b)] if a < b else st.tables[(b, a)].T
+            cache[(a, b)] = t.toarray() if t.shape[0] * t.shape[1] <= 40_000 else t.tocsr()
+        return cache[(a, b)]
     order = sorted(range(m), key=lambda i: terms[i].nlevels)
     means = [np.zeros(t.nlevels) for t in terms]
     for _ in range(sweeps):
