@@ -47,6 +47,19 @@ def test_save_load_predicts_the_same(tmp_path, fn, formula, data, kw):
         loaded.fitted()
 
 
+@pytest.mark.parametrize("call", [
+    lambda r: r.coef_table(), lambda r: r.anova(), lambda r: r.confint(method="profile"),
+    lambda r: r.confint(method="boot", nsim=3), lambda r: r.bootstrap(nsim=3), lambda r: r.check(),
+    lambda r: r.influence(), lambda r: r.refit(np.zeros(r.nobs)), lambda r: r.summary(), lambda r: r.icc()])
+def test_loaded_result_says_inference_needs_the_data(tmp_path, m_sleep, call):
+    """Inference on a loaded result (no rows, no internal estimates) names the cause, not an internal attribute."""
+    m_sleep.save(tmp_path / "fit.json")
+    loaded = mfx.load(tmp_path / "fit.json")
+    with pytest.raises(AttributeError, match="a loaded result has no data"):
+        call(loaded)
+    assert loaded.confint().shape == m_sleep.confint().shape      # Wald intervals need no data
+
+
 def test_load_rejects_other_json(tmp_path):
     p = tmp_path / "x.json"
     p.write_text('{"a": 1}')

@@ -70,7 +70,7 @@ class LoadedBlock(BlockShape, _DataFree):
 @dataclass(frozen=True)
 class LoadedDesign(_DataFree):
     """The design of a loaded fit: names, sizes and the spec to rebuild X and Z (no data)."""
-    _data_fields = ("y", "X")
+    _data_fields = ("y", "X", "residual", "weights", "offset")
     n: int
     n_dropped: int
     xnames: tuple
@@ -91,8 +91,9 @@ class LoadedDesign(_DataFree):
 
 @dataclass(frozen=True)
 class LoadedFit(_DataFree):
-    """The numbers of a fit read from JSON (user units; ``internal`` is None)."""
-    _data_fields = ("mu", "eta", "u", "pwrss")
+    """The numbers of a fit read from JSON (user units; no ``internal`` estimates or ``scaling``: the
+    standardized problem they describe needs the data)."""
+    _data_fields = ("mu", "eta", "u", "pwrss", "internal", "scaling", "fresh_workspace", "theta_internal")
     design: LoadedDesign
     reml: bool
     theta: np.ndarray
@@ -112,8 +113,6 @@ class LoadedFit(_DataFree):
     deviance: float | None = None
     vcov_method: str | None = None
     opt_stage1: OptResult | None = None
-    internal: None = None
-    scaling: None = None
     extra: dict = field(default_factory=dict)
     residual: object = None
 

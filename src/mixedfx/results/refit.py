@@ -25,6 +25,7 @@ def _new_response(result, new_y) -> np.ndarray:
 def refit_result(result, new_y):
     """The result of refitting ``result``'s model (same design) to the response ``new_y``."""
     fit = result.fit
+    fit.design.X            # a loaded result (no data) says so here, before the new response is read
     y = _new_response(result, new_y)
     design = replace(fit.design, y=y)
     family = getattr(result, "family", None)
