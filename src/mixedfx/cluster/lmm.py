@@ -61,6 +61,8 @@ class DaskFit(LoadedFit):
     """The numbers of a fit on Dask plus the summed blocks (``fresh_workspace`` rebuilds the
     criterion from them: Satterthwaite, profiles)."""
     sums: object = field(default=None, repr=False, compare=False)
+    internal: object = None     # the optimum in standardized units (a loaded fit has none)
+    scaling: object = None
 
     def fresh_workspace(self, reml: bool | None = None) -> ScaledWorkspace:
         if self.sums is None:
