@@ -43,8 +43,8 @@ def plan_coding(termlist, atom_values: dict) -> tuple | None:
     or None when some term needs formulaic's merging (see the module notes) or has a
     multi-column atom.
 
-    A span element is the frozen set of a term's factors entering as contrasts (the term's
-    covariates are in every element of its span, so they are part of the key).
+    A span element is a pair: the term's covariates (in every element of its span) and the set
+    of its factors that enter by their contrasts.
     """
     spanned: set = set()
     if termlist.intercept:
