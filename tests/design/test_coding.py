@@ -130,3 +130,14 @@ def test_saved_coded_model_predicts_the_same(tmp_path):
     new = cake.iloc[::37]
     np.testing.assert_allclose(r.predict(new), m.predict(new), rtol=1e-13)
     assert term_columns(r.fit.design) == term_columns(m.fit.design)
+
+
+def test_level_labels_with_colons_and_brackets_keep_r_names():
+    """R names a column by the factor's name and level text, whatever the text holds (formulaic's names,
+    parsed back, lose a level such as ``a:b``)."""
+    rng = np.random.default_rng(0)
+    n = 60
+    d = pd.DataFrame(dict(y=rng.normal(size=n), s=rng.choice(["x y", "a:b", "c[1]"], n),
+                          k=pd.Categorical(rng.choice([3, 1, 2], n)), g=rng.choice(list("pqrstu"), n)))
+    m = mfx.lmer("y ~ 0 + s + k + (1 | g)", d)
+    assert m.fit.design.xnames == ("sa:b", "sc[1]", "sx y", "k2", "k3")
