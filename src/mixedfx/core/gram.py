@@ -150,13 +150,12 @@ class HybridGram:
         Ar0.sum_duplicates()
         q_r, q0 = Ar0.shape
         self.q_r, self.q0, self.p0, self.l0 = q_r, q0, p0, q0 // p0
-        # CSC copy of Ar0 (sorted rows) and where each CSC entry lives in Ar0's CSR data
-        probe = sp.csr_matrix((np.arange(1, Ar0.nnz + 1, dtype=float), Ar0.indices, Ar0.indptr),
-                              shape=Ar0.shape).tocsc()
-        probe.sort_indices()
-        self._perm = (probe.data - 1).astype(_index_type(Ar0.nnz, Ar0.nnz))   # exact below 2^53
-        self.A = sp.csc_matrix((Ar0.data[self._perm], probe.indices, probe.indptr), shape=Ar0.shape)
-        del probe
+        # CSC copy of Ar0 (sorted rows) and where each CSC entry lives in Ar0's CSR data: a stable
+        # sort of the CSR entries by column keeps them in row order within each column
+        self._perm = np.argsort(Ar0.indices, kind="stable").astype(_index_type(Ar0.nnz, Ar0.nnz))
+        rows = np.repeat(np.arange(q_r, dtype=Ar0.indices.dtype), np.diff(Ar0.indptr))[self._perm]
+        indptr = np.concatenate([[0], np.cumsum(np.bincount(Ar0.indices, minlength=q0))]).astype(Ar0.indptr.dtype)
+        self.A = sp.csc_matrix((Ar0.data[self._perm], rows, indptr), shape=Ar0.shape)
         # which levels go dense
         pairs = level_pairs(self.A, p0)
         dense = entry_cost * pairs > p0 * q_r * q_r / 2.0

@@ -27,8 +27,10 @@ def level_weights(F: np.ndarray) -> np.ndarray:
 
 def pair_count(Ar0: sp.spmatrix, p0: int) -> int:
     """Entries of the sparse plan ``T``: ~sum over levels of (nonzero rows)^2 / 2."""
-    A = sp.csc_matrix(Ar0)
-    nnz = np.diff(A.indptr).astype(np.int64)
+    if Ar0.format == "csr":     # entries per column without building the CSC copy
+        nnz = np.bincount(Ar0.indices, minlength=Ar0.shape[1]).astype(np.int64)
+    else:
+        nnz = np.diff(sp.csc_matrix(Ar0).indptr).astype(np.int64)
     if p0 > 1:
         nnz = nnz.reshape(-1, p0).sum(axis=1)
     return int(np.sum(nnz * (nnz + 1) // 2))
