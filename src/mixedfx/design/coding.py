@@ -110,27 +110,38 @@ def _term_columns(term, codes, levels: dict):
 
 
 def coded_matrix(termlist, coding, levels: dict, atom_values: dict, n: int) -> np.ndarray:
-    """The model matrix (intercept first, then each term's columns) of a planned coding."""
-    width = (1 if termlist.intercept else 0) + sum(
-        len(_term_columns(t, c, levels)) for t, c in zip(termlist.terms, coding))
-    X = np.empty((n, width), order="F")      # column by column, as formulaic's matrices
-    j = 0
+    """The model matrix (intercept first, then each term's columns) of a planned coding.
+
+    One pass over the rows per term: a row's factor codes give its column within the term (the
+    first factor varying fastest; a factor's reference level under contrasts gives none), where
+    it takes the product of the term's covariates.
+    """
+    widths = [len(_term_columns(t, c, levels)) for t, c in zip(termlist.terms, coding)]
+    start = 1 if termlist.intercept else 0
+    X = np.zeros((n, start + sum(widths)), order="F")     # column-major, as formulaic's matrices
     if termlist.intercept:
         X[:, 0] = 1.0
-        j = 1
     row_codes = {a: _codes(atom_values[a], levels[a], a) for a in levels}
-    for term, codes in zip(termlist.terms, coding):
+    for term, codes, width in zip(termlist.terms, coding, widths):
         num = None
         for a, c in zip(term, codes):
             if c == NUMERIC:
                 v = np.asarray(atom_values[a], dtype=float)
                 num = v if num is None else num * v
-        for col in _term_columns(term, codes, levels):
-            out = X[:, j]
-            out[:] = 1.0 if num is None else num
-            for a, lv in col:
-                out *= row_codes[a] == lv
-            j += 1
+        col = np.zeros(n, np.int64)
+        keep = np.ones(n, bool)
+        stride = 1
+        for a, c in zip(term, codes):
+            if c == NUMERIC:
+                continue
+            k = len(levels[a])
+            idx = row_codes[a] - (1 if c == CONTRASTS else 0)
+            keep &= idx >= 0
+            col += np.maximum(idx, 0) * stride
+            stride *= k - 1 if c == CONTRASTS else k
+        rows = np.flatnonzero(keep)
+        X[rows, start + col[rows]] = 1.0 if num is None else num[rows]
+        start += width
     return X
 
 
