@@ -9,7 +9,10 @@ Usage::
 Times are medians of whole ``mfx.glmer(...)`` calls (design, both optimization stages, the
 Hessian for standard errors, results); lme4's ``glmer`` is timed the same way (its Hessian
 is computed inside the fit too).  The last column is -2 log L ours minus lme4's (Laplace
-fits only: lme4 reports quadrature fits on another scale).
+fits only: lme4 reports quadrature fits on another scale).  "evals" counts the criterion
+evaluations of both stages (each one a PIRLS solve: stage 1 over theta with beta profiled as
+lme4's ``nAGQ = 0``, stage 2 over theta and beta); "peak MB" is the traced allocation peak of one
+fit.  Results go to ``benchmarks/results/glmm.json`` (``--json``).
 """
 from __future__ import annotations
 
@@ -21,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import tracemalloc
 import warnings
 
 import mixedfx as mfx
@@ -50,6 +54,8 @@ def main(argv=None) -> int:
     ap.add_argument("--no-r", action="store_true")
     ap.add_argument("--optimizer", default="auto", choices=("auto", "lbfgs", "bobyqa"),
                     help="mixedfx's optimizer (lbfgs applies to the Laplace fits only)")
+    ap.add_argument("--json", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results",
+                                                   "glmm.json"))
     args = ap.parse_args(argv)
     ours = {}
     for mid in args.models:
@@ -64,7 +70,14 @@ def main(argv=None) -> int:
                 t0 = time.perf_counter()
                 m = mfx.glmer(formula, df, family=family, nagq=nagq, **control)
                 times.append(time.perf_counter() - t0)
-        ours[mid] = {"median": statistics.median(times), "min": min(times), "m2ll": m.objective}
+            tracemalloc.start()
+            mfx.glmer(formula, df, family=family, nagq=nagq, **control)
+            peak = tracemalloc.get_traced_memory()[1]
+            tracemalloc.stop()
+        stage1 = getattr(m.fit, "opt_stage1", None)
+        evals = m.fit.opt.nfev + (stage1.nfev if stage1 is not None else 0)
+        ours[mid] = {"median": statistics.median(times), "min": min(times), "max": max(times), "reps": args.reps,
+                     "m2ll": m.objective, "evaluations": int(evals), "peak_mb": peak / 2**20}
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             warm = []
@@ -93,14 +106,22 @@ def main(argv=None) -> int:
             theirs = json.load(open(out))
         except (OSError, subprocess.CalledProcessError) as exc:
             print(f"(lme4 not run: {exc})")
-    print("| model | mixedfx median (min) s | refit with start= s | lme4 median s | speed-up | -2logLik ours - lme4 |")
-    print("|---|---:|---:|---:|---:|---:|")
+    print("| model | mixedfx median (min) s | evals | peak MB | refit with start= s | lme4 median s | speed-up "
+          "| -2logLik ours - lme4 |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for mid in args.models:
         o, t = ours[mid], theirs.get(mid)
         lme4 = f"{t['median']:.3f}" if t else "n/a"
         ratio = f"{t['median'] / o['median']:.1f}x" if t else "n/a"
         diff = f"{o['m2ll'] - t['m2ll']:+.1e}" if t and MODELS[mid][3] == 1 else ""
-        print(f"| {mid} | {o['median']:.3f} ({o['min']:.3f}) | {o['warm']:.3f} | {lme4} | {ratio} | {diff} |")
+        print(f"| {mid} | {o['median']:.3f} ({o['min']:.3f}) | {o['evaluations']} | {o['peak_mb']:.1f} "
+              f"| {o['warm']:.3f} | {lme4} | {ratio} | {diff} |")
+    os.makedirs(os.path.dirname(args.json), exist_ok=True)
+    with open(args.json, "w") as f:
+        json.dump({"machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0], "loadavg": os.getloadavg()},
+                   "lme4_live": bool(theirs), "optimizer": args.optimizer,
+                   "rows": [{"model": mid, "mixedfx": ours[mid], "lme4": theirs.get(mid)} for mid in args.models]},
+                  f, indent=1)
     return 0
 
 
