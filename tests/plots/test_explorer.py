@@ -194,6 +194,53 @@ def test_python_m_mixedfx_explore(tmp_path):
     assert _payload(out.read_text(encoding="utf-8"))["settings"]["seed"] == 5
 
 
+def _assert_close(a, b, path="payload"):
+    if isinstance(a, dict):
+        assert a.keys() == b.keys(), path
+        for k in a:
+            _assert_close(a[k], b[k], f"{path}.{k}")
+    elif isinstance(a, list):
+        assert len(a) == len(b), path
+        for i, (x, y) in enumerate(zip(a, b)):
+            _assert_close(x, y, f"{path}[{i}]")
+    elif isinstance(a, float) or isinstance(b, float):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-9, err_msg=path)
+    else:
+        assert a == b, path
+
+
+def test_cli_page_of_a_model_fitted_to_data(tmp_path, capsys, m_slope):
+    """``explore FORMULA --data D``: the page of that fit, the same payload as ``m.explore()``."""
+    from mixedfx.cli.main import main
+
+    out = tmp_path / "fit.html"
+    assert main(["explore", "Reaction ~ Days + (Days | Subject)", "--data", "sleepstudy", "--out", str(out),
+                 "--method", "no"]) == 0
+    page = _payload(out.read_text(encoding="utf-8"))
+    ref = json.loads(json.dumps(fit_payload(m_slope, group="Subject")))
+    assert page.pop("settings") == {"method": "no"}
+    assert page["mode"] == "fit" and page["group"] == "Subject"
+    _assert_close(page, ref)        # the shell's fit leaves numba out: equal to the optimizer's tolerance
+    glmm = tmp_path / "cbpp.html"
+    assert main(["explore", "cbind(incidence, size - incidence) ~ period + (1 | herd)", "--data", "cbpp",
+                 "--family", "binomial", "--out", str(glmm)]) == 0
+    assert _payload(glmm.read_text(encoding="utf-8"))["group"] == "herd"
+    capsys.readouterr()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["explore", "y ~ 1 + (1 | g)", "--out", "x.html"], "needs --data"),
+    (["explore", "--data", "sleepstudy", "--out", "x.html"], "give the model's formula too"),
+    (["explore", "Reaction ~ Days + (1 | Subject)", "--data", "sleepstudy", "--seed", "3", "--out", "x.html"],
+     "--seed set up the simulated page"),
+])
+def test_cli_explore_refuses_mixed_options(argv, message):
+    from mixedfx.cli.main import main
+
+    with pytest.raises(SystemExit, match=message):
+        main(argv)
+
+
 def test_a_result_without_rows_is_refused_clearly(m_int, tmp_path):
     path = tmp_path / "m.mfx"
     m_int.save(path)

@@ -6,6 +6,7 @@
 * ``anova FORMULA0 FORMULA1 [...] --data D [--family F] [--weights W] [--offset O]``
 * ``datasets``
 * ``explore --out FILE [--clusters J] [--size N] [--sigma-u SD] [--sigma-e SD] [--seed K] [--method M]``
+* ``explore FORMULA --data D --out FILE [--group G] [--family F] [--method M]``: a fitted model's groups
 
 ``--data`` takes a bundled dataset name (``python -m mixedfx datasets`` lists them)
 or a path to a CSV or Parquet file.  A reader that goes away (``| head``) ends the command
@@ -163,8 +164,7 @@ def _main(argv: list[str] | None) -> int:
     if args.command == "anova":
         return _anova(args)
     if args.command == "explore":
-        from ..plots.explorer import cli_explore
-        return cli_explore(args)
+        return _explore(args)
     df, name = _read_data(args.data, args.factor)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -192,6 +192,34 @@ def _main(argv: list[str] | None) -> int:
         for msg in messages:
             print(f"warning: {msg}", file=sys.stderr)
     return 0
+
+
+def _explore(args) -> int:
+    """``explore``: the simulated page, or with a formula the page of that model fitted to ``--data``."""
+    from ..plots.explorer import cli_explore
+    if args.formula is None:
+        with_fit = [f"--{k}" for k in ("data", "group", "family", "link") if getattr(args, k) is not None]
+        if with_fit or args.factor:
+            raise SystemExit(f"error: {', '.join(with_fit or ['--factor'])}: options of a fitted model's page; give "
+                             "the model's formula too (explore 'y ~ x + (1 | g)' --data D --out F)")
+        return cli_explore(args)
+    if args.data is None:
+        raise SystemExit("error: explore with a formula needs --data (a bundled dataset name or a CSV/Parquet path)")
+    sim = [flag for flag, k in (("--clusters", "J"), ("--size", "n"), ("--sigma-u", "sigma_u"),
+                                ("--sigma-e", "sigma_e"), ("--seed", "seed")) if getattr(args, k) is not None]
+    if sim:
+        raise SystemExit(f"error: {', '.join(sim)} set up the simulated page; a fitted model's page shows its "
+                         "own groups (drop them, or the formula)")
+    df, name = _read_data(args.data, args.factor)
+    args.weights = args.offset = None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")      # the page shows the fit; `fit` prints its warnings
+        try:
+            m = _fit_one(args, args.formula, df, name)
+        except (ValueError, FloatingPointError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+    return cli_explore(args, fit=m)
 
 
 def _fit_one(args, formula: str, df, name: str, reml: bool = True):
