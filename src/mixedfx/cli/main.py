@@ -82,13 +82,9 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     fit = sub.add_parser("fit", help="fit a linear (or, with --family, generalized) mixed model")
     fit.add_argument("formula", help="lme4 formula, e.g. 'Reaction ~ Days + (Days | Subject)'")
-    fit.add_argument("--data", required=True, help="bundled dataset name or CSV/Parquet path")
+    _model_options(fit)
     fit.add_argument("--ml", action="store_true", help="maximum likelihood instead of REML")
     fit.add_argument("--weights", help="column of prior weights")
-    fit.add_argument("--factor", action="append", default=[], metavar="COLUMN",
-                     help="treat a numeric column as a factor (repeatable)")
-    fit.add_argument("--family", help="GLMM family: binomial, poisson, gamma, inverse_gaussian, gaussian, negbin")
-    fit.add_argument("--link", help="link function for --family (default: the family's canonical link)")
     fit.add_argument("--nagq", type=int, default=1, help="quadrature nodes for a GLMM (default 1: Laplace)")
     fit.add_argument("--json", action="store_true", help="machine-readable output")
     fit.add_argument("--offset", help="column holding a known offset (added to the linear predictor)")
@@ -115,19 +111,30 @@ def _parser() -> argparse.ArgumentParser:
                       help="add standard errors: columns fit, se_fit")
     an = sub.add_parser("anova", help="likelihood-ratio test between nested models on the same data")
     an.add_argument("formulas", nargs="+", metavar="FORMULA", help="two or more lme4 formulas")
-    an.add_argument("--data", required=True, help="bundled dataset name or CSV/Parquet path")
-    an.add_argument("--family", help="GLMM family (default: linear mixed models)")
-    an.add_argument("--link", help="link function for --family")
+    _model_options(an)
     an.add_argument("--weights", help="column of prior weights")
     an.add_argument("--offset", help="column holding a known offset")
-    an.add_argument("--factor", action="append", default=[], metavar="COLUMN",
-                    help="treat a numeric column as a factor (repeatable)")
     an.add_argument("--json", action="store_true", help="machine-readable output")
     sub.add_parser("datasets", help="list the bundled datasets")
     from ..plots.explorer import add_explore_arguments
-    add_explore_arguments(sub.add_parser("explore", help="write the interactive partial-pooling explorer "
-                                                         "(one self-contained HTML page)"))
+    ex = sub.add_parser("explore", help="write the interactive partial-pooling explorer (one self-contained "
+                                        "HTML page): simulated data, or with a formula a model fitted to --data")
+    ex.add_argument("formula", nargs="?", help="lme4 formula: show this model's groups, fitted to --data "
+                                               "(without it the page simulates its own data)")
+    add_explore_arguments(ex)
+    _model_options(ex, required=False)
+    ex.add_argument("--group", help="with a formula: the grouping factor to show (default the first term's)")
     return p
+
+
+def _model_options(parser, required: bool = True) -> None:
+    """The options that name a model's data and family: ``--data``, ``--family``, ``--link``, ``--factor``."""
+    parser.add_argument("--data", required=required, help="bundled dataset name or CSV/Parquet path")
+    parser.add_argument("--family", help="GLMM family: binomial, poisson, gamma, inverse_gaussian, gaussian, negbin "
+                                         "(default: a linear mixed model)")
+    parser.add_argument("--link", help="link function for --family (default: the family's canonical link)")
+    parser.add_argument("--factor", action="append", default=[], metavar="COLUMN",
+                        help="treat a numeric column as a factor (repeatable)")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -179,15 +179,7 @@ def write_explorer(path, fit=None, **settings) -> str:
 # ---------------------------------------------------------------------------------------- command line
 def add_explore_arguments(parser) -> None:
     """Add the ``explore`` subcommand's options to an argparse (sub)parser."""
-    parser.add_argument("formula", nargs="?", help="lme4 formula: show this model's groups, fitted to --data "
-                                                   "(without it the page simulates its own data)")
     parser.add_argument("--out", required=True, metavar="FILE", help="HTML file to write (open it in any browser)")
-    parser.add_argument("--data", help="with a formula: bundled dataset name or CSV/Parquet path")
-    parser.add_argument("--group", help="with a formula: the grouping factor to show (default the first term's)")
-    parser.add_argument("--family", help="with a formula: GLMM family (default: a linear mixed model)")
-    parser.add_argument("--link", help="link function for --family")
-    parser.add_argument("--factor", action="append", default=[], metavar="COLUMN",
-                        help="treat a numeric column as a factor (repeatable)")
     parser.add_argument("--clusters", "-J", dest="J", type=int, help="number of clusters J, 2-60 (default 12)")
     parser.add_argument("--size", "-n", dest="n", type=int, help="mean cluster size n, 2-100 (default 8)")
     parser.add_argument("--sigma-u", dest="sigma_u", type=float, metavar="SD",
