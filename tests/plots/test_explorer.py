@@ -226,6 +226,10 @@ def test_cli_page_of_a_model_fitted_to_data(tmp_path, capsys, m_slope):
                  "--family", "binomial", "--out", str(glmm)]) == 0
     assert _payload(glmm.read_text(encoding="utf-8"))["group"] == "herd"
     capsys.readouterr()
+    assert main(["explore", "Reaction ~ Days + (1 | Subject)", "--data", "sleepstudy", "--group", "Days",
+                 "--out", str(tmp_path / "g.html")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --group Days: the model has no random-effects term") and "explore(" not in err
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -201,7 +201,10 @@ def cli_explore(args, fit=None) -> int:
     try:
         page = explore_html(fit, **settings, _cli=True)
     except (ValueError, TypeError, KeyError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
+        if settings.get("group") is not None:     # the shell's user knows the flag, not the argument
+            msg = str(msg).replace(f"explore(group={settings['group']!r})", f"--group {settings['group']}")
+        print(f"error: {msg}", file=sys.stderr)
         return 2
     try:
         ExplorerPage(page).save(args.out)
