@@ -141,3 +141,29 @@ def test_level_labels_with_colons_and_brackets_keep_r_names():
                           k=pd.Categorical(rng.choice([3, 1, 2], n)), g=rng.choice(list("pqrstu"), n)))
     design = build_design(parse_formula("y ~ 0 + s + k + (1 | g)"), d, lmm=True)
     assert design.xnames == ("sa:b", "sc[1]", "sx y", "k2", "k3")
+
+
+def test_unused_categories_are_not_levels_as_in_lme4():
+    """R's model.frame(drop.unused.levels = TRUE): a declared but absent category, or one whose rows were
+    all dropped for missing values, is not a level (and so never the reference)."""
+    cake = mfx.datasets.load("cake")
+    f = "angle ~ recipe * temp + (1 | recipe:replicate)"
+    base = mfx.lmer(f, cake)
+    extra = cake.copy()
+    extra["recipe"] = extra["recipe"].cat.add_categories(["D"]).cat.reorder_categories(["D", "A", "B", "C"])
+    m = mfx.lmer(f, extra)            # lme4 1.1-31 on the same data: the names below, REML 1703.267
+    assert m.fit.design.xnames == base.fit.design.xnames == (
+        "(Intercept)", "recipeB", "recipeC", "temp", "recipeB:temp", "recipeC:temp")
+    assert m.objective == base.objective
+    na_only = pd.concat([cake, cake.iloc[:2].assign(angle=np.nan, recipe="E")], ignore_index=True)
+    na_only["recipe"] = pd.Categorical(na_only["recipe"].astype(str), categories=["E", "A", "B", "C"])
+    with pytest.warns(UserWarning, match="2 row"):
+        r = mfx.lmer(f, na_only)
+    assert r.fit.design.xnames == base.fit.design.xnames and r.n_dropped == 2
+    np.testing.assert_array_equal(r.fixef.values, base.fixef.values)
+    new = cake.iloc[[0, 100]].copy()
+    new["recipe"] = pd.Categorical(["A", "B"], categories=["B", "A", "Z"])    # another category list
+    np.testing.assert_allclose(m.predict(new), base.predict(cake.iloc[[0, 100]]), rtol=1e-12)
+    new["recipe"] = pd.Categorical(["A", "Z"], categories=["A", "Z"])
+    with pytest.raises(DesignError, match="recipe"):
+        m.predict(new)

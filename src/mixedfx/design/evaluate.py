@@ -461,8 +461,13 @@ def evaluate_atom(node: Node, data: pd.DataFrame, state: AtomState, training: bo
         require_finite_rows(value, data.index, repr(label), "check the variable's values", show_value=False)
         return np.asarray(value, dtype=float)
     if isinstance(value, pd.Categorical):
-        state.levels.setdefault(label, list(value.categories))
-        return value
+        # as R's model.frame(drop.unused.levels = TRUE): a category no row uses (declared but absent,
+        # or only in rows dropped for missing values) is not a level, so it never becomes the
+        # reference; new data are read against the fitted levels (an unknown one is an error)
+        cat = to_factor(value, label, None if training else state.levels.get(label))
+        if training:
+            state.levels.setdefault(label, list(cat.categories))
+        return cat
     arr = np.asarray(value)
     if arr.ndim == 0:
         arr = np.full(n, arr.item())
