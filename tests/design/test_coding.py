@@ -52,6 +52,22 @@ def test_coded_matrices_equal_formulaic_on_random_formulas():
     assert coded > 100          # the hierarchical share of random formulas is coded here
 
 
+def test_interactions_of_factors_with_many_levels():
+    """Column indices beyond int8 (pandas' code type below 128 levels): 50 x 10 levels, 500 columns."""
+    rng = np.random.default_rng(0)
+    n = 3000
+    vals = {"f": pd.Categorical.from_codes(rng.integers(0, 50, n), categories=[f"F{i}" for i in range(50)]),
+            "g": pd.Categorical.from_codes(rng.integers(0, 10, n), categories=[f"G{i}" for i in range(10)]),
+            "x": rng.normal(size=n)}
+    for tl in (TermList(True, (("f",), ("g",), ("x",), ("f", "g"), ("f", "x"), ("g", "x"), ("f", "g", "x"))),
+               TermList(False, (("f",), ("g",), ("f", "g")))):
+        X, spec = build_term_matrix(tl, vals, n)
+        assert spec.coding is not None
+        Xf, specf = build_term_matrix(tl, vals, n, coding=False)
+        assert spec.names == specf.names
+        np.testing.assert_array_equal(X, Xf)
+
+
 @pytest.mark.parametrize("rhs", ["f * g * x", "0 + f + x", "f + f:x", "0 + f:x", "f:x", "x + f:x", "0 + f + g"])
 def test_hierarchical_formulas_take_the_coded_path(rhs):
     rng = np.random.default_rng(0)

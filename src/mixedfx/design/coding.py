@@ -135,7 +135,9 @@ def coded_matrix(termlist, coding, levels: dict, atom_values: dict, n: int) -> n
             if c == NUMERIC:
                 continue
             k = len(levels[a])
-            idx = row_codes[a] - (1 if c == CONTRASTS else 0)
+            # int64 before any arithmetic: pandas keeps codes as int8 below 128 levels, and a column
+            # index of an interaction (code times the product of the earlier factors' widths) is larger
+            idx = row_codes[a].astype(np.int64) - (1 if c == CONTRASTS else 0)
             keep &= idx >= 0
             col += np.maximum(idx, 0) * stride
             stride *= k - 1 if c == CONTRASTS else k
