@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import warnings
 
@@ -218,7 +219,6 @@ def _explore(args) -> int:
         raise SystemExit(f"error: {', '.join(sim)} set up the simulated page; a fitted model's page shows its "
                          "own groups (drop them, or the formula)")
     df, name = _read_data(args.data, args.factor)
-    args.weights = args.offset = None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")      # the page shows the fit; `fit` prints its warnings
         try:
@@ -226,16 +226,18 @@ def _explore(args) -> int:
         except (ValueError, FloatingPointError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
-    return cli_explore(args, fit=m)
+    return cli_explore(args, fit=m, explain=_as_flags)
 
 
 def _fit_one(args, formula: str, df, name: str, reml: bool = True):
     from ..api import glmer, lmer
 
+    # commands without --weights, --offset or --nagq (explore) fit without them
+    weights, offset = getattr(args, "weights", None), getattr(args, "offset", None)
     if args.family:
         return glmer(formula, df, family=args.family, link=args.link, nagq=getattr(args, "nagq", 1),
-                     weights=args.weights, offset=args.offset, data_name=name)
-    return lmer(formula, df, reml=reml, weights=args.weights, offset=args.offset, data_name=name)
+                     weights=weights, offset=offset, data_name=name)
+    return lmer(formula, df, reml=reml, weights=weights, offset=offset, data_name=name)
 
 
 # the library's messages name Python arguments; the command line's user knows the flags
@@ -245,9 +247,14 @@ _FLAG_WORDS = (("type='link'", "--type link"), ("type='response'", "--type respo
                ("interval='confidence'", "--interval confidence"), ("se_fit=True", "--se-fit"))
 
 
+_FLAG_PATTERNS = ((re.compile(r"explore\(group='([^']*)'\)"), r"--group \1"),)
+
+
 def _as_flags(message: str) -> str:
     for python, flag in _FLAG_WORDS:
         message = message.replace(python, flag)
+    for pattern, flag in _FLAG_PATTERNS:
+        message = pattern.sub(flag, message)
     return message
 
 

@@ -27,7 +27,6 @@ The profiled deviances are (``n`` rows, ``p`` fixed effects, ``nu = n`` for ML a
 """
 from __future__ import annotations
 
-
 import numpy as np
 import scipy.sparse as sp
 from scipy.linalg import solve_triangular
@@ -43,7 +42,6 @@ from .sparse_chol import SparseBlockSolver
 from .zmap import random_effects_matrix
 
 __all__ = ["PLSWorkspace", "FAILED_OBJECTIVE", "random_effects_matrix", "deviance_from_parts"]
-
 
 
 def deviance_from_parts(ws, sigma: float | None = None, reml: bool | None = None) -> float:

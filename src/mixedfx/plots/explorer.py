@@ -191,8 +191,9 @@ def add_explore_arguments(parser) -> None:
     parser.add_argument("--title", help="page title")
 
 
-def cli_explore(args, fit=None) -> int:
-    """Run ``mixedfx explore``: write the page named by ``args.out``; 0 on success, 2 on bad settings."""
+def cli_explore(args, fit=None, explain=None) -> int:
+    """Run ``mixedfx explore``: write the page named by ``args.out``; 0 on success, 2 on bad settings.
+    ``explain``: rewrites an error message for the caller (the shell names its flags)."""
     import sys
 
     settings = {k: getattr(args, k, None) for k in ("J", "n", "sigma_u", "sigma_e", "seed", "method", "title")}
@@ -201,10 +202,8 @@ def cli_explore(args, fit=None) -> int:
     try:
         page = explore_html(fit, **settings, _cli=True)
     except (ValueError, TypeError, KeyError) as exc:
-        msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
-        if settings.get("group") is not None:     # the shell's user knows the flag, not the argument
-            msg = str(msg).replace(f"explore(group={settings['group']!r})", f"--group {settings['group']}")
-        print(f"error: {msg}", file=sys.stderr)
+        msg = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
+        print(f"error: {msg if explain is None else explain(msg)}", file=sys.stderr)
         return 2
     try:
         ExplorerPage(page).save(args.out)
