@@ -50,7 +50,7 @@ class CrossProducts:
         self.q0 = self.l0 * self.p0
         self.col0, self.val0 = _entries(self.codes0, X0, 0)
         self._intercept0 = bool(np.all(self.val0 == 1.0))
-        self._Z0t = None        # CSR Z0' and Zr' for F' W Z: built when first needed (large problems)
+        self._zt = {}           # CSR Z0' and Zr' for F' W Z (keys "Z0", "Zr"): built when first needed
         rest = blocks[1:]
         self.has_rest = bool(rest)
         if not rest:
@@ -66,7 +66,6 @@ class CrossProducts:
         self.colr = np.hstack(cols)            # (n, R)
         self.valr = np.hstack(vals)
         R = self.colr.shape[1]
-        self._Zrt = None
         # Zr' W Z0: contribution (row i, rest entry a, term-0 entry b)
         keys = (self.colr[:, :, None].astype(np.int64) * self.q0 + self.col0[:, None, :]).reshape(self.n, -1)
         self.r0_indptr, self.r0_indices, self.r0_pos, self.r0_nnz = _pattern(keys, self.q0, self.qr)
@@ -87,7 +86,7 @@ class CrossProducts:
     #: 0.19 ms), while the bincounts' passes over the rows cost more than one CSR product at scale
     BINCOUNT_MAX = 200_000
 
-    def _zt_f(self, which: str, cols: np.ndarray, vals: np.ndarray, q: int, Fw: np.ndarray) -> np.ndarray:
+    def _zt_f(self, key: str, cols: np.ndarray, vals: np.ndarray, q: int, Fw: np.ndarray) -> np.ndarray:
         """``F' W Z`` (p + 1, q) for the Z whose rows have column indices ``cols`` and values ``vals``
         (n, k; the columns of one row are distinct, and each column of Z is reached from one
         position ``a`` of ``k`` only).
@@ -104,10 +103,10 @@ class CrossProducts:
                 for c in range(p1):
                     out[c] += np.bincount(cols[:, a], vals[:, a] * Fw[:, c], minlength=q)
             return out
-        Zt = getattr(self, which)
+        Zt = self._zt.get(key)
         if Zt is None:
-            Zt = sp.csr_matrix((vals.ravel(), (cols.ravel(), np.repeat(np.arange(n), k))), shape=(q, n))
-            setattr(self, which, Zt)
+            Zt = self._zt[key] = sp.csr_matrix((vals.ravel(), (cols.ravel(), np.repeat(np.arange(n), k))),
+                                               shape=(q, n))
         return np.asarray(Zt @ Fw).T.copy()
 
     def compute_zz(self, w: np.ndarray) -> dict:
@@ -145,7 +144,7 @@ class CrossProducts:
         F[:, self.p] = y
         Fw = F * w[:, None]
         out["AFF"] = F.T @ Fw
-        out["AF0"] = self._zt_f("_Z0t", self.col0, self.val0, self.q0, Fw)
+        out["AF0"] = self._zt_f("Z0", self.col0, self.val0, self.q0, Fw)
         if self.has_rest:
-            out["AFr"] = self._zt_f("_Zrt", self.colr, self.valr, self.qr, Fw)
+            out["AFr"] = self._zt_f("Zr", self.colr, self.valr, self.qr, Fw)
         return out
